@@ -1,0 +1,357 @@
+/**
+ * Process helpers for the firewall backends, plus the input validation both real backends share.
+ *
+ * - {@link run}: run one command from an argument array (never a shell string), collect `{ code, stdout, stderr }`.
+ *   It never rejects: a command that cannot be started comes back with `code: -1` and `spawnError` set.
+ * - {@link LongLivedProcess}: one child with line-split stdout/stderr, for `nft -i`.
+ * - `wrap`: every backend accepts a command prefix (e.g. `['ip', 'netns', 'exec', 'NS']`) that is prepended to every
+ *   command it runs; tests use it to drive the real backend against a network namespace.
+ * - Validation ({@link checkAccess}, {@link canonicalAddress}, {@link checkGrantKey}): every value that ends up in
+ *   nft or iptables text goes through these first; nothing unvalidated is ever interpolated.
+ * @module
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { isIPv4, isIPv6 } from 'node:net';
+import type { Access, Proto } from '../../shared/access.js';
+import { FirewallError, type Family, type GrantEntry } from './backend.js';
+
+export interface RunResult {
+  /** Exit code; -1 when the process could not be started or was killed by a signal / the timeout. */
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** Set when the command could not be started at all (e.g. ENOENT). */
+  readonly spawnError?: string;
+  /** Set when the command was killed after `timeoutMs`. */
+  readonly timedOut?: boolean;
+}
+
+export interface RunOptions {
+  /** Written to the child's stdin, which is then closed. Without it stdin is closed at once. */
+  readonly input?: string;
+  /** Kill the child (SIGKILL) after this long. Default 10 000 ms. */
+  readonly timeoutMs?: number;
+}
+
+/** The environment for firewall tools: the caller's, with a fixed locale so messages are stable. */
+function toolEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, LC_ALL: 'C', LANG: 'C' };
+}
+
+/** Run `argv[0]` with `argv.slice(1)`; resolve with exit code and captured output. Never rejects. */
+export function run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  const [cmd, ...args] = argv;
+  if (cmd === undefined) return Promise.resolve({ code: -1, stdout: '', stderr: '', spawnError: 'empty command' });
+  return new Promise((resolve) => {
+    let child: ChildProcessWithoutNullStreams;
+    try {
+      child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: toolEnv() });
+    } catch (err) {
+      resolve({ code: -1, stdout: '', stderr: '', spawnError: errorText(err) });
+      return;
+    }
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let spawnError: string | undefined;
+    let timedOut = false;
+    let settled = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, opts.timeoutMs ?? 10_000);
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.stdin.on('error', () => {
+      /* EPIPE when the child exits early: its exit code tells the story */
+    });
+    child.on('error', (e) => {
+      spawnError = errorText(e);
+    });
+    child.on('close', (code) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      const result: RunResult = {
+        code: code ?? -1,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+        ...(spawnError !== undefined ? { spawnError } : {}),
+        ...(timedOut ? { timedOut } : {}),
+      };
+      resolve(result);
+    });
+    if (opts.input !== undefined) child.stdin.end(opts.input);
+    else child.stdin.end();
+  });
+}
+
+/** A one-line description of a failed {@link RunResult}, for a {@link FirewallError} message. */
+export function describeFailure(argv: readonly string[], r: RunResult): string {
+  const name = argv.join(' ');
+  if (r.spawnError !== undefined) return `cannot run ${shortCmd(name)}: ${r.spawnError}`;
+  if (r.timedOut) return `${shortCmd(name)} timed out`;
+  const msg = oneLine(r.stderr) || oneLine(r.stdout) || 'no output';
+  return `${shortCmd(name)} failed (exit ${r.code}): ${msg}`;
+}
+
+function shortCmd(s: string): string {
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+/** Collapse text to one line (first non-empty lines joined by ' | '), at most `max` characters. */
+export function oneLine(text: string, max = 300): string {
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
+  const s = lines.slice(0, 3).join(' | ');
+  return s.length > max ? `${s.slice(0, max - 3)}...` : s;
+}
+
+export function errorText(e: unknown): string {
+  if (e instanceof Error) return e.message.split('\n')[0] ?? e.name;
+  return String(e);
+}
+
+export interface LongLivedOptions {
+  /** Called for each complete stdout line (without the newline). */
+  readonly onStdoutLine?: (line: string) => void;
+  /** Called for each complete stderr line (without the newline). */
+  readonly onStderrLine?: (line: string) => void;
+  /** Called once when the process has gone (exit, signal, or spawn failure). */
+  readonly onExit?: (code: number | null, signal: NodeJS.Signals | null, spawnError: string | undefined) => void;
+}
+
+/**
+ * One long-lived child with pipes on all three streams; output is delivered line by line.
+ * The process is not restarted here: owners decide (see the nft shell in nftables.ts).
+ */
+export class LongLivedProcess {
+  private readonly child: ChildProcessWithoutNullStreams | undefined;
+  private alive = true;
+  private exitWaiters: (() => void)[] = [];
+  private outBuf = '';
+  private errBuf = '';
+
+  constructor(
+    argv: readonly string[],
+    private readonly opts: LongLivedOptions = {},
+  ) {
+    const [cmd, ...args] = argv;
+    if (cmd === undefined) {
+      this.alive = false;
+      this.child = undefined;
+      queueMicrotask(() => this.finish(null, null, 'empty command'));
+      return;
+    }
+    let spawnError: string | undefined;
+    let child: ChildProcessWithoutNullStreams;
+    try {
+      child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: toolEnv() });
+    } catch (err) {
+      this.alive = false;
+      this.child = undefined;
+      const msg = errorText(err);
+      queueMicrotask(() => this.finish(null, null, msg));
+      return;
+    }
+    this.child = child;
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stdout.on('data', (d: string) => {
+      this.outBuf = this.split(this.outBuf + d, this.opts.onStdoutLine);
+    });
+    child.stderr.on('data', (d: string) => {
+      this.errBuf = this.split(this.errBuf + d, this.opts.onStderrLine);
+    });
+    child.stdin.on('error', () => {
+      /* EPIPE: reported through 'close' */
+    });
+    child.on('error', (e) => {
+      spawnError = errorText(e);
+    });
+    child.on('close', (code, signal) => {
+      this.alive = false;
+      this.finish(code, signal, spawnError);
+    });
+  }
+
+  private split(buf: string, cb: ((line: string) => void) | undefined): string {
+    let rest = buf;
+    for (let i = rest.indexOf('\n'); i >= 0; i = rest.indexOf('\n')) {
+      const line = rest.slice(0, i);
+      rest = rest.slice(i + 1);
+      cb?.(line);
+    }
+    return rest;
+  }
+
+  private finish(code: number | null, signal: NodeJS.Signals | null, spawnError: string | undefined): void {
+    // flush partial last lines
+    if (this.outBuf !== '') this.opts.onStdoutLine?.(this.outBuf);
+    if (this.errBuf !== '') this.opts.onStderrLine?.(this.errBuf);
+    this.outBuf = '';
+    this.errBuf = '';
+    this.opts.onExit?.(code, signal, spawnError);
+    const waiters = this.exitWaiters;
+    this.exitWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  get isAlive(): boolean {
+    return this.alive;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** Write text to stdin. Returns false if the process is gone. */
+  write(text: string): boolean {
+    if (!this.alive || !this.child || this.child.stdin.destroyed) return false;
+    this.child.stdin.write(text);
+    return true;
+  }
+
+  /** Close stdin and wait up to `graceMs` for the process to exit, then SIGKILL it. */
+  async close(graceMs = 1000): Promise<void> {
+    if (!this.child || !this.alive) return;
+    const exited = new Promise<void>((r) => this.exitWaiters.push(r));
+    this.child.stdin.end();
+    const timer = setTimeout(() => this.child?.kill('SIGKILL'), graceMs);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  /** Kill at once (SIGKILL) and wait for the exit. */
+  async kill(): Promise<void> {
+    if (!this.child || !this.alive) return;
+    const exited = new Promise<void>((r) => this.exitWaiters.push(r));
+    this.child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+/**
+ * Serialize async operations: each call to `run` starts after the previous one settled (success or failure).
+ */
+export class SerialQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.tail.then(fn, fn);
+    this.tail = next.catch(() => undefined);
+    return next;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Validation shared by the backends. Everything that goes into firewall command text passes through here.
+// ---------------------------------------------------------------------------------------------------------------
+
+const PROTOS: readonly Proto[] = ['tcp', 'udp'];
+
+/** Throws FirewallError unless `a` is `{ proto: 'tcp' | 'udp', port: integer 1..65535 }`. Returns a clean copy. */
+export function checkAccess(a: unknown): Access {
+  if (typeof a !== 'object' || a === null) throw new FirewallError('invalid access: not an object');
+  const { proto, port } = a as { proto?: unknown; port?: unknown };
+  if (typeof proto !== 'string' || !(PROTOS as readonly string[]).includes(proto)) {
+    throw new FirewallError(`invalid access protocol: ${JSON.stringify(String(proto)).slice(0, 40)}`);
+  }
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new FirewallError(`invalid access port: ${JSON.stringify(String(port)).slice(0, 40)}`);
+  }
+  return { proto: proto as Proto, port };
+}
+
+/**
+ * The canonical text of an address of the given family, or a FirewallError.
+ * v4: dotted quad as `net.isIPv4` accepts it (no leading zeros, no short forms).
+ * v6: RFC 5952 compressed lowercase form; zone ids (`%eth0`) and IPv4-mapped addresses (`::ffff:a.b.c.d`) are refused.
+ */
+export function canonicalAddress(family: Family, address: unknown): string {
+  if (typeof address !== 'string') throw new FirewallError('invalid address: not a string');
+  const shown = JSON.stringify(address.slice(0, 60));
+  if (family === 4) {
+    if (!isIPv4(address)) throw new FirewallError(`invalid IPv4 address ${shown}`);
+    return address;
+  }
+  if (family !== 6) throw new FirewallError(`invalid address family ${JSON.stringify(String(family))}`);
+  if (!isIPv6(address) || address.includes('%')) throw new FirewallError(`invalid IPv6 address ${shown}`);
+  // WHATWG URL serialises IPv6 hosts in RFC 5952 form (lowercase, longest zero run compressed, no v4 dotted tail).
+  const canon = new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  if (/^::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}$/.test(canon) || canon === '::ffff:0:0') {
+    throw new FirewallError(`IPv4-mapped IPv6 address ${shown} is not allowed; use family 4`);
+  }
+  if (!isIPv6(canon)) throw new FirewallError(`invalid IPv6 address ${shown}`);
+  return canon;
+}
+
+/** A validated grant key (family, canonical address, access). */
+export interface GrantKey {
+  readonly family: Family;
+  readonly address: string;
+  readonly access: Access;
+}
+
+export function checkGrantKey(e: unknown): GrantKey {
+  if (typeof e !== 'object' || e === null) throw new FirewallError('invalid grant: not an object');
+  const { family, address, access } = e as { family?: unknown; address?: unknown; access?: unknown };
+  if (family !== 4 && family !== 6) throw new FirewallError(`invalid grant family ${JSON.stringify(String(family))}`);
+  return { family, address: canonicalAddress(family, address), access: checkAccess(access) };
+}
+
+/** Validates expiresAt as a finite number (ms since epoch). */
+export function checkExpiresAt(v: unknown): number {
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new FirewallError('invalid grant expiresAt');
+  return v;
+}
+
+/** `family|address|proto/port`: identity of a grant regardless of expiry. */
+export function grantKeyString(k: GrantKey): string {
+  return `${k.family}|${k.address}|${k.access.proto}/${k.access.port}`;
+}
+
+/** Validate grants and drop duplicates (the last entry for a key wins). */
+export function checkGrants(entries: readonly GrantEntry[]): GrantEntry[] {
+  if (!Array.isArray(entries)) throw new FirewallError('invalid grants: not an array');
+  const byKey = new Map<string, GrantEntry>();
+  for (const e of entries) {
+    const k = checkGrantKey(e);
+    const expiresAt = checkExpiresAt((e as { expiresAt?: unknown }).expiresAt);
+    byKey.set(grantKeyString(k), { ...k, expiresAt });
+  }
+  return [...byKey.values()];
+}
+
+/** Validate revoke keys and drop duplicates. */
+export function checkKeys(entries: readonly Omit<GrantEntry, 'expiresAt'>[]): GrantKey[] {
+  if (!Array.isArray(entries)) throw new FirewallError('invalid grants: not an array');
+  const byKey = new Map<string, GrantKey>();
+  for (const e of entries) {
+    const k = checkGrantKey(e);
+    byKey.set(grantKeyString(k), k);
+  }
+  return [...byKey.values()];
+}
+
+/** Validate a plan's protected accesses; duplicates removed, order kept. */
+export function checkProtect(protect: unknown): Access[] {
+  if (!Array.isArray(protect)) throw new FirewallError('invalid plan: protect is not an array');
+  const seen = new Set<string>();
+  const out: Access[] = [];
+  for (const a of protect as unknown[]) {
+    const c = checkAccess(a);
+    const k = `${c.proto}/${c.port}`;
+    if (!seen.has(k)) {
+      seen.add(k);
+      out.push(c);
+    }
+  }
+  return out;
+}
+
+/** Wrap + command: the full argv. */
+export function withWrap(wrap: readonly string[] | undefined, argv: readonly string[]): string[] {
+  return [...(wrap ?? []), ...argv];
+}

@@ -1,0 +1,26 @@
+/**
+ * A packet format: how to recognise, authenticate and decrypt one kind of knock. Every format ends in the same
+ * `Authenticated` value, which then goes through one path: time window → replay → policy → grant → firewall.
+ * spa-knock's own format is `spak1` (server/formats/spak1.ts); fwknop's is planned on the same port.
+ * @module
+ */
+import type { KnockRequest } from '../../shared/wire.js';
+import type { ClientConfig } from '../config.js';
+import type { RejectReason } from '../reasons.js';
+
+export interface Authenticated {
+  readonly client: ClientConfig;
+  readonly request: KnockRequest;
+  /** Unique per packet, stable across retransmissions: the replay record's id. */
+  readonly replayId: string;
+}
+
+export type AuthResult = { readonly ok: true; readonly value: Authenticated } | { readonly ok: false; readonly code: RejectReason };
+
+export interface PacketFormat {
+  readonly name: string;
+  /** Cheap test (no crypto) of whether the datagram could be this format. */
+  claims(buf: Uint8Array): boolean;
+  /** Size, version, key lookup, MAC, decrypt, parse. Never throws on hostile input. */
+  authenticate(buf: Uint8Array, nowMs: number): AuthResult;
+}

@@ -1,0 +1,55 @@
+/**
+ * Constants of spa-knock, in two blocks as wireguard-go's device/constants.go does:
+ * protocol constants (changing one is a wire break: bump PROTOCOL_VERSION) and tunables (config defaults).
+ * @module
+ */
+
+/* ---- Protocol constants: changing these is a wire break ---- */
+
+/** First byte of every v1 packet. */
+export const PROTOCOL_VERSION = 0x01;
+/** Length of the rotating key id carried in clear. */
+export const KEY_ID_LEN = 8;
+/** XChaCha20 extended nonce (draft-irtf-cfrg-xchacha §2). */
+export const NONCE_LEN = 24;
+/** HMAC-SHA256 tag, full length (RFC 2104, RFC 4868 §2.1). */
+export const TAG_LEN = 32;
+/** Client key length. */
+export const KEY_LEN = 32;
+/** Key-id epoch: the id rotates every minute so an observer cannot link knocks made in different minutes. */
+export const KEY_ID_EPOCH_MS = 60_000;
+/** version ‖ key id ‖ nonce */
+export const HEADER_LEN = 1 + KEY_ID_LEN + NONCE_LEN;
+/** Smallest payload: ts(8) type(1) duration(2) count(1) family(1). */
+export const MIN_PAYLOAD_LEN = 13;
+export const MIN_PACKET_LEN = HEADER_LEN + MIN_PAYLOAD_LEN + TAG_LEN;
+/** Hard upper bound; far below the IPv6 minimum MTU (1280) so a knock is never fragmented. */
+export const MAX_PACKET_LEN = 512;
+/** Most accesses one packet may carry. */
+export const MAX_ACCESSES = 32;
+
+/** HKDF-SHA256 (RFC 5869) salt and `info` labels; one sub-key per purpose. */
+export const KDF_SALT = 'spa-knock/v1';
+export const KDF_LABEL_ID = 'spa-knock/v1 key-id';
+export const KDF_LABEL_ENC = 'spa-knock/v1 encrypt';
+export const KDF_LABEL_MAC = 'spa-knock/v1 mac';
+
+/** Message types. */
+export const MSG_OPEN = 1;
+export const MSG_CLOSE = 2;
+
+/** Address family codes in the payload's allow-address field. */
+export const ADDR_NONE = 0;
+export const ADDR_V4 = 4;
+export const ADDR_V6 = 6;
+
+/** Key text form: `spak1_` + base64url(key ‖ checksum), checksum = SHA-256("spak1" ‖ key)[0..4]. */
+export const KEY_TEXT_PREFIX = 'spak1_';
+export const KEY_CHECKSUM_LEN = 4;
+
+/* ---- Tunables (defaults for the config file and the CLI) ---- */
+
+export const DEFAULT_PORT = 62201;
+export const DEFAULT_REPLAY_WINDOW_S = 60;
+export const DEFAULT_GRANT_DURATION_S = 30;
+export const DEFAULT_MAX_DURATION_S = 300;

@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { ReplayGuard } from '../../shared/replay.js';
+import { ReplayFile, StateDirError } from '../../server/replay-file.js';
+
+const root = mkdtempSync(join(tmpdir(), 'spak-replayfile-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+describe('replay file (persistence across restarts)', () => {
+  test('records written by one process are refused by the next', () => {
+    const dir = join(root, 'a');
+    const f1 = new ReplayFile(dir);
+    const g1 = new ReplayGuard({ windowMs: 60_000, initial: f1.load(1000), persist: (r) => f1.append(r) });
+    g1.remember('spak1:aa', 1000, 1000);
+    g1.remember('spak1:bb', 2000, 2000);
+    // no close(): as after kill -9, only what write(2) put in the file counts
+    const f2 = new ReplayFile(dir);
+    const g2 = new ReplayGuard({ windowMs: 60_000, initial: f2.load(5000) });
+    assert.equal(g2.check('spak1:aa', 5000), 'replay');
+    assert.equal(g2.check('spak1:bb', 5000), 'replay');
+    assert.equal(g2.check('spak1:cc', 5000), 'fresh');
+    f1.close();
+    f2.close();
+  });
+
+  test('load drops expired records and torn or garbage lines, and compacts the file', () => {
+    const dir = join(root, 'b');
+    const f = new ReplayFile(dir);
+    f.load(0);
+    f.close();
+    writeFileSync(join(dir, 'replay.log'), '100 spak1:old\n900000 spak1:live\nnot a line\n99999999 spak1:torn-no-newline');
+    appendFileSync(join(dir, 'replay.log'), '');
+    const f2 = new ReplayFile(dir);
+    const recs = f2.load(1000);
+    assert.deepEqual(recs.map((r) => r.id).sort(), ['spak1:live', 'spak1:torn-no-newline']);
+    assert.equal(readFileSync(join(dir, 'replay.log'), 'utf8'), '900000 spak1:live\n99999999 spak1:torn-no-newline\n');
+    assert.equal(statSync(join(dir, 'replay.log')).mode & 0o777, 0o600);
+    f2.close();
+  });
+
+  test('the state directory is created 0700; an unusable one is a one-line error', () => {
+    const dir = join(root, 'c', 'deep');
+    new ReplayFile(dir).close();
+    assert.equal(statSync(dir).mode & 0o777, 0o700);
+    const file = join(root, 'plainfile');
+    writeFileSync(file, 'x');
+    assert.throws(() => new ReplayFile(file), (e: Error) => e instanceof StateDirError && /state_dir .*plainfile is not usable/.test(e.message));
+  });
+});
