@@ -9,7 +9,6 @@
  * reads a clock of its own, or touches the network or the firewall.
  * @module
  */
-import { MAX_PACKET_LEN } from '../shared/constants.js';
 import { type ReplayGuard, checkTime } from '../shared/replay.js';
 import type { PacketFormat } from './formats/format.js';
 import { type Decision, canonicalAddress, decide } from './policy.js';
@@ -37,8 +36,8 @@ export class Verifier {
 
   /** `source` is the sender's address as the socket reported it (IPv4-mapped forms are normalised here). */
   verify(buf: Uint8Array, source: string, nowMs: number): Verdict {
-    if (buf.length === 0 || buf.length > MAX_PACKET_LEN) return { ok: false, code: 'size' };
-    const format = this.#formats.find((f) => f.claims(buf));
+    if (!this.#formats.some((f) => buf.length >= f.minSize && buf.length <= f.maxSize)) return { ok: false, code: 'size' };
+    const format = this.#formats.find((f) => buf.length >= f.minSize && buf.length <= f.maxSize && f.claims(buf));
     if (!format) return { ok: false, code: 'version' };
     const auth = format.authenticate(buf, nowMs);
     if (!auth.ok) return auth;

@@ -19,6 +19,9 @@ export type AuthResult = { readonly ok: true; readonly value: Authenticated } | 
 
 export interface PacketFormat {
   readonly name: string;
+  /** Smallest and largest datagram this format can be (bytes). */
+  readonly minSize: number;
+  readonly maxSize: number;
   /** Cheap test (no crypto) of whether the datagram could be this format. */
   claims(buf: Uint8Array): boolean;
   /** Size, version, key lookup, MAC, decrypt, parse. Never throws on hostile input. */

@@ -5,7 +5,7 @@
  * @module
  */
 import { toHex } from '../../shared/bytes.js';
-import { PROTOCOL_VERSION } from '../../shared/constants.js';
+import { MAX_PACKET_LEN, MIN_PACKET_LEN, PROTOCOL_VERSION } from '../../shared/constants.js';
 import { type SubKeys, deriveKeys, epochOf, keyIdFor } from '../../shared/crypto.js';
 import { authenticate, decryptPayload, splitPacket } from '../../shared/wire.js';
 import type { ClientConfig } from '../config.js';
@@ -19,6 +19,8 @@ interface Entry {
 
 export class Spak1Format implements PacketFormat {
   readonly name = 'spak1';
+  readonly minSize = MIN_PACKET_LEN;
+  readonly maxSize = MAX_PACKET_LEN;
   readonly #clients: { client: ClientConfig; keys: SubKeys }[];
   readonly #windowMs: number;
   /** key id (hex) → entries; more than one only on an 8-byte collision. */

@@ -73,7 +73,7 @@ describe('verify: reject reasons, cheapest first', () => {
     ['too long', () => new Uint8Array(600).fill(1), 'size'],
     ['too short for v1', () => new Uint8Array(40).fill(1), 'size'],
     ['unknown version byte', () => { const p = packet(ALICE); p[0] = 2; return p; }, 'version'],
-    ['text (not our format)', () => new TextEncoder().encode('8QGj3Z4qGx2fVd3lQ0sYbQ8mHhJ5UuNn1p3y8n6zN0gq1f2x'), 'version'],
+    ['text (not our format)', () => new TextEncoder().encode('8QGj3Z4qGx2fVd3lQ0sYbQ8mHhJ5UuNn1p3y8n6zN0gq1f2x'.repeat(3)), 'version'],
     ['key not configured', () => packet(keyOf(9)), 'unknown-key'],
     ['one ciphertext byte flipped', () => { const p = packet(ALICE); p[HEADER_LEN + 3]! ^= 1; return p; }, 'mac'],
     ['one tag byte flipped', () => { const p = packet(ALICE); p[p.length - 1]! ^= 0x80; return p; }, 'mac'],
