@@ -6,6 +6,7 @@
 import ipaddr from 'ipaddr.js';
 import { randomBytes } from '@noble/ciphers/utils.js';
 import { type Access, formatAccess, parseAccess } from '../shared/access.js';
+import { isStrictIp } from '../shared/address.js';
 import { toHex } from '../shared/bytes.js';
 import { NONCE_LEN } from '../shared/constants.js';
 import { deriveKeys } from '../shared/crypto.js';
@@ -27,7 +28,7 @@ export function parseAccessList(values: readonly string[]): Access[] {
 }
 
 export function checkAllowIp(ip: string): string {
-  if (!ipaddr.isValid(ip)) throw new UsageError(`--allow-ip "${ip}" is not an IPv4 or IPv6 address`);
+  if (!isStrictIp(ip)) throw new UsageError(`--allow-ip "${ip}" is not an IPv4 or IPv6 address`);
   const a = ipaddr.process(ip);
   if (a.range() === 'unspecified') throw new UsageError(`--allow-ip ${ip} is the unspecified address`);
   return a.toString();

@@ -18,6 +18,7 @@ import {
 } from '../shared/constants.js';
 import { KeyFileError, readKeyFile } from '../shared/keyfile.js';
 import { parseKey } from '../shared/keys.js';
+import { isStrictIp } from '../shared/address.js';
 import { lineOf } from './toml-lines.js';
 
 export class ConfigError extends Error {
@@ -63,6 +64,8 @@ const accessSchema = z.string().transform((s, ctx) => {
 
 const cidrSchema = z.string().transform((s, ctx): Cidr => {
   try {
+    const addrPart = s.includes('/') ? s.slice(0, s.indexOf('/')) : s;
+    if (!isStrictIp(addrPart) || (s.includes('/') && !/^\/\d{1,3}$/.test(s.slice(s.indexOf('/'))))) throw new Error('syntax');
     const text = s.includes('/') ? s : s + (s.includes(':') ? '/128' : '/32');
     const range = ipaddr.parseCIDR(text);
     const addr = range[0];
@@ -93,7 +96,7 @@ const schema = z.strictObject({
       port: z.number().int().min(1).max(65535).default(DEFAULT_PORT),
       address: z
         .string()
-        .refine((s) => ipaddr.isValid(s), 'must be an IPv4 or IPv6 address such as "::" or "0.0.0.0"')
+        .refine((s) => isStrictIp(s), 'must be an IPv4 or IPv6 address such as "::" or "0.0.0.0"')
         .default('::'),
     })
     .default({ port: DEFAULT_PORT, address: '::' }),

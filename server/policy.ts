@@ -8,6 +8,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import { type Access, sameAccess } from '../shared/access.js';
+import { isStrictIp } from '../shared/address.js';
 import type { KnockRequest, MessageType } from '../shared/wire.js';
 import type { ClientConfig, Cidr } from './config.js';
 import type { Family } from './firewall/backend.js';
@@ -35,7 +36,7 @@ export interface Canonical {
 export function canonicalAddress(text: string): Canonical | undefined {
   // strip an IPv6 zone id (fe80::1%eth0): a zone is local to the receiving host
   const bare = text.includes('%') ? text.slice(0, text.indexOf('%')) : text;
-  if (!ipaddr.isValid(bare)) return undefined;
+  if (!isStrictIp(bare)) return undefined;
   const parsed = ipaddr.process(bare);
   return { family: parsed.kind() === 'ipv4' ? 4 : 6, address: parsed.toString(), parsed };
 }

@@ -29,12 +29,12 @@ function errText(e: unknown): string {
 export function readKeyFile(path: string): Uint8Array {
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ELOOP') {
       // a symlink: allowed, but the target is checked like a file
       try {
-        fd = openSync(path, constants.O_RDONLY);
+        fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
       } catch (e2) {
         throw new KeyFileError('ERR_SPA_KEYFILE_READ', `cannot read key file ${path}: ${errText(e2)}`);
       }

@@ -27,6 +27,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import { type Access, PROTO_NUMBER, protoFromNumber } from './access.js';
+import { isStrictIp } from './address.js';
 import { concat, readU64, writeU64 } from './bytes.js';
 import { type SubKeys, epochOf, keyIdFor, macOf, tagMatches, xorStream } from './crypto.js';
 import {
@@ -84,7 +85,7 @@ export function encodePayload(req: KnockRequest): Uint8Array {
   if (req.accesses.length > MAX_ACCESSES) throw new RangeError(`at most ${MAX_ACCESSES} accesses per packet`);
   let addr: Uint8Array = new Uint8Array([ADDR_NONE]);
   if (req.allowAddress !== undefined) {
-    if (!ipaddr.isValid(req.allowAddress)) throw new RangeError(`not an IP address: ${req.allowAddress}`);
+    if (!isStrictIp(req.allowAddress)) throw new RangeError(`not an IP address: ${req.allowAddress}`);
     const a = ipaddr.process(req.allowAddress);
     addr = concat(new Uint8Array([a.kind() === 'ipv4' ? ADDR_V4 : ADDR_V6]), new Uint8Array(a.toByteArray()));
   }

@@ -37,11 +37,18 @@ export interface FirewallBackend {
    * valid survive a re-install where the backend can keep them (nft sets are kept; iptables re-adds what `list` saw).
    */
   install(plan: FirewallPlan): Promise<void>;
-  /** Add or extend grants, atomically (all or none). `now` is the caller's clock, used to compute timeouts. */
+  /**
+   * Add or extend grants, atomically (all or none). `now` is the caller's clock, used to compute timeouts.
+   * Granting an existing (address, access) again replaces its expiry (longer or shorter). Every grant lasts at least
+   * 1 s (expiresAt is raised to now + 1000 if earlier). Invalid input is a FirewallError before anything is applied.
+   */
   grant(entries: readonly GrantEntry[], now: number): Promise<void>;
   /** Remove grants, atomically; removing a grant that is already gone is not an error. */
   revoke(entries: readonly Omit<GrantEntry, 'expiresAt'>[]): Promise<void>;
-  /** The grants the kernel holds right now (expiresAt from the kernel's remaining timeout or the stored expiry). */
+  /**
+   * The grants the kernel holds right now (expiresAt from the kernel's remaining timeout or the stored expiry).
+   * With kernelExpiry = false a grant past its expiresAt that was not revoked is still held, so it is still listed.
+   */
   list(now: number): Promise<GrantEntry[]>;
   /** Is the plan installed as expected? Returns a list of problems (empty = fine). Read-only. */
   check(plan: FirewallPlan): Promise<string[]>;

@@ -34,8 +34,8 @@ export interface RunOptions {
 }
 
 /** The environment for firewall tools: the caller's, with a fixed locale so messages are stable. */
-function toolEnv(): NodeJS.ProcessEnv {
-  return { ...process.env, LC_ALL: 'C', LANG: 'C' };
+function toolEnv(extra: Readonly<Record<string, string>> = {}): NodeJS.ProcessEnv {
+  return { ...process.env, LC_ALL: 'C', LANG: 'C', ...extra };
 }
 
 /** Run `argv[0]` with `argv.slice(1)`; resolve with exit code and captured output. Never rejects. */
@@ -114,6 +114,8 @@ export function errorText(e: unknown): string {
 }
 
 export interface LongLivedOptions {
+  /** Extra environment variables (on top of the caller's environment and LC_ALL=C). */
+  readonly env?: Readonly<Record<string, string>>;
   /** Called for each complete stdout line (without the newline). */
   readonly onStdoutLine?: (line: string) => void;
   /** Called for each complete stderr line (without the newline). */
@@ -147,7 +149,7 @@ export class LongLivedProcess {
     let spawnError: string | undefined;
     let child: ChildProcessWithoutNullStreams;
     try {
-      child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: toolEnv() });
+      child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: toolEnv(this.opts.env) });
     } catch (err) {
       this.alive = false;
       this.child = undefined;

@@ -58,6 +58,8 @@ export interface NftablesOptions {
   readonly mode?: 'persistent' | 'oneshot';
   /** Per-command timeout in ms. Default 5000. */
   readonly timeoutMs?: number;
+  /** Replace the long-lived child after this many requests (bounds nft's in-memory history). Default 5000. */
+  readonly recycleAfter?: number;
 }
 
 const TABLE_RE = /^[a-z][a-z0-9_]{0,30}$/;
@@ -134,6 +136,7 @@ type ShellResult =
   | { readonly ok: false; readonly kind: 'nft' | 'process'; readonly message: string };
 
 interface Pending {
+  readonly proc: LongLivedProcess;
   readonly token: string;
   readonly lines: string[];
   readonly resolve: (r: ShellResult) => void;
@@ -150,16 +153,22 @@ interface Pending {
  * belongs to the transaction (failure, nothing committed), none means it committed (nft waits for the kernel's ack
  * of the batch before reading the next line). stdout is not needed (no `-e`), so there is no stdout/stderr ordering
  * problem. Parsing the sentinel does not touch the kernel (~0.1 ms).
+ *
+ * Interactive nft keeps every line in its (libedit) history, in memory and, at exit, in `$HOME/.nft.history` (read
+ * back at the next start). So the child runs with `HOME=/dev/null` (the history file can never be read or written)
+ * and is replaced by a fresh one after `recycleAfter` requests (default 5000) to bound its memory.
  */
 export class NftShell {
   private proc: LongLivedProcess | undefined;
   private seq = 0;
+  private served = 0;
   private pending: Pending | undefined;
   private skipCaret = false;
 
   constructor(
     private readonly argv: readonly string[],
     private readonly timeoutMs: number,
+    private readonly recycleAfter = 5000,
   ) {}
 
   get pid(): number | undefined {
@@ -168,15 +177,19 @@ export class NftShell {
 
   private start(): LongLivedProcess {
     this.skipCaret = false;
+    this.served = 0;
     const proc = new LongLivedProcess(this.argv, {
+      env: { HOME: '/dev/null' },
       onStdoutLine: () => {
         /* nothing expected without -e */
       },
-      onStderrLine: (line) => this.onStderr(line),
+      onStderrLine: (line) => {
+        if (this.proc === proc) this.onStderr(line); // a recycled child's last output is not ours to read
+      },
       onExit: (code, signal, spawnError) => {
         if (this.proc === proc) this.proc = undefined;
         const p = this.pending;
-        if (!p) return;
+        if (!p || p.proc !== proc) return;
         this.pending = undefined;
         clearTimeout(p.timer);
         const why = spawnError ?? (signal !== null ? `killed by ${signal}` : `exit ${code ?? '?'}`);
@@ -212,7 +225,13 @@ export class NftShell {
   exec(line: string): Promise<ShellResult> {
     if (this.pending) return Promise.resolve({ ok: false, kind: 'process', message: 'nft shell busy' });
     if (line.includes('\n')) return Promise.resolve({ ok: false, kind: 'nft', message: 'newline in nft command' });
+    if (this.proc?.isAlive && this.served >= this.recycleAfter) {
+      const old = this.proc;
+      this.proc = undefined;
+      void old.close();
+    }
     const proc = this.proc?.isAlive ? this.proc : this.start();
+    this.served++;
     const token = `spak_sync_${++this.seq}`;
     return new Promise<ShellResult>((resolve) => {
       const timer = setTimeout(() => {
@@ -222,7 +241,7 @@ export class NftShell {
         void proc.kill();
         if (this.proc === proc) this.proc = undefined;
       }, this.timeoutMs);
-      this.pending = { token, lines: [], resolve, timer };
+      this.pending = { proc, token, lines: [], resolve, timer };
       if (!proc.write(`${line}\n${token}\n`)) {
         // the exit handler resolves (it may already have run for a spawn failure)
         if (this.pending?.token === token && !proc.isAlive) {
@@ -259,6 +278,7 @@ export class NftablesBackend implements FirewallBackend {
   private readonly wrap: readonly string[];
   private readonly mode: 'persistent' | 'oneshot';
   private readonly timeoutMs: number;
+  private readonly recycleAfter: number;
   private readonly queue = new SerialQueue();
   private shell: NftShell | undefined;
 
@@ -274,6 +294,7 @@ export class NftablesBackend implements FirewallBackend {
     this.wrap = [...(opts.wrap ?? [])];
     this.mode = opts.mode ?? 'persistent';
     this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.recycleAfter = opts.recycleAfter ?? 5000;
   }
 
   /** Pid of the long-lived `nft -i` child, if running (for diagnostics and tests). */
@@ -390,7 +411,7 @@ export class NftablesBackend implements FirewallBackend {
       if (!r.ok) throw new FirewallError(`nft ${op} failed: ${r.message}`);
       return;
     }
-    this.shell ??= new NftShell(this.nftArgv(['-i']), this.timeoutMs);
+    this.shell ??= new NftShell(this.nftArgv(['-i']), this.timeoutMs, this.recycleAfter);
     const line = cmds.join('; ');
     let r = await this.shell.exec(line);
     if (!r.ok && r.kind === 'process') r = await this.shell.exec(line); // restart once; grant/revoke are idempotent

@@ -97,6 +97,7 @@ describe('spa-knock CLI', () => {
     oneLineError(await runTs(CLIENT, ['127.0.0.1', '--key', keyFile, '--open', 'tcp/70000']), 2, /--open "tcp\/70000" is not an access/);
     oneLineError(await runTs(CLIENT, ['127.0.0.1', '--key', keyFile, '--open', 'ssh']), 2, /--open "ssh" is not an access/);
     oneLineError(await runTs(CLIENT, ['127.0.0.1', '--key', keyFile, '--allow-ip', 'nope']), 2, /--allow-ip "nope" is not an IPv4 or IPv6 address/);
+    oneLineError(await runTs(CLIENT, ['127.0.0.1', '--key', keyFile, '--allow-ip', '010.0.0.1']), 2, /--allow-ip "010\.0\.0\.1" is not an IPv4 or IPv6 address/);
     oneLineError(await runTs(CLIENT, ['127.0.0.1', '--key', keyFile, '--port', '0']), 2, /--port must be 1-65535/);
     oneLineError(await runTs(CLIENT, ['127.0.0.1', '--key', keyFile, '--duration', '-3']), 2, /--duration must be/);
     oneLineError(await runTs(CLIENT, ['127.0.0.1', '--key', keyFile, '--frobnicate']), 2, /Unknown argument: frobnicate/);

@@ -82,6 +82,9 @@ describe('config', () => {
     assert.match(errorOf(minimal.replace('open = ["tcp/22"]', 'open = ["tcp/22", "ssh"]')), /line 8: client\[0\]\.open\[1\]: "ssh" is not an access/);
     assert.match(errorOf(minimal.replace('protect = ["tcp/22"]', 'protect = ["tcp/0"]')), /line 3: firewall\.protect\[0\]/);
     assert.match(errorOf(minimal + 'sources = ["10.0.0.0/33"]\n'), /line 9: client\[0\]\.sources\[0\]: "10\.0\.0\.0\/33" is not an address or CIDR/);
+    assert.match(errorOf(minimal + 'sources = ["010.0.0.0/8"]\n'), /"010\.0\.0\.0\/8" is not an address or CIDR/);
+    assert.match(errorOf(minimal + 'sources = ["10.0.0.0/8x"]\n'), /"10\.0\.0\.0\/8x" is not an address or CIDR/);
+    assert.deepEqual(parseConfig(minimal + 'sources = ["192.0.2.7", "2001:db8::/32"]\n', 'x').clients[0]?.sources.map((c) => c.text), ['192.0.2.7/32', '2001:db8::/32']);
   });
 
   test('a client may only open protected accesses', () => {
