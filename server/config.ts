@@ -168,6 +168,14 @@ export function parseConfig(text: string, path: string): Config {
   const fail = (segs: readonly (string | number)[], msg: string): never => {
     throw new ConfigError(`${where(segs)}: ${pathText(segs)}: ${msg}`);
   };
+  if (c.firewall.table !== undefined) {
+    if (c.firewall.backend === 'nftables' && !/^[a-z][a-z0-9_]{0,27}$/.test(c.firewall.table)) {
+      fail(['firewall', 'table'], 'an nftables table name must be lower case: a letter, then letters, digits or _');
+    }
+    if (c.firewall.backend === 'iptables' && ['INPUT', 'OUTPUT', 'FORWARD', 'PREROUTING', 'POSTROUTING'].includes(c.firewall.table.toUpperCase())) {
+      fail(['firewall', 'table'], `"${c.firewall.table}" is a built-in iptables chain; name a chain of spa-knock's own`);
+    }
+  }
   if (c.grant.duration > c.grant.max_duration) fail(['grant', 'duration'], `must not exceed grant.max_duration (${c.grant.max_duration})`);
 
   const names = new Set<string>();

@@ -110,6 +110,7 @@ export class Daemon {
 
   /** The hot path: verify synchronously, then apply the firewall change. Never throws, never replies. */
   handle(buf: Uint8Array, source: string): void {
+    const t0 = process.hrtime.bigint();
     const now = this.#now();
     const v = this.#verifier.verify(buf, source, now);
     if (!v.ok) {
@@ -124,7 +125,17 @@ export class Daemon {
         ? this.grants.open(d).then((entries) => {
             const exp = entries[0]?.expiresAt ?? now;
             log.info(
-              { event: 'grant', client: d.client, source: d.source, address: d.address, accesses: fmtEntries(entries), duration: d.duration, expires: new Date(exp).toISOString() },
+              {
+                event: 'grant',
+                client: d.client,
+                source: d.source,
+                address: d.address,
+                accesses: fmtEntries(entries),
+                duration: d.duration,
+                expires: new Date(exp).toISOString(),
+                // packet handed to us → firewall change committed (verification + firewall), milliseconds
+                latency_ms: Number(process.hrtime.bigint() - t0) / 1e6,
+              },
               'knock accepted: access granted',
             );
           })

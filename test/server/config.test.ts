@@ -118,6 +118,13 @@ describe('config', () => {
     assert.throws(() => loadConfig(cfgPath), (e: Error) => e instanceof ConfigError && /client\[0\]\.key_file: key file .* is readable by group or others/.test(e.message));
   });
 
+  test('firewall.table names fit the backend', () => {
+    assert.match(errorOf(minimal.replace('[firewall]', '[firewall]\ntable = "SPA"')), /line 3: firewall\.table: an nftables table name must be lower case/);
+    assert.match(errorOf(minimal.replace('[firewall]', '[firewall]\nbackend = "iptables"\ntable = "input"')), /line 4: firewall\.table: "input" is a built-in iptables chain/);
+    assert.match(errorOf(minimal.replace('[firewall]', '[firewall]\ntable = "a b"')), /line 3: firewall\.table: must be a letter/);
+    assert.equal(parseConfig(minimal.replace('[firewall]', '[firewall]\nbackend = "iptables"\ntable = "KNOCK_GATE"'), 'x').firewall.table, 'KNOCK_GATE');
+  });
+
   test('a missing config file is one clear line', () => {
     assert.throws(() => loadConfig(join(dir, 'nope.toml')), /cannot read config .*nope\.toml: no such file/);
   });

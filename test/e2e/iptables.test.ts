@@ -1,0 +1,3 @@
+import { e2eSuite } from './suite.js';
+
+e2eSuite('iptables', 'e2e-ipt', 32);
