@@ -44,6 +44,7 @@ export class Daemon {
   readonly #verifier: Verifier;
   #listener: Listener | undefined;
   #summaryTimer: unknown;
+  #ready = false;
   /** Promise of the firewall change in flight for the latest packet (tests await it). */
   #pending = new Set<Promise<void>>();
 
@@ -77,20 +78,32 @@ export class Daemon {
     });
   }
 
-  /** Install the firewall plan, adopt surviving grants, then listen. Throws a one-line error on failure. */
+  /**
+   * Bind the socket first (a port in use must not leave a firewall change behind), then install the firewall plan
+   * and adopt surviving grants; only then are packets handled. Throws a one-line error on failure.
+   */
   async start(): Promise<void> {
     const c = this.#d.config;
-    await this.#d.backend.install(planOf(c));
-    const restored = await this.grants.restore();
-    if (restored.length > 0) {
-      this.#d.log.info({ event: 'restore', grants: restored.length }, 'kept grants that were open before the restart');
-    }
-    this.#listener = await (this.#d.listen ?? openUdpListener)({
+    const listener = await (this.#d.listen ?? openUdpListener)({
       address: c.listen.address,
       port: c.listen.port,
-      onMessage: (buf, src) => this.handle(buf, src),
+      onMessage: (buf, src) => {
+        if (this.#ready) this.handle(buf, src);
+      },
       onError: (err) => this.#d.log.error({ event: 'socket-error', err: err.message }, 'socket error'),
     });
+    try {
+      await this.#d.backend.install(planOf(c));
+      const restored = await this.grants.restore();
+      if (restored.length > 0) {
+        this.#d.log.info({ event: 'restore', grants: restored.length }, 'kept grants that were open before the restart');
+      }
+    } catch (e) {
+      await listener.close();
+      throw e;
+    }
+    this.#listener = listener;
+    this.#ready = true;
     this.#scheduleSummary();
     this.#d.log.info(
       {
@@ -182,6 +195,7 @@ export class Daemon {
   async stop(): Promise<void> {
     if (this.#summaryTimer !== undefined) this.#timers.clearTimeout(this.#summaryTimer);
     this.#summaryTimer = undefined;
+    this.#ready = false;
     await this.#listener?.close();
     this.#listener = undefined;
     await this.settled();

@@ -26,7 +26,7 @@ const ALICE = keyOf(1);
 const BOB = keyOf(2);
 const TCP22 = { proto: 'tcp', port: 22 } as const;
 
-function setup(opts: { kernelExpiry?: boolean; stateDir?: string; clock?: FakeClock } = {}) {
+function setup(opts: { kernelExpiry?: boolean; stateDir?: string; clock?: FakeClock; listenError?: Error } = {}) {
   const config = parseConfig(
     configText({
       protect: ['tcp/22', 'tcp/443'],
@@ -44,13 +44,20 @@ function setup(opts: { kernelExpiry?: boolean; stateDir?: string; clock?: FakeCl
   const backend = new FakeBackend({ kernelExpiry: opts.kernelExpiry ?? true });
   const sink = logSink();
   let bound: { address: string; port: number } | undefined;
+  let closed = false;
   const listen: typeof openUdpListener = async (o) => {
+    if (opts.listenError) throw opts.listenError;
     bound = { address: o.address, port: o.port };
-    return { bound: `[${o.address}]:${o.port}`, close: async () => undefined };
+    return {
+      bound: `[${o.address}]:${o.port}`,
+      close: async () => {
+        closed = true;
+      },
+    };
   };
   const replayFile = opts.stateDir ? new ReplayFile(opts.stateDir) : undefined;
   const daemon = new Daemon({ config, backend, log: sink.log, now: clock.now, timers: clock, listen, ...(replayFile ? { replayFile } : {}) });
-  return { daemon, backend, clock, sink, config, bound: () => bound };
+  return { daemon, backend, clock, sink, config, bound: () => bound, closed: () => closed };
 }
 
 function knock(key: Uint8Array, now: number, over: Partial<Parameters<typeof buildPacket>[1]> = {}) {
@@ -154,10 +161,17 @@ describe('daemon (in-process, fake clock and firewall)', () => {
     await daemon.stop();
   });
 
-  test('a failing install stops start() with the firewall error', async () => {
-    const { daemon, backend } = setup();
+  test('a failing install stops start() with the firewall error and closes the socket', async () => {
+    const { daemon, backend, closed } = setup();
     backend.failNext('install', 'nft: no such table');
     await assert.rejects(daemon.start(), /no such table/);
+    assert.equal(closed(), true);
+  });
+
+  test('a port that cannot be bound stops start() before any firewall change', async () => {
+    const { daemon, backend } = setup({ listenError: new Error('cannot listen on udp [::]:62201: EADDRINUSE') });
+    await assert.rejects(daemon.start(), /EADDRINUSE/);
+    assert.deepEqual(backend.calls, []);
   });
 
   test('without kernel expiry (iptables) the daemon revokes on time, and revokes live grants on stop', async () => {
