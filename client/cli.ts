@@ -101,7 +101,8 @@ export async function main(argv: string[]): Promise<void> {
         y
           .positional('host', { type: 'string', demandOption: true, describe: 'server name or IPv4/IPv6 address' })
           .option('key', { type: 'string', default: join(homedir(), '.knock.key'), describe: 'key file', requiresArg: true })
-          .option('open', { type: 'string', array: true, default: [] as string[], describe: 'access to open, e.g. tcp/22 (repeatable; default: all your policy allows)' })
+          // not `array: true`: that would swallow a HOST written after it (`--open tcp/22 HOST`); repeats still collect
+          .option('open', { type: 'string', describe: 'access to open, e.g. tcp/22 (repeatable, or comma-separated; default: all your policy allows)', requiresArg: true })
           .option('port', { type: 'number', default: DEFAULT_PORT, describe: "server's UDP port", requiresArg: true })
           .option('duration', { type: 'number', default: 0, describe: 'seconds to keep it open (0 = server default)', requiresArg: true })
           .option('allow-ip', { type: 'string', describe: 'open for this address instead of the packet source', requiresArg: true })
@@ -114,7 +115,7 @@ export async function main(argv: string[]): Promise<void> {
         knock({
           host: x.host,
           key: x.key,
-          open: x.open.map(String),
+          open: x.open === undefined ? [] : ([] as unknown[]).concat(x.open).map(String),
           port: x.port,
           duration: x.duration,
           allowIp: x.allowIp,

@@ -65,6 +65,14 @@ describe('spa-knock CLI', () => {
     assert.ok(Math.abs(r.value.timestamp - Date.now()) < 30_000);
   });
 
+  test('--open may come before HOST, repeated or comma-separated', async () => {
+    const key = readKeyFile(keyFile);
+    const buf = await receiveOne(4, (port) => runTs(CLIENT, ['--open', 'tcp/22,udp/53', '--open', 'tcp/443', '127.0.0.1', '--key', keyFile, '--port', String(port)]));
+    const r = openPacket(deriveKeys(key), new Uint8Array(buf));
+    assert.ok(r.ok);
+    assert.deepEqual(r.value.accesses, [{ proto: 'tcp', port: 22 }, { proto: 'udp', port: 53 }, { proto: 'tcp', port: 443 }]);
+  });
+
   test('IPv6 literal, --close and --allow-ip', async () => {
     const key = readKeyFile(keyFile);
     const buf = await receiveOne(6, (port) => runTs(CLIENT, ['::1', '--key', keyFile, '--port', String(port), '--close', '--allow-ip', '2001:db8::7']));
