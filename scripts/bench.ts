@@ -9,7 +9,9 @@
  *      - daemon side: `latency_ms` of each `"event":"grant"` log line (datagram handed to the daemon → firewall
  *        change committed);
  *      - client side: knock sent → first successful TCP connect from the client namespace.
- *    Plus the cost of starting a process on this machine (it dominates the iptables backend).
+ *    To explain the figures: each backend's grant() alone (a fresh process in the server namespace, before the daemon
+ *    starts, with a table/chain of its own), verification in a fresh process at one packet per 25 ms (a cold JIT, as
+ *    in a daemon), and the cost of starting a process on this machine (it dominates the iptables backend).
  *
  * Traffic: none in part 1; in part 2 only between the two namespaces this script creates.
  * Progress goes to stderr; the table (or, with --json, one JSON object) to stdout.
@@ -228,34 +230,42 @@ function timeRound(b: Bench, packets: readonly Uint8Array[], expect: string): nu
   return ns;
 }
 
-/**
- * Run `rounds` timed rounds after `warmup` untimed ones. `make(i)` returns round i's packets (rounds that must not
- * reuse packets, e.g. valid ones, get fresh ones; they are all built before any timing starts).
- */
-function measure(
-  name: string,
-  b: Bench,
-  clients: number,
-  perRound: number,
-  warmup: number,
-  rounds: number,
-  expect: string,
-  make: (round: number) => Uint8Array[],
-): VerifyCase {
-  const sets = Array.from({ length: warmup + rounds }, (_, i) => make(i));
-  for (let i = 0; i < warmup; i++) timeRound(b, sets[i] as Uint8Array[], expect);
-  const us: number[] = [];
-  for (let i = warmup; i < warmup + rounds; i++) us.push(timeRound(b, sets[i] as Uint8Array[], expect) / 1000 / perRound);
-  const s = stats(us);
-  return { name, clients, packetsPerRound: perRound, rounds, pps: 1e6 / s.median, usPerPacket: s.median, usMin: s.min, usMax: s.max };
+interface Subject {
+  readonly name: string;
+  readonly clients: number;
+  readonly bench: Bench;
+  /** Round i's packets (valid packets must be fresh every round; all are built before any timing starts). */
+  readonly make: (round: number) => Uint8Array[];
 }
 
-function benchVerification(opts: Options): VerifyCase[] {
+const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
+
+/**
+ * `warmup` untimed then `rounds` timed rounds of `perRound` packets for each subject, alternating between the
+ * subjects round by round, so drift (the machine, the heap) hits them alike. Reports each subject's median round.
+ */
+async function measure(subjects: readonly Subject[], perRound: number, warmup: number, rounds: number, expect: string): Promise<VerifyCase[]> {
+  const sets = subjects.map((s) => Array.from({ length: warmup + rounds }, (_, i) => s.make(i)));
+  const us = subjects.map((): number[] => []);
+  for (let i = 0; i < warmup + rounds; i++) {
+    subjects.forEach((s, j) => {
+      const ns = timeRound(s.bench, sets[j]?.[i] ?? [], expect);
+      if (i >= warmup) us[j]?.push(ns / 1000 / perRound);
+    });
+    await yieldToLoop(); // lets a SIGINT in between rounds
+    checkInterrupted();
+  }
+  return subjects.map((sub, j) => {
+    const st = stats(us[j] ?? []);
+    return { name: sub.name, clients: sub.clients, packetsPerRound: perRound, rounds, pps: 1e6 / st.median, usPerPacket: st.median, usMin: st.min, usMax: st.max };
+  });
+}
+
+async function benchVerification(opts: Options): Promise<VerifyCase[]> {
   const valid = opts.quick ? 1500 : 5000;
   const cheap = opts.quick ? 5000 : 20_000;
   const rounds = opts.quick ? 5 : 9;
   const warmup = 2;
-  const out: VerifyCase[] = [];
   {
     // JIT warm-up of every path on a throwaway verifier, so the first case measured is not the one that pays for it
     progress('verification warm-up');
@@ -274,41 +284,76 @@ function benchVerification(opts: Options): VerifyCase[] {
       timeRound(b, bad, 'mac');
       timeRound(b, unknown, 'unknown-key');
       timeRound(b, Array.from({ length: valid }, () => randomBytes(40)), 'size');
+      await yieldToLoop();
+      checkInterrupted();
     }
   }
-  for (const n of [10, 1000]) {
-    progress(`verification, ${n} clients`);
+  progress('verification, 10 and 1000 clients');
+  const replayDir = mkdtempSync(join(tmpdir(), 'spak-bench-replay-'));
+  defer(() => rmSync(replayDir, { recursive: true, force: true }));
+  const strangers = Array.from({ length: 64 }, () => deriveKeys(generateKey()));
+  const per = [10, 1000].map((n) => {
     const b = buildVerifier(n);
-    // one fixed set for the stateless cases: they are rejected before the replay guard, so they can be reused
+    // one fixed set for each stateless case: rejected before the replay guard, so reusable across rounds
     const base = validPackets(b, cheap);
     const tampered = base.map((p) => {
       const q = p.slice();
       q[33 + 3]! ^= 1; // one ciphertext byte: the HMAC fails
       return q;
     });
-    const strangers = Array.from({ length: 64 }, () => deriveKeys(generateKey()));
     const unknown = base.map((_, i) => sealFor(strangers[i % strangers.length] as SubKeys, b.now));
-    const short = base.map(() => randomBytes(40));
+    const short = base.map(() => new Uint8Array(randomBytes(40)));
     const accepted = validPackets(b, valid);
-    for (const p of accepted) b.verifier.verify(p, SOURCE, b.now); // now they are replays
-    out.push(measure('valid (fresh nonce)', b, n, valid, warmup, rounds, 'ok', () => validPackets(b, valid)));
-    out.push(measure('replayed (already accepted)', b, n, valid, warmup, rounds, 'replay', () => accepted));
-    out.push(measure('tampered (MAC fails)', b, n, cheap, warmup, rounds, 'mac', () => tampered));
-    out.push(measure('unknown key id', b, n, cheap, warmup, rounds, 'unknown-key', () => unknown));
-    out.push(measure('wrong size (40 bytes)', b, n, cheap, warmup, rounds, 'size', () => short));
-    b.close();
-  }
+    for (const p of accepted) b.verifier.verify(p, SOURCE, b.now); // from now on they are replays
+    return { n, b, tampered, unknown, short, accepted };
+  });
   // as the daemon runs it: every accepted packet is also appended to <state_dir>/replay.log with write(2)
-  progress('verification, 10 clients, with replay.log');
-  const dir = mkdtempSync(join(tmpdir(), 'spak-bench-replay-'));
-  try {
-    const b = buildVerifier(10, dir);
-    out.push(measure('valid + replay.log write', b, 10, valid, warmup, rounds, 'ok', () => validPackets(b, valid)));
-    b.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const withLog = buildVerifier(10, replayDir);
+  const subjects = (name: string, make: (p: (typeof per)[number]) => Uint8Array[]): Subject[] =>
+    per.map((p) => ({ name, clients: p.n, bench: p.b, make: () => make(p) }));
+  const out: VerifyCase[] = [];
+  out.push(
+    ...(await measure(
+      [
+        ...per.map((p) => ({ name: 'valid (fresh nonce)', clients: p.n, bench: p.b, make: () => validPackets(p.b, valid) })),
+        { name: 'valid + replay.log write', clients: 10, bench: withLog, make: () => validPackets(withLog, valid) },
+      ],
+      valid,
+      warmup,
+      rounds,
+      'ok',
+    )),
+  );
+  out.push(...(await measure(subjects('replayed (already accepted)', (p) => p.accepted), valid, warmup, rounds, 'replay')));
+  out.push(...(await measure(subjects('tampered (MAC fails)', (p) => p.tampered), cheap, warmup, rounds, 'mac')));
+  out.push(...(await measure(subjects('unknown key id', (p) => p.unknown), cheap, warmup, rounds, 'unknown-key')));
+  out.push(...(await measure(subjects('wrong size (40 bytes)', (p) => p.short), cheap, warmup, rounds, 'size')));
+  for (const p of per) p.b.close();
+  withLog.close();
   return out;
+}
+
+interface ColdVerify {
+  readonly n: number;
+  readonly gapMs: number;
+  readonly firstUs: number;
+  /** Packets 2..n. */
+  readonly rest: Stats;
+}
+
+/** A valid packet every GAP_MS ms to a verifier in a fresh process: what the daemon's JIT sees between knocks. */
+async function benchColdVerify(opts: Options): Promise<ColdVerify> {
+  const n = opts.quick ? 60 : 200;
+  progress(`verification in a fresh process, one valid packet every ${GAP_MS} ms (${n} packets)`);
+  const dir = mkdtempSync(join(tmpdir(), 'spak-bench-cold-'));
+  defer(() => rmSync(dir, { recursive: true, force: true }));
+  const probe = await startHelper(undefined, dir, 'probe.mjs', PROBE_SOURCE);
+  defer(() => probe.kill());
+  const r = await probe.call({ op: 'verifyCold', n, gapMs: GAP_MS }, n * GAP_MS + 30_000);
+  await probe.kill();
+  const us = r.samples?.['us'];
+  if (!r.ok || !us) throw new Error(`cold verification probe: ${r.error ?? '?'}`);
+  return { n, gapMs: GAP_MS, firstUs: us[0] ?? NaN, rest: stats(us.slice(1)) };
 }
 
 // ------------------------------------------------------------------------------------------------ process start
@@ -332,8 +377,8 @@ const KNOCKER_SOURCE = String.raw`
 import dgram from 'node:dgram';
 import net from 'node:net';
 import readline from 'node:readline';
-const { buildPacket } = await import(process.argv[2]);
-const { parseKey } = await import(process.argv[3]);
+const { buildPacket } = await import(new URL('client/request.ts', process.argv[2]).href);
+const { parseKey } = await import(new URL('shared/keys.ts', process.argv[2]).href);
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -432,44 +477,37 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
 }).on('close', () => process.exit(0));
 `;
 
-interface KnockerReply {
+interface HelperReply {
   readonly id: number;
   readonly ok: boolean;
   readonly error?: string;
   readonly ms?: number;
   readonly attempts?: number;
   readonly sent?: number;
+  readonly samples?: Record<string, number[]>;
 }
 
-interface Knocker {
-  call(m: Record<string, unknown>, timeoutMs: number): Promise<KnockerReply>;
+interface Helper {
+  call(m: Record<string, unknown>, timeoutMs: number): Promise<HelperReply>;
   kill(): Promise<void>;
 }
 
-async function startKnocker(ns: string, dir: string): Promise<Knocker> {
-  const file = join(dir, 'knocker.mjs');
-  writeFileSync(file, KNOCKER_SOURCE);
-  const child: ChildProcessWithoutNullStreams = spawn(
-    'ip',
-    [
-      'netns',
-      'exec',
-      ns,
-      process.execPath,
-      '--import',
-      'tsx',
-      file,
-      pathToFileURL(join(ROOT, 'client/request.ts')).href,
-      pathToFileURL(join(ROOT, 'shared/keys.ts')).href,
-    ],
-    { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] },
-  );
+/**
+ * Write `source` to `dir/name` and run it with `node --import tsx` (inside `ns` if given, through `ip netns exec`,
+ * which execs node: the child PID is the helper itself). It gets ROOT's file URL as its argument.
+ */
+async function startHelper(ns: string | undefined, dir: string, name: string, source: string): Promise<Helper> {
+  const file = join(dir, name);
+  writeFileSync(file, source);
+  const nodeArgv = [process.execPath, '--import', 'tsx', file, pathToFileURL(ROOT).href];
+  const argv = ns ? ['ip', 'netns', 'exec', ns, ...nodeArgv] : nodeArgv;
+  const child: ChildProcessWithoutNullStreams = spawn(argv[0] as string, argv.slice(1), { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
   const exited = new Promise<void>((r) => child.on('close', () => r()));
   let alive = true;
   let stderr = '';
   let buf = '';
   let nextId = 1;
-  const waiting = new Map<number, (r: KnockerReply) => void>();
+  const waiting = new Map<number, (r: HelperReply) => void>();
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (d: string) => (stderr += d));
   child.stdout.setEncoding('utf8');
@@ -479,7 +517,7 @@ async function startKnocker(ns: string, dir: string): Promise<Knocker> {
       const line = buf.slice(0, i);
       buf = buf.slice(i + 1);
       try {
-        const msg = JSON.parse(line) as KnockerReply;
+        const msg = JSON.parse(line) as HelperReply;
         const w = waiting.get(msg.id);
         waiting.delete(msg.id);
         w?.(msg);
@@ -491,14 +529,14 @@ async function startKnocker(ns: string, dir: string): Promise<Knocker> {
   child.stdin.on('error', () => undefined);
   child.on('close', (code) => {
     alive = false;
-    for (const w of waiting.values()) w({ id: -1, ok: false, error: `knocker exited (${code}): ${stderr.trim()}` });
+    for (const w of waiting.values()) w({ id: -1, ok: false, error: `${name} exited (${code}): ${stderr.trim()}` });
     waiting.clear();
   });
   const wait = (id: number, timeoutMs: number) =>
-    new Promise<KnockerReply>((resolve) => {
+    new Promise<HelperReply>((resolve) => {
       const t = setTimeout(() => {
         waiting.delete(id);
-        resolve({ id, ok: false, error: `knocker did not answer within ${timeoutMs} ms` });
+        resolve({ id, ok: false, error: `${name} did not answer within ${timeoutMs} ms` });
       }, timeoutMs);
       waiting.set(id, (r) => {
         clearTimeout(t);
@@ -506,9 +544,9 @@ async function startKnocker(ns: string, dir: string): Promise<Knocker> {
       });
     });
   const ready = await wait(0, 15_000);
-  const knocker: Knocker = {
+  const helper: Helper = {
     call: (m, timeoutMs) => {
-      if (!alive) return Promise.resolve({ id: -1, ok: false, error: `knocker exited: ${stderr.trim()}` });
+      if (!alive) return Promise.resolve({ id: -1, ok: false, error: `${name} exited: ${stderr.trim()}` });
       const id = nextId++;
       const p = wait(id, timeoutMs);
       child.stdin.write(`${JSON.stringify({ ...m, id })}\n`);
@@ -516,16 +554,98 @@ async function startKnocker(ns: string, dir: string): Promise<Knocker> {
     },
     kill: async () => {
       if (!alive) return;
-      child.kill('SIGKILL'); // by PID: `ip netns exec` execs node, so this is the helper itself
+      child.kill('SIGKILL'); // by PID
       await exited;
     },
   };
   if (!ready.ok) {
-    await knocker.kill();
-    throw new Error(`the knock helper did not start in ${ns}: ${ready.error ?? ''} ${stderr.trim()}`);
+    await helper.kill();
+    throw new Error(`${name} did not start${ns ? ` in ${ns}` : ''}: ${ready.error ?? ''} ${stderr.trim()}`);
   }
-  return knocker;
+  return helper;
 }
+
+/**
+ * The component probe, plain ESM run in a fresh process: the firewall backend alone (in the server namespace, before
+ * the daemon starts, with a table/chain of its own that it removes again), and the verifier in a process whose JIT
+ * is as cold as a daemon's that sees a knock now and then.
+ */
+const PROBE_SOURCE = String.raw`
+import { randomBytes } from 'node:crypto';
+import readline from 'node:readline';
+const root = process.argv[2];
+const load = (p) => import(new URL(p, root).href);
+const { NftablesBackend } = await load('server/firewall/nftables.ts');
+const { IptablesBackend } = await load('server/firewall/iptables.ts');
+const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
+const now = () => Number(process.hrtime.bigint()) / 1e6;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** grant() then revoke() of one element, n times per gap (after 2 unrecorded), on the backend alone. */
+async function fw(m) {
+  const b = m.backend === 'nftables' ? new NftablesBackend({ table: 'spak_probe' }) : new IptablesBackend({ chain: 'SPAK_PROBE' });
+  const e = { family: 4, address: m.address, access: { proto: 'tcp', port: 22 } };
+  const samples = {};
+  try {
+    await b.install({ protect: [{ proto: 'tcp', port: 22 }] });
+    for (const gap of m.gaps) {
+      const g = [];
+      for (let i = 0; i < m.n + 2; i++) {
+        if (gap) await sleep(gap);
+        const t = now();
+        await b.grant([{ ...e, expiresAt: Date.now() + 3000 }], Date.now());
+        if (i >= 2) g.push(now() - t);
+        if (gap) await sleep(gap);
+        await b.revoke([e]);
+      }
+      samples['gap' + gap] = g;
+    }
+  } finally {
+    await b.uninstall().catch(() => {});
+    await b.close();
+  }
+  return { ok: true, samples };
+}
+
+/** The verifier as the daemon builds it, fed one valid packet every gapMs ms in this fresh process. */
+async function verifyCold(m) {
+  const { deriveKeys } = await load('shared/crypto.ts');
+  const { generateKey } = await load('shared/keys.ts');
+  const { ReplayGuard } = await load('shared/replay.ts');
+  const { sealPacket } = await load('shared/wire.ts');
+  const { parseConfig } = await load('server/config.ts');
+  const { Spak1Format } = await load('server/formats/spak1.ts');
+  const { Verifier } = await load('server/verify.ts');
+  const { configText } = await load('test/helpers/config.ts');
+  const config = parseConfig(configText({ protect: ['tcp/22'], duration: 3, clients: [{ name: 'alice', key: generateKey(), open: ['tcp/22'] }] }), 'probe.toml');
+  const windowMs = config.replay.window * 1000;
+  const v = new Verifier({ formats: [new Spak1Format(config.clients, windowMs)], replay: new ReplayGuard({ windowMs }), defaultDuration: config.grant.duration });
+  const keys = deriveKeys(config.clients[0].key);
+  const us = [];
+  for (let i = 0; i < m.n; i++) {
+    const ts = Date.now();
+    const p = sealPacket(keys, { type: 'open', timestamp: ts, accesses: [{ proto: 'tcp', port: 22 }], duration: 0 }, randomBytes(24));
+    await sleep(m.gapMs);
+    const t = now();
+    const r = v.verify(p, '198.51.100.7', ts);
+    us.push((now() - t) * 1000);
+    if (!r.ok) return { ok: false, error: 'verify: ' + r.code };
+  }
+  return { ok: true, samples: { us } };
+}
+
+async function handle(m) {
+  if (m.op === 'fw') return await fw(m);
+  if (m.op === 'verifyCold') return await verifyCold(m);
+  return { ok: false, error: 'unknown op' };
+}
+out({ id: 0, ok: true });
+readline.createInterface({ input: process.stdin }).on('line', (line) => {
+  let m;
+  try { m = JSON.parse(line); } catch { return; }
+  handle(m).then((r) => out({ ...r, id: m.id }), (e) => out({ id: m.id, ok: false, error: String((e && e.message) || e) }));
+}).on('close', () => process.exit(0));
+`;
 
 // ------------------------------------------------------------------------------------------------ 2. per backend
 const UDP_PORT = 62201;
@@ -547,8 +667,11 @@ interface BackendResult {
   readonly e2eAttempts: number;
   /** latency_ms of the grants of the end-to-end samples. */
   readonly e2eDaemon: Stats;
+  /** The backend's grant() alone, in a fresh process in the namespace: back to back, and after GAP_MS idle. */
+  readonly fwAlone: { readonly backToBack: Stats; readonly afterIdle: Stats };
   readonly rejects: Record<string, number>;
   readonly failures: readonly string[];
+  readonly samples: { readonly daemon: number[]; readonly e2e: number[] };
 }
 
 async function benchBackend(backend: BackendName, opts: Options): Promise<BackendResult> {
@@ -557,6 +680,7 @@ async function benchBackend(backend: BackendName, opts: Options): Promise<Backen
   const subnet = nft ? 41 : 42;
   const knocks = opts.quick ? 30 : 200;
   const samples = opts.quick ? 10 : 50;
+  const fwRuns = opts.quick ? 15 : 40;
   const local: (() => Promise<void> | void)[] = [];
   const localDefer = (fn: () => Promise<void> | void) => {
     local.push(fn);
@@ -586,9 +710,19 @@ async function benchBackend(backend: BackendName, opts: Options): Promise<Backen
     const srv = await pair.agent(pair.srv);
     await srv.listenTcp(SSH);
     await srv.listenTcp(CONTROL);
-
     const dir = mkdtempSync(join(tmpdir(), `spak-${tag}-`));
     localDefer(() => rmSync(dir, { recursive: true, force: true }));
+
+    // the firewall change alone, from a fresh node process in the server namespace (as the daemon runs), before the
+    // daemon starts; its own table/chain, removed again; the address is never used for traffic
+    progress(`${backend}: firewall change alone (grant via the backend, ${fwRuns} x back to back and ${fwRuns} x after ${GAP_MS} ms idle)`);
+    const probe = await startHelper(pair.srv, dir, 'probe.mjs', PROBE_SOURCE);
+    localDefer(() => probe.kill());
+    const fwr = await probe.call({ op: 'fw', backend, address: `10.251.${subnet}.99`, n: fwRuns, gaps: [0, GAP_MS] }, 120_000);
+    await probe.kill();
+    if (!fwr.ok || !fwr.samples) throw new Error(`${backend}: firewall probe: ${fwr.error ?? '?'}`);
+    const fwAlone = { backToBack: stats(fwr.samples['gap0'] ?? []), afterIdle: stats(fwr.samples[`gap${GAP_MS}`] ?? []) };
+    checkInterrupted();
     const keyText = formatKey(generateKey());
     writeFileSync(join(dir, 'alice.key'), `${keyText}\n`, { mode: 0o600 });
     const cfg = join(dir, 'spa-knockd.toml');
@@ -612,7 +746,7 @@ async function benchBackend(backend: BackendName, opts: Options): Promise<Backen
     });
     await daemon.start();
     checkInterrupted();
-    const knocker = await startKnocker(pair.cli, dir);
+    const knocker = await startHelper(pair.cli, dir, 'knocker.mjs', KNOCKER_SOURCE);
     localDefer(() => knocker.kill());
     const init = await knocker.call({ op: 'init', key: keyText, host: pair.srv4, udpPort: UDP_PORT, tcpPort: SSH }, 5000);
     if (!init.ok) throw new Error(`knock helper: ${init.error ?? '?'}`);
@@ -688,8 +822,10 @@ async function benchBackend(backend: BackendName, opts: Options): Promise<Backen
       e2e: stats(e2eMs),
       e2eAttempts: stats(e2eAttempts).median,
       e2eDaemon: stats(e2eDaemon),
+      fwAlone,
       rejects,
       failures,
+      samples: { daemon: lat.map(r3), e2e: e2eMs.map(r3) },
     };
   } finally {
     await runLocal();
@@ -752,6 +888,7 @@ interface Report {
   readonly machine: Record<string, string | number>;
   readonly options: { quick: boolean; backends: readonly BackendName[] };
   readonly verification: readonly VerifyCase[];
+  readonly coldVerify: ColdVerify;
   readonly processStart: Stats;
   readonly latency: readonly BackendResult[];
   readonly elapsedS: number;
@@ -781,6 +918,11 @@ function printTable(r: Report): void {
       [false, true, true, true, true, true],
     ),
   );
+  const cv = r.coldVerify;
+  out.push(
+    `   valid packet in a fresh process, one every ${cv.gapMs} ms (as a daemon sees knocks; JIT cold): ` +
+      `first ${f1(cv.firstUs)} µs, then median ${f1(cv.rest.median)} µs, p90 ${f1(cv.rest.p90)} µs (n=${cv.rest.n})`,
+  );
   out.push('');
   out.push('2. Knock to open, real daemon in a network namespace, real firewall (ms)');
   const rows: string[][] = [['backend', 'figure', 'n', 'median', 'p90', 'p99', 'max']];
@@ -792,6 +934,10 @@ function printTable(r: Report): void {
     const d = b.e2eDaemon;
     rows.push([b.backend, '  (daemon side of those samples)', String(d.n), f2(d.median), f2(d.p90), f2(d.p99), f2(d.max)]);
     rows.push([b.backend, 'first grant after start (cold)', '1', f2(b.firstGrantMs), '', '', '']);
+    const fb = b.fwAlone.backToBack;
+    rows.push([b.backend, 'backend grant() alone, back to back', String(fb.n), f2(fb.median), f2(fb.p90), f2(fb.p99), f2(fb.max)]);
+    const fi = b.fwAlone.afterIdle;
+    rows.push([b.backend, `backend grant() alone, after ${GAP_MS} ms idle`, String(fi.n), f2(fi.median), f2(fi.p90), f2(fi.p99), f2(fi.max)]);
   }
   out.push(table(rows, [false, false, true, true, true, true, true]));
   out.push(
@@ -824,6 +970,7 @@ function jsonReport(r: Report): unknown {
       us_per_packet_min: r3(c.usMin),
       us_per_packet_max: r3(c.usMax),
     })),
+    verification_cold_us: { every_ms: r.coldVerify.gapMs, first: r3(r.coldVerify.firstUs), rest: roundStats(r.coldVerify.rest) },
     process_start_ms: roundStats(r.processStart),
     latency_ms: Object.fromEntries(
       r.latency.map((b) => [
@@ -833,6 +980,8 @@ function jsonReport(r: Report): unknown {
           end_to_end: { ...roundStats(b.e2e), attempts_median: b.e2eAttempts, attempt_interval_ms: E2E.intervalMs, attempt_timeout_ms: E2E.attemptTimeoutMs },
           end_to_end_daemon_side: roundStats(b.e2eDaemon),
           first_grant_cold: r3(b.firstGrantMs),
+          backend_grant_alone: { back_to_back: roundStats(b.fwAlone.backToBack), after_idle: roundStats(b.fwAlone.afterIdle), idle_ms: GAP_MS },
+          samples: b.samples,
           rejects: b.rejects,
           failures: b.failures,
         },
@@ -859,16 +1008,19 @@ async function main(): Promise<void> {
     iptables: await toolVersion(['iptables', '--version']),
   };
   try {
-    const verification = benchVerification(opts);
-    checkInterrupted();
+    // first, while this process is still small (fork cost grows with the parent's memory)
     progress('process start cost');
     const processStart = await processStartCost(20);
+    const verification = await benchVerification(opts);
+    checkInterrupted();
+    const coldVerify = await benchColdVerify(opts);
+    checkInterrupted();
     const latency: BackendResult[] = [];
     for (const b of opts.backends) {
       checkInterrupted();
       latency.push(await benchBackend(b, opts));
     }
-    const report: Report = { machine, options: { quick: opts.quick, backends: opts.backends }, verification, processStart, latency, elapsedS: (Date.now() - t0) / 1000 };
+    const report: Report = { machine, options: { quick: opts.quick, backends: opts.backends }, verification, coldVerify, processStart, latency, elapsedS: (Date.now() - t0) / 1000 };
     if (opts.json) process.stdout.write(`${JSON.stringify(jsonReport(report))}\n`);
     else printTable(report);
     if (latency.some((b) => b.failures.length > 0)) process.exitCode = 1;

@@ -60,10 +60,12 @@ async function run(configPath: string): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => log.warn({ event: 'sighup' }, 'reload is not supported yet; restart the daemon to apply a new config'));
-  process.on('uncaughtException', (e) => {
-    log.fatal({ event: 'crash', err: e.message }, 'uncaught exception; exiting (protected ports stay closed)');
+  const crash = (e: unknown) => {
+    log.fatal({ event: 'crash', err: (e as Error)?.message ?? String(e) }, 'internal error; exiting (protected ports stay closed)');
     process.exit(70);
-  });
+  };
+  process.on('uncaughtException', crash);
+  process.on('unhandledRejection', crash);
 }
 
 async function check(configPath: string): Promise<void> {
