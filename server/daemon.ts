@@ -15,6 +15,7 @@ import type { Logger } from './log.js';
 import type { ReplayFile } from './replay-file.js';
 import { RejectCounter } from './stats.js';
 import { Verifier } from './verify.js';
+import { warmUp } from './warmup.js';
 
 export interface DaemonDeps {
   readonly config: Config;
@@ -26,6 +27,8 @@ export interface DaemonDeps {
   readonly replayFile?: ReplayFile;
   /** Socket seam; default is a real node:dgram listener. */
   readonly listen?: typeof openUdpListener;
+  /** Warm the verification path up at start (default true; unit tests turn it off to stay fast). */
+  readonly warmUp?: boolean;
 }
 
 export function planOf(config: Config): FirewallPlan {
@@ -102,6 +105,7 @@ export class Daemon {
       await listener.close();
       throw e;
     }
+    if (this.#d.warmUp !== false) warmUp(this.#now());
     this.#listener = listener;
     this.#ready = true;
     this.#scheduleSummary();

@@ -23,8 +23,9 @@
  *   allow4/allow6 survive a restart), flushes and refills `protect`, flushes and refills the chain. If that fails on an
  *   incompatible existing table (e.g. a set declared differently by another version), a second transaction replaces
  *   the whole table and re-adds the grants read from it with their remaining timeouts.
- * - grant: `add element …; delete element …; add element … timeout T` in one transaction, so an existing element
- *   gets the new timeout (older kernels do not update the timeout of an existing element on `add`).
+ * - grant: where the kernel's `add element` replaces an existing element's timeout (Linux 6.x; probed at install on
+ *   a scratch set), one `add element … timeout T`; elsewhere `add element …; delete element …; add element … timeout T`
+ *   in one transaction, so an existing element gets the new timeout either way.
  * - revoke: `add element …; delete element …` in one transaction, so an absent element is not an error.
  * - grant/revoke go through one long-lived `nft -i` child (see {@link NftShell}); a line of `;`-separated commands
  *   is one nft batch, i.e. one atomic transaction.
@@ -281,6 +282,7 @@ export class NftablesBackend implements FirewallBackend {
   private readonly recycleAfter: number;
   private readonly queue = new SerialQueue();
   private shell: NftShell | undefined;
+  private addRefreshes = false;
 
   constructor(opts: NftablesOptions = {}) {
     const table = opts.table ?? 'spa_knock';
@@ -327,7 +329,36 @@ export class NftablesBackend implements FirewallBackend {
       if (listed === undefined) throw new FirewallError(`nft install failed: ${first.message}`);
       const second = await this.runScript(this.replaceScript(protect, listed));
       if (!second.ok) throw new FirewallError(`nft install failed: ${first.message}`);
-    });
+    }).then(() => this.queue.run(() => this.prepareShell()));
+  }
+
+  /**
+   * Persistent mode: start the `nft -i` child now rather than at the first knock (which would pay ~25 ms for it), and
+   * find out whether this kernel's `add element` replaces the timeout of an existing element (Linux 6.x does); if so a
+   * grant is one command instead of three (~0.5 ms instead of ~0.9 ms). The probe uses a scratch set that no rule
+   * references, so it has no effect on traffic. Any failure here only means the slower, always-correct path.
+   */
+  private async prepareShell(): Promise<void> {
+    if (this.mode !== 'persistent') return;
+    this.shell ??= new NftShell(this.nftArgv(['-i']), this.timeoutMs, this.recycleAfter);
+    this.addRefreshes = false;
+    const set = `${this.t} spak_probe`;
+    const made = await this.shell.exec(`add set ${set} { type ipv4_addr; flags timeout; }; add element ${set} { 127.0.0.1 timeout 10s }`);
+    if (!made.ok) return;
+    try {
+      const again = await this.shell.exec(`add element ${set} { 127.0.0.1 timeout 1h }`);
+      if (!again.ok) return;
+      const r = await run(this.nftArgv(['-j', 'list', 'set', 'inet', this.table, 'spak_probe']), { timeoutMs: this.timeoutMs });
+      const m = /"expires":\s*([0-9]+)/.exec(r.stdout);
+      this.addRefreshes = r.code === 0 && m !== null && Number(m[1]) > 60;
+    } finally {
+      await this.shell.exec(`delete set ${set}`);
+    }
+  }
+
+  /** Does a plain `add element` refresh an existing element's timeout here (probed at install)? */
+  get refreshesWithAdd(): boolean {
+    return this.addRefreshes;
   }
 
   private protectElements(protect: readonly Access[]): string {
@@ -385,7 +416,8 @@ export class NftablesBackend implements FirewallBackend {
         .map((g) => `${elemKey(g)} timeout ${nftDuration(Math.max(MIN_TIMEOUT_MS, g.expiresAt - now))}`)
         .join(', ');
       const keys = mine.map(elemKey).join(', ');
-      cmds.push(`add element ${set} { ${withTimeout} }`, `delete element ${set} { ${keys} }`, `add element ${set} { ${withTimeout} }`);
+      if (this.addRefreshes && this.mode === 'persistent') cmds.push(`add element ${set} { ${withTimeout} }`);
+      else cmds.push(`add element ${set} { ${withTimeout} }`, `delete element ${set} { ${keys} }`, `add element ${set} { ${withTimeout} }`);
     }
     await this.queue.run(() => this.change('grant', cmds));
   }

@@ -26,7 +26,7 @@ const ALICE = keyOf(1);
 const BOB = keyOf(2);
 const TCP22 = { proto: 'tcp', port: 22 } as const;
 
-function setup(opts: { kernelExpiry?: boolean; stateDir?: string; clock?: FakeClock; listenError?: Error } = {}) {
+function setup(opts: { kernelExpiry?: boolean; stateDir?: string; clock?: FakeClock; listenError?: Error; warmUp?: boolean } = {}) {
   const config = parseConfig(
     configText({
       protect: ['tcp/22', 'tcp/443'],
@@ -56,7 +56,7 @@ function setup(opts: { kernelExpiry?: boolean; stateDir?: string; clock?: FakeCl
     };
   };
   const replayFile = opts.stateDir ? new ReplayFile(opts.stateDir) : undefined;
-  const daemon = new Daemon({ config, backend, log: sink.log, now: clock.now, timers: clock, listen, ...(replayFile ? { replayFile } : {}) });
+  const daemon = new Daemon({ config, backend, log: sink.log, now: clock.now, timers: clock, listen, warmUp: opts.warmUp ?? false, ...(replayFile ? { replayFile } : {}) });
   return { daemon, backend, clock, sink, config, bound: () => bound, closed: () => closed };
 }
 
@@ -66,9 +66,10 @@ function knock(key: Uint8Array, now: number, over: Partial<Parameters<typeof bui
 
 describe('daemon (in-process, fake clock and firewall)', () => {
   test('start installs the plan, adopts kernel grants, listens where configured', async () => {
-    const { daemon, backend, bound, sink } = setup();
+    const { daemon, backend, bound, sink } = setup({ warmUp: true });
     await daemon.start();
     assert.deepEqual(backend.calls.map((c) => c.op), ['install', 'list']);
+    assert.deepEqual(daemon.rejects.totals(), {}, 'the warm-up leaves no trace in the counters');
     assert.deepEqual(backend.installed, [TCP22, { proto: 'tcp', port: 443 }]);
     assert.deepEqual(bound(), { address: '::', port: 62201 });
     assert.equal(sink.events('start').length, 1);

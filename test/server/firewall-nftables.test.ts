@@ -175,6 +175,24 @@ describe('nftables backend in a namespace', { skip }, () => {
     assert.ok(g2 && g2.expiresAt - Date.now() <= 1000);
   });
 
+  test('the three-command refresh (kernels whose add does not refresh; oneshot mode) refreshes too', async () => {
+    console.log(`# this kernel's add element refreshes timeouts: ${fw.refreshesWithAdd}`);
+    const slow = new NftablesBackend({ wrap: pair.wrap(pair.srv), mode: 'oneshot' });
+    try {
+      assert.equal(slow.refreshesWithAdd, false);
+      const now = Date.now();
+      await slow.grant([v4(now + 1000)], now);
+      await slow.grant([v4(now + 30_000)], now);
+      const [g] = await slow.list(Date.now());
+      assert.ok(g && g.expiresAt - now > 25_000);
+      await slow.grant([v4(Date.now() + 1000)], Date.now());
+      const [g2] = await slow.list(Date.now());
+      assert.ok(g2 && g2.expiresAt - Date.now() <= 1000);
+    } finally {
+      await slow.close();
+    }
+  });
+
   test('re-install keeps unexpired grants and applies a changed protected list', async () => {
     const now = Date.now();
     await fw.grant([v4(now + 30_000), v6(now + 30_000, UDP)], now);
