@@ -188,16 +188,18 @@ export function decryptPayload(keys: SubKeys, parts: PacketParts): Result<KnockR
   return decodePayload(xorStream(keys.enc, parts.nonce, parts.ciphertext));
 }
 
-/** Convenience for clients and tests: every stage against one known key. */
-export function openPacket(keys: SubKeys, buf: Uint8Array): Result<KnockRequest, WireReject | 'unknown-key'> {
+/**
+ * Convenience for clients, tests and other tools: every stage against one known key (no key-id lookup, no time
+ * window, no replay check — those are the server's). The key id must be the one of the timestamp inside.
+ */
+export function openPacket(keys: SubKeys, buf: Uint8Array): Result<KnockRequest, WireReject> {
   const s = splitPacket(buf);
   if (!s.ok) return s;
-  const req0 = s.value;
-  // the key id must match the epoch of the timestamp inside; checked after decryption by the caller too
-  if (!authenticate(keys, req0)) return fail('mac');
-  const d = decryptPayload(keys, req0);
+  const parts = s.value;
+  if (!authenticate(keys, parts)) return fail('mac');
+  const d = decryptPayload(keys, parts);
   if (!d.ok) return d;
   const expected = keyIdFor(keys.id, epochOf(d.value.timestamp));
-  if (Buffer.compare(expected, req0.keyId) !== 0) return fail('malformed');
+  if (Buffer.compare(expected, parts.keyId) !== 0) return fail('malformed');
   return d;
 }
