@@ -223,7 +223,7 @@ export class NftShell {
   }
 
   /** Run one transaction line. Callers serialize (one request at a time). Never rejects. */
-  exec(line: string): Promise<ShellResult> {
+  transact(line: string): Promise<ShellResult> {
     if (this.pending) return Promise.resolve({ ok: false, kind: 'process', message: 'nft shell busy' });
     if (line.includes('\n')) return Promise.resolve({ ok: false, kind: 'nft', message: 'newline in nft command' });
     if (this.proc?.isAlive && this.served >= this.recycleAfter) {
@@ -343,16 +343,16 @@ export class NftablesBackend implements FirewallBackend {
     this.shell ??= new NftShell(this.nftArgv(['-i']), this.timeoutMs, this.recycleAfter);
     this.addRefreshes = false;
     const set = `${this.t} spak_probe`;
-    const made = await this.shell.exec(`add set ${set} { type ipv4_addr; flags timeout; }; add element ${set} { 127.0.0.1 timeout 10s }`);
+    const made = await this.shell.transact(`add set ${set} { type ipv4_addr; flags timeout; }; add element ${set} { 127.0.0.1 timeout 10s }`);
     if (!made.ok) return;
     try {
-      const again = await this.shell.exec(`add element ${set} { 127.0.0.1 timeout 1h }`);
+      const again = await this.shell.transact(`add element ${set} { 127.0.0.1 timeout 1h }`);
       if (!again.ok) return;
       const r = await run(this.nftArgv(['-j', 'list', 'set', 'inet', this.table, 'spak_probe']), { timeoutMs: this.timeoutMs });
       const m = /"expires":\s*([0-9]+)/.exec(r.stdout);
       this.addRefreshes = r.code === 0 && m !== null && Number(m[1]) > 60;
     } finally {
-      await this.shell.exec(`delete set ${set}`);
+      await this.shell.transact(`delete set ${set}`);
     }
   }
 
@@ -445,8 +445,8 @@ export class NftablesBackend implements FirewallBackend {
     }
     this.shell ??= new NftShell(this.nftArgv(['-i']), this.timeoutMs, this.recycleAfter);
     const line = cmds.join('; ');
-    let r = await this.shell.exec(line);
-    if (!r.ok && r.kind === 'process') r = await this.shell.exec(line); // restart once; grant/revoke are idempotent
+    let r = await this.shell.transact(line);
+    if (!r.ok && r.kind === 'process') r = await this.shell.transact(line); // restart once; grant/revoke are idempotent
     if (!r.ok) throw new FirewallError(`nft ${op} failed: ${r.message}`);
   }
 
