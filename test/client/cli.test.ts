@@ -73,6 +73,11 @@ describe('spa-knock CLI', () => {
     assert.deepEqual(r.value.accesses, [{ proto: 'tcp', port: 22 }, { proto: 'udp', port: 53 }, { proto: 'tcp', port: 443 }]);
   });
 
+  test('a host name is resolved (localhost, from /etc/hosts: loopback only)', async () => {
+    const buf = await receiveOne(4, (port) => runTs(CLIENT, ['localhost', '-4', '--key', keyFile, '--port', String(port)]));
+    assert.ok(openPacket(deriveKeys(readKeyFile(keyFile)), new Uint8Array(buf)).ok);
+  });
+
   test('IPv6 literal, --close and --allow-ip', async () => {
     const key = readKeyFile(keyFile);
     const buf = await receiveOne(6, (port) => runTs(CLIENT, ['::1', '--key', keyFile, '--port', String(port), '--close', '--allow-ip', '2001:db8::7']));

@@ -128,6 +128,17 @@ export function e2eSuite(backend: 'nftables' | 'iptables', tag: string, subnet: 
       assert.equal(await isOpen(pair.srv6), false, 'closed right after --close');
     });
 
+    test('--allow-ip opens for the named address instead of the source', async () => {
+      await knockOk(pair.srv4, '--key', keys.alice!, '--allow-ip', pair.cli6);
+      assert.equal(await opens(pair.srv6), true, 'the IPv6 address named in the packet may connect');
+      assert.equal(await isOpen(pair.srv4), false, 'the IPv4 source itself was not granted');
+      const g = await daemon.waitFor((l) => l.event === 'grant' && l.address === pair.cli6 && l.source === pair.cli4);
+      assert.ok(g);
+      await knockOk(pair.srv4, '--key', keys.alice!, '--allow-ip', pair.cli6, '--close');
+      await daemon.waitFor((l) => l.event === 'revoke' && l.address === pair.cli6 && l.source === pair.cli4);
+      assert.equal(await isOpen(pair.srv6), false);
+    });
+
     test('wrong key, a tampered byte, a stale timestamp, a port outside the policy: nothing opens', async () => {
       const before = grantsSoFar();
       await knockOk(pair.srv4, '--key', keys.mallory!);
