@@ -95,7 +95,9 @@ describe('key text form', () => {
   });
 
   it('refuses a wrong prefix with a message naming the expected one', () => {
-    const body = formatKey(generateKey()).slice(6);
+    // a body starting with '_' would turn the 'spak1' case into a valid prefix plus a short body (1 key in 64)
+    let body = formatKey(generateKey()).slice(6);
+    while (!/^[A-Za-z0-9]/.test(body)) body = formatKey(generateKey()).slice(6);
     for (const p of ['', 'spak2_', 'SPAK1_', 'spak1-', 'spak_', 'pak1_', 'spak1', ' x spak1_']) {
       const reason = parseReason(p + body);
       assert.match(reason, /not a spa-knock key/);
