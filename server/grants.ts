@@ -6,6 +6,7 @@
  */
 import { type Access, sameAccess } from '../shared/access.js';
 import type { FirewallBackend, GrantEntry } from './firewall/backend.js';
+import { grantKeyString } from './firewall/exec.js';
 import type { Decision } from './policy.js';
 
 export interface Timers {
@@ -38,7 +39,8 @@ interface Live {
   owner: string | undefined;
 }
 
-const keyOf = (e: { family: number; address: string; access: Access }) => `${e.family}|${e.address}|${e.access.proto}|${e.access.port}`;
+/** One identity for a grant, the same string the backends use. */
+const keyOf = grantKeyString;
 
 export class GrantManager {
   readonly #o: GrantManagerOptions;

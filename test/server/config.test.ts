@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -59,6 +59,21 @@ describe('config', () => {
     const c = parseConfig(configText({ clients: [{ name: 'bob', key: keyOf(2), open: ['tcp/22'], sources: ['192.0.2.0/24', '2001:db8::/32'], max_duration: 60 }] }), 'x.toml');
     assert.equal(c.clients[0]?.maxDuration, 60);
     assert.deepEqual(c.clients[0]?.sources.map((s) => s.text), ['192.0.2.0/24', '2001:db8::/32']);
+  });
+
+  test('the example in docs/config.md parses, with the values it shows', () => {
+    const doc = readFileSync(new URL('../../docs/config.md', import.meta.url), 'utf8');
+    const block = /```toml\n([\s\S]*?)```/.exec(doc)?.[1];
+    assert.ok(block, 'docs/config.md has a toml example');
+    // the example names a key file on a server; give it a key inline instead
+    const text = block.replace(/^key_file = .*$/m, `key = "${formatKey(keyOf(5))}"`);
+    const c = parseConfig(text, 'docs/config.md');
+    assert.equal(c.stateDir, '/var/lib/spa-knockd');
+    assert.deepEqual(c.listen, { port: 62201, address: '::' });
+    assert.deepEqual(c.firewall.protect, [{ proto: 'tcp', port: 22 }]);
+    assert.deepEqual(c.grant, { duration: 30, maxDuration: 300 });
+    assert.equal(c.replay.window, 60);
+    assert.equal(c.clients[0]?.name, 'alice');
   });
 
   test('TOML syntax errors name the line', () => {
