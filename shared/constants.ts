@@ -53,3 +53,20 @@ export const DEFAULT_PORT = 62201;
 export const DEFAULT_REPLAY_WINDOW_S = 60;
 export const DEFAULT_GRANT_DURATION_S = 30;
 export const DEFAULT_MAX_DURATION_S = 300;
+
+/* ---- Internal tunables: not in the config file; named here so none hides in the code ---- */
+
+/** Shortest grant any backend installs: a timeout below this is raised to it (nft refuses sub-second timeouts). */
+export const MIN_GRANT_MS = 1000;
+/** The replay log's fdatasync is batched this long after a write (the power-loss window; docs/performance.md). */
+export const REPLAY_SYNC_DELAY_MS = 10;
+/** Compact the replay log when it holds more than COMPACT_FACTOR × live records + COMPACT_SLACK lines. */
+export const REPLAY_COMPACT_FACTOR = 2;
+export const REPLAY_COMPACT_SLACK = 1000;
+/** The long-lived `nft -i` child is replaced after this many requests (bounds nft's in-memory line history). */
+export const NFT_RECYCLE_AFTER = 5000;
+/** Per-command timeouts of the firewall tools, ms. */
+export const NFT_TIMEOUT_MS = 5000;
+export const IPTABLES_TIMEOUT_MS = 10_000;
+/** Synthetic packets verified at daemon start to warm V8's JIT up (docs/performance.md). */
+export const WARMUP_ROUNDS = 2000;
