@@ -32,10 +32,10 @@ import { parseConfig } from '../server/config.js';
 import { Spak1Format } from '../server/formats/spak1.js';
 import { ReplayFile } from '../server/replay-file.js';
 import { Verifier } from '../server/verify.js';
-import { configText } from '../test/helpers/config.js';
-import { type NetnsPair, createPair } from '../test/helpers/netns.js';
-import { ROOT } from '../test/helpers/run.js';
-import { DaemonProcess } from '../test/e2e/daemon.js';
+import { configText } from '../harness/config.js';
+import { type NetnsPair, createPair } from '../harness/netns.js';
+import { ROOT } from '../harness/run.js';
+import { DaemonProcess } from '../harness/daemon-process.js';
 
 const execFileP = promisify(execFile);
 
@@ -616,7 +616,7 @@ async function verifyCold(m) {
   const { parseConfig } = await load('server/config.ts');
   const { Spak1Format } = await load('server/formats/spak1.ts');
   const { Verifier } = await load('server/verify.ts');
-  const { configText } = await load('test/helpers/config.ts');
+  const { configText } = await load('harness/config.ts');
   const config = parseConfig(configText({ protect: ['tcp/22'], duration: 3, clients: [{ name: 'alice', key: generateKey(), open: ['tcp/22'] }] }), 'probe.toml');
   const windowMs = config.replay.window * 1000;
   const v = new Verifier({ formats: [new Spak1Format(config.clients, windowMs)], replay: new ReplayGuard({ windowMs }), defaultDuration: config.grant.duration });

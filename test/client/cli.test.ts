@@ -7,7 +7,7 @@ import { after, describe, test } from 'node:test';
 import { deriveKeys } from '../../shared/crypto.js';
 import { readKeyFile } from '../../shared/keyfile.js';
 import { openPacket } from '../../shared/wire.js';
-import { CLIENT, runTs } from '../helpers/run.js';
+import { CLIENT, runTs } from '../../harness/run.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'spak-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

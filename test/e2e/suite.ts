@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { formatKey, generateKey } from '../../shared/keys.js';
-import { type Agent, type NetnsPair, createPair, netnsSkip } from '../helpers/netns.js';
-import { CLIENT, DAEMON, runTs } from '../helpers/run.js';
-import { DaemonProcess } from './daemon.js';
+import { type Agent, type NetnsPair, createPair, netnsSkip } from '../../harness/netns.js';
+import { CLIENT, DAEMON, runTs } from '../../harness/run.js';
+import { DaemonProcess } from '../../harness/daemon-process.js';
 
 const SSH = 22; // protected, alice may open it
 const ALT = 2222; // protected, only bob may open it

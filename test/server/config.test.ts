@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { formatKey } from '../../shared/keys.js';
 import { ConfigError, loadConfig, parseConfig } from '../../server/config.js';
-import { configText, keyOf } from '../helpers/config.js';
+import { configText, keyOf } from '../../harness/config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'spak-config-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -9,8 +9,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { configText, keyOf } from '../helpers/config.js';
-import { DAEMON, runTs } from '../helpers/run.js';
+import { configText, keyOf } from '../../harness/config.js';
+import { DAEMON, runTs } from '../../harness/run.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'spak-daemon-cli-'));
 const emptyBin = join(dir, 'bin');

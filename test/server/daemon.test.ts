@@ -16,7 +16,7 @@ import type { openUdpListener } from '../../server/listener.js';
 import { ReplayFile } from '../../server/replay-file.js';
 import { buildPacket } from '../../client/request.js';
 import { FakeClock } from '../helpers/clock.js';
-import { configText, keyOf } from '../helpers/config.js';
+import { configText, keyOf } from '../../harness/config.js';
 import { logSink } from '../helpers/logsink.js';
 
 const stateRoot = mkdtempSync(join(tmpdir(), 'spak-daemon-'));

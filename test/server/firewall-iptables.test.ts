@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FirewallError, type GrantEntry } from '../../server/firewall/backend.js';
 import { IptablesBackend, splitRuleLine } from '../../server/firewall/iptables.js';
-import { createPair, netnsSkip, type Agent, type NetnsPair } from '../helpers/netns.js';
+import { createPair, netnsSkip, type Agent, type NetnsPair } from '../../harness/netns.js';
 
 const P_TCP = 2201;
 const P_OPEN = 2202;

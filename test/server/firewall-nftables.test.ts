@@ -9,7 +9,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { FirewallError, type GrantEntry } from '../../server/firewall/backend.js';
 import { NftablesBackend, nftDuration, nftErrorMessage } from '../../server/firewall/nftables.js';
-import { createPair, netnsSkip, type Agent, type NetnsPair } from '../helpers/netns.js';
+import { createPair, netnsSkip, type Agent, type NetnsPair } from '../../harness/netns.js';
 
 const P_TCP = 2201; // protected
 const P_OPEN = 2202; // never protected (except in the re-install test)

@@ -11,7 +11,7 @@ import { ReplayGuard } from '../../shared/replay.js';
 import { parseConfig } from '../../server/config.js';
 import { Spak1Format } from '../../server/formats/spak1.js';
 import { Verifier } from '../../server/verify.js';
-import { configText } from '../helpers/config.js';
+import { configText } from '../../harness/config.js';
 
 interface Case {
   name: string;

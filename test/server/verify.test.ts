@@ -8,7 +8,7 @@ import { type KnockRequest, encodePayload, sealPacket } from '../../shared/wire.
 import { parseConfig } from '../../server/config.js';
 import { Spak1Format } from '../../server/formats/spak1.js';
 import { Verifier } from '../../server/verify.js';
-import { configText, keyOf } from '../helpers/config.js';
+import { configText, keyOf } from '../../harness/config.js';
 
 const T0 = Date.UTC(2026, 10, 27, 12, 0, 30); // half-way through a key-id epoch
 const ALICE = keyOf(1);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash, createHmac, hkdfSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { type VectorCase, type VectorFile, type VectorRequest, VECTORS_PATH, nonceFor, renderVectors } from '../../scripts/gen-vectors.js';
+import { type VectorCase, type VectorFile, type VectorRequest, VECTORS_PATH, nonceFor, renderVectors } from '../../harness/vectors.js';
 import { concat, fromHex, toHex } from '../../shared/bytes.js';
 import { KDF_LABEL_ENC, KDF_LABEL_ID, KDF_LABEL_MAC, KDF_SALT, MAX_PACKET_LEN, MIN_PACKET_LEN, PROTOCOL_VERSION } from '../../shared/constants.js';
 import { type SubKeys, deriveKeys, epochOf, keyIdFor, macOf, xorStream } from '../../shared/crypto.js';

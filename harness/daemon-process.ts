@@ -3,7 +3,7 @@
  * its NDJSON log collected line by line, stopped (or `kill -9`ed) by PID.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { DAEMON, ROOT } from '../helpers/run.js';
+import { DAEMON, ROOT } from './run.js';
 
 export class DaemonProcess {
   readonly lines: Record<string, unknown>[] = [];

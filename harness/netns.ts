@@ -30,7 +30,7 @@ import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { run, type RunResult } from '../../server/firewall/exec.js';
+import { run, type RunResult } from '../server/firewall/exec.js';
 
 export interface PairOptions {
   /** Third octet of 10.251.X.0/24 and the 4th group of fd00:5a4b:0:X::/64. Default 0. */

@@ -1,5 +1,5 @@
 /** Build TOML config texts for tests. */
-import { formatKey } from '../../shared/keys.js';
+import { formatKey } from '../shared/keys.js';
 
 export function keyOf(seed: number): Uint8Array {
   return new Uint8Array(32).map((_, i) => (seed * 31 + i * 7 + 1) & 0xff);
