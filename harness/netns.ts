@@ -5,7 +5,8 @@
  * ```ts
  * const skip = netnsSkip(['nft']);            // false, or a reason; with CI set a missing prerequisite FAILS
  * const pair = await createPair('fwt-nft', { subnet: 11 });
- * //   pair.srv / pair.cli      namespace names: 'spak-fwt-nft-srv', 'spak-fwt-nft-cli' (leftovers removed first)
+ * //   pair.srv / pair.cli      namespace names: 'spak-fwt-nft-<pid>-srv', 'spak-fwt-nft-<pid>-cli' (the pid makes two
+ * //                            runs at once on one machine safe; leftovers of dead pids are removed first)
  * //   pair.srv4 / pair.cli4    '10.251.11.1' / '10.251.11.2'          (veth 'vsrv' <-> 'vcli', /24)
  * //   pair.srv6 / pair.cli6    'fd00:5a4b:0:b::1' / 'fd00:5a4b:0:b::2' (/64, nodad)
  * //   pair.wrap(ns)            ['ip', 'netns', 'exec', ns]  (a backend's `wrap` option)
@@ -114,6 +115,24 @@ export function netnsSkip(tools: readonly string[]): string | false {
   return reason;
 }
 
+/** Delete namespaces `spak-TAG-PID-{srv,cli}` left by a run whose process is gone (a crashed or killed run). */
+async function removeDeadLeftovers(tag: string): Promise<void> {
+  const r = await run(['ip', 'netns', 'list']);
+  const re = new RegExp(`^spak-${tag}-([0-9]+)-(srv|cli)\\b`);
+  for (const line of r.stdout.split('\n')) {
+    const m = re.exec(line.trim());
+    if (!m) continue;
+    const pid = Number(m[1]);
+    let alive = true;
+    try {
+      process.kill(pid, 0);
+    } catch (e) {
+      alive = (e as NodeJS.ErrnoException).code !== 'ESRCH';
+    }
+    if (!alive) await run(['ip', 'netns', 'del', `spak-${tag}-${m[1]}-${m[2]}`]);
+  }
+}
+
 function checkName(s: string): void {
   if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(s)) throw new Error(`bad namespace tag ${JSON.stringify(s)}`);
 }
@@ -129,8 +148,8 @@ export async function createPair(tag: string, opts: PairOptions = {}): Promise<N
   checkName(tag);
   const subnet = opts.subnet ?? 0;
   if (!Number.isInteger(subnet) || subnet < 0 || subnet > 255) throw new Error('subnet must be 0..255');
-  const srv = `spak-${tag}-srv`;
-  const cli = `spak-${tag}-cli`;
+  const srv = `spak-${tag}-${process.pid}-srv`;
+  const cli = `spak-${tag}-${process.pid}-cli`;
   const srv4 = `10.251.${subnet}.1`;
   const cli4 = `10.251.${subnet}.2`;
   const g = subnet.toString(16);
@@ -141,7 +160,8 @@ export async function createPair(tag: string, opts: PairOptions = {}): Promise<N
   const removeAll = async (): Promise<void> => {
     for (const ns of [srv, cli]) await run(['ip', 'netns', 'del', ns]);
   };
-  await removeAll(); // leftovers from a crashed run
+  await removeAll();
+  await removeDeadLeftovers(tag);
 
   let ok = false;
   try {

@@ -96,7 +96,7 @@ export class Daemon {
       onError: (err) => this.#d.log.error({ event: 'socket-error', err: err.message }, 'socket error'),
     });
     try {
-      await this.#d.backend.install(planOf(c));
+      await this.#d.backend.install(planOf(c), this.#now());
       const restored = await this.grants.restore();
       if (restored.length > 0) {
         this.#d.log.info({ event: 'restore', grants: restored.length }, 'kept grants that were open before the restart');

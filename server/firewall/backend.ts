@@ -10,22 +10,33 @@
  * @module
  */
 import type { Access } from '../../shared/access.js';
+import type { GrantKey } from '../../shared/address.js';
 
-export type Family = 4 | 6;
+export type { Family, GrantKey } from '../../shared/address.js';
 
-/** One grant: this address may open new connections to this access until `expiresAt` (ms since epoch). */
-export interface GrantEntry {
-  readonly family: Family;
-  /** Canonical textual address: dotted quad for v4, RFC 5952 compressed form for v6. Never IPv4-mapped. */
-  readonly address: string;
-  readonly access: Access;
+/**
+ * One grant: this address may open new connections to this access until `expiresAt` (ms since epoch).
+ * Identity is the {@link GrantKey} (shared/address.ts `grantKeyString`): one kernel element / rule per key.
+ */
+export interface GrantEntry extends GrantKey {
   /** Absolute expiry, ms since the Unix epoch. */
   readonly expiresAt: number;
+  /**
+   * The client that owns the grant (a config client name, /^[A-Za-z0-9._@-]{1,64}$/), stored in the kernel with the
+   * grant (nft element `comment`, iptables `-m comment`) so ownership survives a restart. Undefined: no owner known
+   * (a grant made by an older version or by hand).
+   */
+  readonly owner?: string | undefined;
 }
 
 /** What the backend must install: the protected accesses (and, later, knock sequences). */
 export interface FirewallPlan {
   readonly protect: readonly Access[];
+  /**
+   * Drop this host's outgoing ICMP/ICMPv6 port-unreachable messages, so a closed UDP port looks like the knock port
+   * (silent) to a UDP scan. Opt-in (`firewall.silence_port_unreachable`); default false.
+   */
+  readonly silencePortUnreachable?: boolean;
 }
 
 export interface FirewallBackend {
@@ -36,11 +47,13 @@ export interface FirewallBackend {
    * Create (or atomically replace) the backend's objects for this plan. Idempotent. Existing grants that are still
    * valid survive a re-install where the backend can keep them (nft sets are kept; iptables re-adds what `list` saw).
    */
-  install(plan: FirewallPlan): Promise<void>;
+  install(plan: FirewallPlan, now: number): Promise<void>;
   /**
    * Add or extend grants, atomically (all or none). `now` is the caller's clock, used to compute timeouts.
-   * Granting an existing (address, access) again replaces its expiry (longer or shorter). Every grant lasts at least
-   * 1 s (expiresAt is raised to now + 1000 if earlier). Invalid input is a FirewallError before anything is applied.
+   * Granting an existing (address, access) again replaces its expiry (longer or shorter) and its owner: ownership
+   * rules are the grant manager's (server/grants.ts), the backend writes what it is given. Every grant lasts at least
+   * MIN_GRANT_MS (expiresAt is raised to now + MIN_GRANT_MS if earlier). Invalid input is an ERR_SPA_FIREWALL
+   * SpaError before anything is applied.
    */
   grant(entries: readonly GrantEntry[], now: number): Promise<void>;
   /** Remove grants, atomically; removing a grant that is already gone is not an error. */
