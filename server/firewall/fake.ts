@@ -17,7 +17,7 @@ import { checkGrantKey, checkGrants, checkKeys, checkProtect, grantKeyString } f
 export type FakeOp = 'install' | 'grant' | 'revoke' | 'list' | 'check' | 'uninstall' | 'close';
 
 export type FakeCall =
-  | { readonly op: 'install'; readonly plan: FirewallPlan }
+  | { readonly op: 'install'; readonly plan: FirewallPlan; readonly now: number }
   | { readonly op: 'grant'; readonly entries: readonly GrantEntry[]; readonly now: number }
   | { readonly op: 'revoke'; readonly entries: readonly Omit<GrantEntry, 'expiresAt'>[] }
   | { readonly op: 'list'; readonly now: number }
@@ -105,11 +105,11 @@ export class FakeBackend implements FirewallBackend {
     for (const [k, g] of this.grants) if (g.expiresAt <= now) this.grants.delete(k);
   }
 
-  async install(plan: FirewallPlan): Promise<void> {
-    await this.enter({ op: 'install', plan: { ...plan, protect: [...(plan?.protect ?? [])] } });
+  async install(plan: FirewallPlan, now: number): Promise<void> {
+    await this.enter({ op: 'install', plan: { ...plan, protect: [...(plan?.protect ?? [])] }, now });
     const protect = checkProtect(plan?.protect);
     this.plan = protect;
-    this.expire(Date.now());
+    this.expire(now);
   }
 
   async grant(entries: readonly GrantEntry[], now: number): Promise<void> {
@@ -119,7 +119,8 @@ export class FakeBackend implements FirewallBackend {
     if (grants.length === 0) return;
     this.requireInstalled();
     for (const g of grants) {
-      this.grants.set(grantKeyString(g), { ...g, expiresAt: Math.max(g.expiresAt, now + 1000) });
+      const owner = (entries.find((e) => grantKeyString(checkGrantKey(e)) === grantKeyString(g)) as GrantEntry | undefined)?.owner;
+      this.grants.set(grantKeyString(g), { ...g, expiresAt: Math.max(g.expiresAt, now + 1000), ...(owner !== undefined ? { owner } : {}) });
     }
   }
 

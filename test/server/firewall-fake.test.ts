@@ -17,7 +17,7 @@ describe('FakeBackend', () => {
   test('records calls in order with copies of the arguments', async () => {
     const fw = new FakeBackend();
     const plan = { protect: [TCP] };
-    await fw.install(plan);
+    await fw.install(plan, Date.now());
     const entries = [g4(5000)];
     await fw.grant(entries, 1000);
     await fw.revoke([{ family: 4, address: '192.0.2.7', access: TCP }]);
@@ -40,7 +40,7 @@ describe('FakeBackend', () => {
   test('list honours expiresAt (kernelExpiry true by default)', async () => {
     const fw = new FakeBackend();
     assert.equal(fw.kernelExpiry, true);
-    await fw.install({ protect: [TCP, UDP] });
+    await fw.install({ protect: [TCP, UDP] }, Date.now());
     await fw.grant([g4(10_000), g4(20_000, UDP)], 0);
     assert.equal((await fw.list(5000)).length, 2);
     assert.deepEqual(await fw.list(15_000), [g4(20_000, UDP)]);
@@ -51,7 +51,7 @@ describe('FakeBackend', () => {
 
   test('kernelExpiry false keeps expired grants listed until revoked', async () => {
     const fw = new FakeBackend({ kernelExpiry: false });
-    await fw.install({ protect: [TCP] });
+    await fw.install({ protect: [TCP] }, Date.now());
     await fw.grant([g4(10_000)], 0);
     assert.deepEqual(await fw.list(50_000), [g4(10_000)]);
     await fw.revoke([g4(0)]);
@@ -60,7 +60,7 @@ describe('FakeBackend', () => {
 
   test('grant refreshes, minimum 1 s, canonical v6, revoke of absent is fine', async () => {
     const fw = new FakeBackend();
-    await fw.install({ protect: [TCP] });
+    await fw.install({ protect: [TCP] }, Date.now());
     await fw.grant([g4(10_000)], 0);
     await fw.grant([g4(30_000)], 0);
     assert.deepEqual(await fw.list(0), [g4(30_000)]);
@@ -74,7 +74,7 @@ describe('FakeBackend', () => {
 
   test('failNext makes the next (matching) call fail with FirewallError and change nothing', async () => {
     const fw = new FakeBackend();
-    await fw.install({ protect: [TCP] });
+    await fw.install({ protect: [TCP] }, Date.now());
     fw.failNext('grant', 'boom');
     await fw.list(0); // not a grant: unaffected
     await assert.rejects(fw.grant([g4(10_000)], 0), (e: unknown) => e instanceof FirewallError && e.message === 'boom');
@@ -84,7 +84,7 @@ describe('FakeBackend', () => {
     await assert.rejects(fw.revoke([g4(0)]), FirewallError);
     assert.equal((await fw.list(0)).length, 1);
     fw.failNext('install');
-    await assert.rejects(fw.install({ protect: [UDP] }), FirewallError);
+    await assert.rejects(fw.install({ protect: [UDP] }, 0), FirewallError);
     assert.deepEqual(fw.installed, [TCP]);
   });
 
@@ -92,10 +92,10 @@ describe('FakeBackend', () => {
     const fw = new FakeBackend();
     await assert.rejects(fw.grant([g4(10_000)], 0), /not installed/);
     assert.deepEqual(await fw.check({ protect: [] }), ['fake firewall is not installed']);
-    await fw.install({ protect: [TCP] });
+    await fw.install({ protect: [TCP] }, Date.now());
     await assert.rejects(fw.grant([{ ...g4(1000), address: '::1' }], 0), FirewallError);
     await assert.rejects(fw.grant([{ ...g4(1000), access: { proto: 'tcp', port: 0 } }], 0), FirewallError);
-    await assert.rejects(fw.install({ protect: [{ proto: 'sctp' as 'tcp', port: 1 }] }), FirewallError);
+    await assert.rejects(fw.install({ protect: [{ proto: 'sctp' as 'tcp', port: 1 }] }, 0), FirewallError);
     assert.deepEqual(await fw.check({ protect: [UDP] }), ['protected list differs: installed [tcp/22], expected [udp/53]']);
     assert.deepEqual(await fw.check({ protect: [TCP, TCP] }), []);
   });
@@ -103,7 +103,7 @@ describe('FakeBackend', () => {
   test('latencyMs delays calls', async () => {
     const fw = new FakeBackend({ latencyMs: 30 });
     const t0 = Date.now();
-    await fw.install({ protect: [] });
+    await fw.install({ protect: [] }, Date.now());
     assert.ok(Date.now() - t0 >= 25);
   });
 });
