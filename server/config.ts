@@ -1,37 +1,43 @@
 /**
  * The daemon's configuration: TOML (smol-toml), validated by a zod schema, resolved into a typed `Config` with every
- * key loaded. The only module of the daemon that reads the config file or key files. Errors are `ConfigError`s whose
- * message is one line naming the file, the line (when it can be found) and the key. docs/config.md lists every key.
+ * key loaded. The only module of the daemon that reads the config file or key files. Errors are
+ * `SpaError('ERR_SPA_CONFIG' | 'ERR_SPA_CONFIG_PERMS')` whose message is one line naming the file, the line (when it
+ * can be found) and the key. docs/config.md lists every key.
  * @module
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { isAbsolute, resolve, dirname } from 'node:path';
-import ipaddr from 'ipaddr.js';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { z } from 'zod';
-import { type Access, formatAccess, parseAccess, sameAccess } from '../shared/access.js';
+import { type Access, dedupeAccesses, formatAccess, isPort, parseAccess, sameAccess } from '../shared/access.js';
+import { type Cidr, isStrictIp, parseCidr } from '../shared/address.js';
 import {
   DEFAULT_GRANT_DURATION_S,
   DEFAULT_MAX_DURATION_S,
   DEFAULT_PORT,
   DEFAULT_REPLAY_WINDOW_S,
 } from '../shared/constants.js';
-import { KeyFileError, readKeyFile } from '../shared/keyfile.js';
+import { SpaError, errnoText } from '../shared/errors.js';
+import { readKeyFile } from '../shared/keyfile.js';
 import { parseKey } from '../shared/keys.js';
-import { isStrictIp } from '../shared/address.js';
+import { tableNameProblem } from './firewall/names.js';
 import { lineOf } from './toml-lines.js';
 
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  readonly code = 'ERR_SPA_CONFIG';
-}
+export type { Cidr } from '../shared/address.js';
 
-/** A CIDR block, parsed. IPv4-mapped IPv6 prefixes are refused (write the IPv4 form). */
-export interface Cidr {
-  readonly text: string;
-  readonly kind: 'ipv4' | 'ipv6';
-  readonly range: [ipaddr.IPv4 | ipaddr.IPv6, number];
-}
+/** Default `listen.receive_buffer`: SO_RCVBUF asked for the knock socket, bytes (the kernel may give less). */
+export const DEFAULT_RECEIVE_BUFFER = 4 * 1024 * 1024;
+/** Default `grant.max_grants`: distinct addresses one client may hold live grants for at once. */
+export const DEFAULT_MAX_GRANTS = 16;
+/** Largest config file the daemon reads, bytes. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/**
+ * @deprecated Config errors are `SpaError('ERR_SPA_CONFIG')`; test `.code`. This alias (the same class) stays only
+ * until server/main.ts stops importing it.
+ */
+export const ConfigError = SpaError;
+export type ConfigError = SpaError;
 
 export interface ClientConfig {
   readonly name: string;
@@ -40,17 +46,28 @@ export interface ClientConfig {
   readonly open: readonly Access[];
   readonly sources: readonly Cidr[];
   readonly maxDuration: number;
+  /** Most distinct addresses this client may hold grants for at once. */
+  readonly maxGrants: number;
+  /** fwknop's REQUIRE_SOURCE_ADDRESS: a knock must name the address to open (no "use the packet's source"). */
+  readonly requireSourceAddress: boolean;
 }
 
 export interface Config {
   readonly path: string;
   readonly stateDir: string;
-  readonly listen: { readonly port: number; readonly address: string };
-  readonly firewall: { readonly backend: 'nftables' | 'iptables'; readonly protect: readonly Access[]; readonly table: string };
-  readonly grant: { readonly duration: number; readonly maxDuration: number };
+  readonly listen: { readonly port: number; readonly address: string; readonly receiveBuffer: number };
+  readonly firewall: {
+    readonly backend: 'nftables' | 'iptables';
+    readonly protect: readonly Access[];
+    readonly table: string;
+    readonly silencePortUnreachable: boolean;
+  };
+  readonly grant: { readonly duration: number; readonly maxDuration: number; readonly maxGrants: number };
   readonly replay: { readonly window: number };
   readonly log: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'; readonly rejectSummaryInterval: number };
   readonly clients: readonly ClientConfig[];
+  /** Names of the clients whose key is written in the config itself (`key =`): the file then holds secrets. */
+  readonly inlineKeys: readonly string[];
 }
 
 const accessSchema = z.string().transform((s, ctx) => {
@@ -63,21 +80,16 @@ const accessSchema = z.string().transform((s, ctx) => {
 });
 
 const cidrSchema = z.string().transform((s, ctx): Cidr => {
-  try {
-    const addrPart = s.includes('/') ? s.slice(0, s.indexOf('/')) : s;
-    if (!isStrictIp(addrPart) || (s.includes('/') && !/^\/\d{1,3}$/.test(s.slice(s.indexOf('/'))))) throw new Error('syntax');
-    const text = s.includes('/') ? s : s + (s.includes(':') ? '/128' : '/32');
-    const range = ipaddr.parseCIDR(text);
-    const addr = range[0];
-    if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) throw new Error('mapped');
-    return { text: `${addr.toString()}/${range[1]}`, kind: addr.kind(), range };
-  } catch {
-    ctx.addIssue({ code: 'custom', message: `"${s}" is not an address or CIDR block like "203.0.113.0/24" or "2001:db8::/32"` });
+  const r = parseCidr(s);
+  if (!r.ok) {
+    ctx.addIssue({ code: 'custom', message: r.reason });
     return z.NEVER;
   }
+  return r.cidr;
 });
 
 const seconds = (max: number) => z.number().int('must be a whole number of seconds').min(1).max(max);
+const maxGrants = z.number().int('must be a whole number').min(1).max(65535);
 
 const clientSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ @ -'),
@@ -87,33 +99,38 @@ const clientSchema = z.strictObject({
   open: z.array(accessSchema).min(1, 'must list at least one access'),
   sources: z.array(cidrSchema).min(1).prefault(['0.0.0.0/0', '::/0']),
   max_duration: seconds(65535).optional(),
+  max_grants: maxGrants.optional(),
+  require_source_address: z.boolean().default(false),
 });
+
+const listenDefaults = { port: DEFAULT_PORT, address: '::', receive_buffer: DEFAULT_RECEIVE_BUFFER };
+const grantDefaults = { duration: DEFAULT_GRANT_DURATION_S, max_duration: DEFAULT_MAX_DURATION_S, max_grants: DEFAULT_MAX_GRANTS };
 
 const schema = z.strictObject({
   state_dir: z.string().min(1).default('/var/lib/spa-knockd'),
   listen: z
     .strictObject({
-      port: z.number().int().min(1).max(65535).default(DEFAULT_PORT),
+      port: z.number().refine(isPort, 'must be a port number 1-65535').default(DEFAULT_PORT),
       address: z
         .string()
         .refine((s) => isStrictIp(s), 'must be an IPv4 or IPv6 address such as "::" or "0.0.0.0"')
         .default('::'),
+      receive_buffer: z.number().int('must be a whole number of bytes').min(65536).max(1 << 30).default(DEFAULT_RECEIVE_BUFFER),
     })
-    .default({ port: DEFAULT_PORT, address: '::' }),
+    .default(listenDefaults),
   firewall: z.strictObject({
     backend: z.enum(['nftables', 'iptables']).default('nftables'),
     protect: z.array(accessSchema).min(1, 'must list at least one access, e.g. ["tcp/22"]'),
-    table: z
-      .string()
-      .regex(/^[A-Za-z][A-Za-z0-9_]{0,27}$/, 'must be a letter then up to 27 letters, digits or _')
-      .optional(),
+    table: z.string().optional(),
+    silence_port_unreachable: z.boolean().default(false),
   }),
   grant: z
     .strictObject({
       duration: seconds(65535).default(DEFAULT_GRANT_DURATION_S),
       max_duration: seconds(65535).default(DEFAULT_MAX_DURATION_S),
+      max_grants: maxGrants.default(DEFAULT_MAX_GRANTS),
     })
-    .default({ duration: DEFAULT_GRANT_DURATION_S, max_duration: DEFAULT_MAX_DURATION_S }),
+    .default(grantDefaults),
   replay: z
     .strictObject({ window: seconds(3600).default(DEFAULT_REPLAY_WINDOW_S) })
     .default({ window: DEFAULT_REPLAY_WINDOW_S }),
@@ -132,6 +149,8 @@ function pathText(path: readonly PropertyKey[]): string {
   return s || '(top level)';
 }
 
+const configError = (msg: string) => new SpaError('ERR_SPA_CONFIG', msg);
+
 /** Parse and validate config text. `path` is used in messages and to resolve relative key_file paths. */
 export function parseConfig(text: string, path: string): Config {
   const where = (segs: readonly PropertyKey[]) => {
@@ -144,9 +163,9 @@ export function parseConfig(text: string, path: string): Config {
   } catch (e) {
     if (e instanceof TomlError) {
       const msg = (e.message.split('\n')[0] ?? 'invalid TOML').replace(/^Invalid TOML document: /, '');
-      throw new ConfigError(`config ${path} line ${e.line}: invalid TOML: ${msg}`);
+      throw configError(`config ${path} line ${e.line}: invalid TOML: ${msg}`);
     }
-    throw new ConfigError(`config ${path}: invalid TOML`);
+    throw configError(`config ${path}: invalid TOML`);
   }
   const res = schema.safeParse(raw);
   if (!res.success) {
@@ -162,24 +181,21 @@ export function parseConfig(text: string, path: string): Config {
       at = [...p, issue.keys[0] ?? ''];
     }
     const more = res.error.issues.length > 1 ? ` (and ${res.error.issues.length - 1} more problem${res.error.issues.length > 2 ? 's' : ''})` : '';
-    throw new ConfigError(`${where(at)}: ${pathText(p)}: ${message}${more}`);
+    throw configError(`${where(at)}: ${pathText(p)}: ${message}${more}`);
   }
   const c = res.data;
   const fail = (segs: readonly (string | number)[], msg: string): never => {
-    throw new ConfigError(`${where(segs)}: ${pathText(segs)}: ${msg}`);
+    throw configError(`${where(segs)}: ${pathText(segs)}: ${msg}`);
   };
   if (c.firewall.table !== undefined) {
-    if (c.firewall.backend === 'nftables' && !/^[a-z][a-z0-9_]{0,27}$/.test(c.firewall.table)) {
-      fail(['firewall', 'table'], 'an nftables table name must be lower case: a letter, then letters, digits or _');
-    }
-    if (c.firewall.backend === 'iptables' && ['INPUT', 'OUTPUT', 'FORWARD', 'PREROUTING', 'POSTROUTING'].includes(c.firewall.table.toUpperCase())) {
-      fail(['firewall', 'table'], `"${c.firewall.table}" is a built-in iptables chain; name a chain of spa-knock's own`);
-    }
+    const problem = tableNameProblem(c.firewall.backend, c.firewall.table);
+    if (problem !== undefined) fail(['firewall', 'table'], problem);
   }
   if (c.grant.duration > c.grant.max_duration) fail(['grant', 'duration'], `must not exceed grant.max_duration (${c.grant.max_duration})`);
 
   const names = new Set<string>();
   const keys = new Map<string, string>();
+  const inlineKeys: string[] = [];
   const clients: ClientConfig[] = c.client.map((cl, i) => {
     if (names.has(cl.name)) fail(['client', i, 'name'], `duplicate client name "${cl.name}"`);
     names.add(cl.name);
@@ -189,13 +205,16 @@ export function parseConfig(text: string, path: string): Config {
       const k = parseKey(cl.key);
       if (!k.ok) fail(['client', i, 'key'], k.reason);
       key = (k as { key: Uint8Array }).key;
+      inlineKeys.push(cl.name);
     } else {
       const kf = cl.key_file as string;
       const abs = isAbsolute(kf) ? kf : resolve(dirname(path), kf);
       try {
         key = readKeyFile(abs);
       } catch (e) {
-        if (e instanceof KeyFileError) fail(['client', i, 'key_file'], e.message);
+        // key file errors carry an ERR_SPA_KEYFILE_* code and a one-line message
+        const code = (e as { code?: unknown }).code;
+        if (typeof code === 'string' && code.startsWith('ERR_SPA_KEYFILE')) fail(['client', i, 'key_file'], (e as Error).message);
         throw e;
       }
     }
@@ -209,39 +228,85 @@ export function parseConfig(text: string, path: string): Config {
       }
     });
     const maxDuration = Math.min(cl.max_duration ?? c.grant.max_duration, c.grant.max_duration);
-    return { name: cl.name, format: cl.format, key, open: dedupe(cl.open), sources: cl.sources, maxDuration };
+    return {
+      name: cl.name,
+      format: cl.format,
+      key,
+      open: dedupeAccesses(cl.open),
+      sources: cl.sources,
+      maxDuration,
+      maxGrants: cl.max_grants ?? c.grant.max_grants,
+      requireSourceAddress: cl.require_source_address,
+    };
   });
 
   return {
     path,
     stateDir: c.state_dir,
-    listen: { port: c.listen.port, address: c.listen.address },
+    listen: { port: c.listen.port, address: c.listen.address, receiveBuffer: c.listen.receive_buffer },
     firewall: {
       backend: c.firewall.backend,
-      protect: dedupe(c.firewall.protect),
+      protect: dedupeAccesses(c.firewall.protect),
       table: c.firewall.table ?? (c.firewall.backend === 'nftables' ? 'spa_knock' : 'SPA_KNOCK'),
+      silencePortUnreachable: c.firewall.silence_port_unreachable,
     },
-    grant: { duration: c.grant.duration, maxDuration: c.grant.max_duration },
+    grant: { duration: c.grant.duration, maxDuration: c.grant.max_duration, maxGrants: c.grant.max_grants },
     replay: { window: c.replay.window },
     log: { level: c.log.level, rejectSummaryInterval: c.log.reject_summary_interval },
     clients,
+    inlineKeys,
   };
 }
 
-function dedupe(list: readonly Access[]): Access[] {
-  const out: Access[] = [];
-  for (const a of list) if (!out.some((b) => sameAccess(a, b))) out.push(a);
-  return out;
+/**
+ * Read a config file: a regular file only (opened O_NONBLOCK, so a FIFO cannot block the daemon; `/dev/zero` is
+ * refused instead of read without end), at most MAX_CONFIG_BYTES. Returns the text and the file's mode.
+ */
+function readConfigFile(path: string): { text: string; mode: number } {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (e) {
+    throw configError(`cannot read config ${path}: ${errnoText(e)}`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw configError(`cannot read config ${path}: not a regular file`);
+    if (st.size > MAX_CONFIG_BYTES) throw configError(`cannot read config ${path}: larger than ${MAX_CONFIG_BYTES} bytes; not a config file`);
+    // read at most one byte more than the cap: a file that grows while being read is caught too
+    const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    let n = 0;
+    for (;;) {
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+      if (n > MAX_CONFIG_BYTES) throw configError(`cannot read config ${path}: larger than ${MAX_CONFIG_BYTES} bytes; not a config file`);
+    }
+    return { text: buf.subarray(0, n).toString('utf8'), mode: st.mode & 0o7777 };
+  } catch (e) {
+    if (e instanceof SpaError) throw e;
+    throw configError(`cannot read config ${path}: ${errnoText(e)}`);
+  } finally {
+    closeSync(fd);
+  }
 }
 
-/** Read and parse a config file. */
+/**
+ * Read and parse a config file. A config that others may change is refused (anyone who can write it can add a
+ * client); one that holds inline keys is held to the key-file rule: no access for group or others.
+ */
 export function loadConfig(path: string): Config {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new ConfigError(`cannot read config ${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (code ?? 'error')}`);
+  const { text, mode } = readConfigFile(path);
+  const octal = mode.toString(8).padStart(4, '0');
+  if ((mode & 0o002) !== 0) {
+    throw new SpaError('ERR_SPA_CONFIG_PERMS', `config ${path} is writable by others (mode ${octal}); run: chmod o-w ${path}`);
   }
-  return parseConfig(text, path);
+  const config = parseConfig(text, path);
+  if (config.inlineKeys.length > 0 && (mode & 0o077) !== 0) {
+    throw new SpaError(
+      'ERR_SPA_CONFIG_PERMS',
+      `config ${path} holds keys (client "${config.inlineKeys[0]}") but group or others have access (mode ${octal}); run: chmod 600 ${path}`,
+    );
+  }
+  return config;
 }

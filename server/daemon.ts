@@ -1,19 +1,25 @@
 /**
  * The daemon: wires config, packet formats, replay guard, policy, grants and the firewall backend together.
- * Every dependency with a side effect (clock, timers, socket, firewall, replay file, logger) is injected, so tests
- * can run the whole receive path in-process with a fake clock and a fake firewall; server/main.ts builds the real ones.
+ * Every dependency with a side effect (clock, timers, socket, firewall, replay file, logger, /proc reader, the
+ * host's interfaces) is injected, so tests can run the whole receive path in-process with a fake clock and a fake
+ * firewall; server/main.ts builds the real ones.
  * @module
  */
+import { networkInterfaces } from 'node:os';
 import { formatAccess } from '../shared/access.js';
+import { subnetBroadcasts } from '../shared/address.js';
+import { REPLAY_COMPACT_FACTOR, REPLAY_COMPACT_SLACK } from '../shared/constants.js';
 import { ReplayGuard } from '../shared/replay.js';
 import type { Config } from './config.js';
 import type { FirewallBackend, FirewallPlan, GrantEntry } from './firewall/backend.js';
 import { Spak1Format } from './formats/spak1.js';
-import { GrantManager, type Timers, realTimers } from './grants.js';
+import { GrantManager, accessesWith } from './grants.js';
 import { type Listener, openUdpListener } from './listener.js';
 import type { Logger } from './log.js';
 import type { ReplayFile } from './replay-file.js';
 import { RejectCounter } from './stats.js';
+import { type Timers, realTimers } from './timers.js';
+import { type DropReader, procDropReader } from './udp-drops.js';
 import { Verifier } from './verify.js';
 import { warmUp } from './warmup.js';
 
@@ -29,10 +35,14 @@ export interface DaemonDeps {
   readonly listen?: typeof openUdpListener;
   /** Warm the verification path up at start (default true; unit tests turn it off to stay fast). */
   readonly warmUp?: boolean;
+  /** This host's subnet broadcast addresses, never granted (default: from os.networkInterfaces() at construction). */
+  readonly broadcasts?: ReadonlySet<string>;
+  /** Kernel drop counter of the knock socket by local port (default: /proc/net/udp{,6}). */
+  readonly readDrops?: DropReader;
 }
 
 export function planOf(config: Config): FirewallPlan {
-  return { protect: config.firewall.protect };
+  return { protect: config.firewall.protect, silencePortUnreachable: config.firewall.silencePortUnreachable };
 }
 
 const fmtEntries = (entries: readonly Pick<GrantEntry, 'access'>[]) => entries.map((e) => formatAccess(e.access));
@@ -45,9 +55,14 @@ export class Daemon {
   readonly #timers: Timers;
   readonly #replay: ReplayGuard;
   readonly #verifier: Verifier;
+  readonly #readDrops: DropReader;
   #listener: Listener | undefined;
   #summaryTimer: unknown;
   #ready = false;
+  /** The replay log cannot be written: knocks are refused until a write succeeds again. */
+  #stateFailing = false;
+  /** Kernel drop count at the last summary. */
+  #dropsBase: number | undefined;
   /** Promise of the firewall change in flight for the latest packet (tests await it). */
   #pending = new Set<Promise<void>>();
 
@@ -55,29 +70,35 @@ export class Daemon {
     this.#d = deps;
     this.#now = deps.now ?? Date.now;
     this.#timers = deps.timers ?? realTimers;
+    this.#readDrops = deps.readDrops ?? procDropReader();
     const c = deps.config;
     const now = this.#now();
     const rf = deps.replayFile;
+    const windowMs = c.replay.window * 1000;
     this.#replay = new ReplayGuard({
-      windowMs: c.replay.window * 1000,
-      initial: rf ? rf.load(now) : [],
+      windowMs,
+      initial: rf ? rf.load(now, windowMs) : [],
+      floor: rf?.floor ?? 0,
       ...(rf ? { persist: (r) => rf.append(r) } : {}),
     });
+    const maxGrants = new Map(c.clients.map((cl) => [cl.name, cl.maxGrants]));
     this.#verifier = new Verifier({
-      formats: [new Spak1Format(c.clients, c.replay.window * 1000)],
+      formats: [new Spak1Format(c.clients, windowMs)],
       replay: this.#replay,
       defaultDuration: c.grant.duration,
+      broadcasts: deps.broadcasts ?? subnetBroadcasts(networkInterfaces()),
     });
     this.grants = new GrantManager({
       backend: deps.backend,
       now: this.#now,
       timers: this.#timers,
+      maxGrantsOf: (client) => maxGrants.get(client) ?? c.grant.maxGrants,
       onExpire: (entries) => {
         for (const e of entries) {
-          deps.log.info({ event: 'expire', address: e.address, accesses: fmtEntries([e]) }, 'grant expired');
+          deps.log.info({ event: 'expire', address: e.address, accesses: fmtEntries([e]), owner: e.owner }, 'grant expired');
         }
       },
-      onError: (err) => deps.log.error({ event: 'firewall-error', err: (err as Error).message }, 'revoking an expired grant failed; retrying'),
+      onError: (err) => deps.log.error({ event: 'firewall-error', err }, 'revoking an expired grant failed; retrying'),
     });
   }
 
@@ -90,10 +111,11 @@ export class Daemon {
     const listener = await (this.#d.listen ?? openUdpListener)({
       address: c.listen.address,
       port: c.listen.port,
+      receiveBuffer: c.listen.receiveBuffer,
       onMessage: (buf, src) => {
         if (this.#ready) this.handle(buf, src);
       },
-      onError: (err) => this.#d.log.error({ event: 'socket-error', err: err.message }, 'socket error'),
+      onError: (err) => this.#d.log.error({ event: 'socket-error', err }, 'socket error'),
     });
     try {
       await this.#d.backend.install(planOf(c), this.#now());
@@ -107,18 +129,27 @@ export class Daemon {
     }
     if (this.#d.warmUp !== false) warmUp(this.#now());
     this.#listener = listener;
+    this.#dropsBase = listener.port !== undefined ? this.#readDrops(listener.port) : undefined;
     this.#ready = true;
     this.#scheduleSummary();
     this.#d.log.info(
       {
         event: 'start',
-        listen: this.#listener.bound,
+        listen: listener.bound,
         backend: this.#d.backend.name,
         protect: c.firewall.protect.map(formatAccess),
         clients: c.clients.length,
+        receive_buffer: listener.receiveBuffer,
       },
       'spa-knockd listening',
     );
+    // Linux reports twice the usable size; it caps the request at net.core.rmem_max (socket(7))
+    if (listener.receiveBuffer !== undefined && listener.receiveBuffer < c.listen.receiveBuffer) {
+      this.#d.log.warn(
+        { event: 'receive-buffer', asked: c.listen.receiveBuffer, got: listener.receiveBuffer },
+        'the kernel gave a smaller receive buffer than listen.receive_buffer; raise net.core.rmem_max',
+      );
+    }
   }
 
   get bound(): string | undefined {
@@ -130,24 +161,41 @@ export class Daemon {
     const t0 = process.hrtime.bigint();
     const now = this.#now();
     const v = this.#verifier.verify(buf, source, now);
+    const log = this.#d.log;
     if (!v.ok) {
       this.rejects.add(v.code);
+      if (v.code === 'state-write' && !this.#stateFailing) {
+        this.#stateFailing = true;
+        log.error({ event: 'state-write-error', client: v.client, err: v.error }, 'cannot write the replay record: knocks are refused until it can');
+      }
       return;
+    }
+    if (this.#stateFailing) {
+      this.#stateFailing = false;
+      log.info({ event: 'state-write-recovered' }, 'replay records can be written again: knocks are accepted');
     }
     const d = v.decision;
     this.#maybeCompact(now);
-    const log = this.#d.log;
     const work =
       d.type === 'open'
-        ? this.grants.open(d).then((entries) => {
-            const exp = entries[0]?.expiresAt ?? now;
+        ? this.grants.open(d).then((r) => {
+            if (!r.ok) {
+              this.rejects.add(r.reason);
+              return;
+            }
+            const exp = Math.max(...r.outcomes.map((o) => o.expiresAt));
             log.info(
               {
                 event: 'grant',
                 client: d.client,
                 source: d.source,
                 address: d.address,
-                accesses: fmtEntries(entries),
+                accesses: r.outcomes.map((o) => formatAccess(o.access)),
+                opened: accessesWith(r.outcomes, 'opened'),
+                renewed: accessesWith(r.outcomes, 'renewed'),
+                // another client's (or an ownerless) grant: lengthened or left as it was, its owner kept
+                extended: accessesWith(r.outcomes, 'extended'),
+                unchanged: accessesWith(r.outcomes, 'unchanged'),
                 duration: d.duration,
                 expires: new Date(exp).toISOString(),
                 // packet handed to us → firewall change committed (verification + firewall), milliseconds
@@ -156,12 +204,22 @@ export class Daemon {
               'knock accepted: access granted',
             );
           })
-        : this.grants.close(d).then((entries) => {
-            log.info({ event: 'revoke', client: d.client, source: d.source, address: d.address, accesses: fmtEntries(entries) }, 'knock accepted: access revoked');
+        : this.grants.close(d).then((r) => {
+            log.info(
+              {
+                event: 'revoke',
+                client: d.client,
+                source: d.source,
+                address: d.address,
+                accesses: fmtEntries(r.revoked),
+                not_owned: r.notOwned.map(formatAccess),
+              },
+              'knock accepted: access revoked',
+            );
           });
     const p = work.catch((err: unknown) => {
       this.rejects.add('firewall');
-      log.error({ event: 'firewall-error', client: d.client, address: d.address, err: (err as Error).message }, 'firewall change failed');
+      log.error({ event: 'firewall-error', client: d.client, address: d.address, err }, 'firewall change failed');
     });
     this.#pending.add(p);
     void p.finally(() => this.#pending.delete(p));
@@ -174,7 +232,13 @@ export class Daemon {
 
   #maybeCompact(now: number): void {
     const rf = this.#d.replayFile;
-    if (rf && rf.lines > 2 * this.#replay.size + 1000) rf.compact(this.#replay.records(now));
+    if (!rf || rf.lines <= REPLAY_COMPACT_FACTOR * this.#replay.size + REPLAY_COMPACT_SLACK) return;
+    try {
+      rf.compact(this.#replay.state(now));
+    } catch (err) {
+      // appends go on to the old file; compaction is retried on the next accepted knock
+      this.#d.log.error({ event: 'state-write-error', err }, 'compacting the replay log failed');
+    }
   }
 
   #scheduleSummary(): void {
@@ -185,10 +249,26 @@ export class Daemon {
     }, ms);
   }
 
-  /** Log one summary line of the rejects counted since the last one (if any). */
+  /** Kernel drops on the knock socket since the last call (undefined when /proc cannot tell). */
+  #dropsSinceLast(): number | undefined {
+    const port = this.#listener?.port;
+    if (port === undefined) return undefined;
+    const total = this.#readDrops(port);
+    if (total === undefined) return undefined;
+    const since = total - (this.#dropsBase ?? 0);
+    this.#dropsBase = total;
+    return Math.max(0, since);
+  }
+
+  /** Log one summary line of the rejects (and kernel drops) counted since the last one, if any. */
   flushRejectSummary(): void {
+    const drops = this.#dropsSinceLast();
     const s = this.rejects.drain();
-    if (s) this.#d.log.info({ event: 'rejects', total: s.total, by: s.by }, 'packets rejected');
+    if (!s && !drops) return;
+    this.#d.log.info(
+      { event: 'rejects', total: s?.total ?? 0, by: s?.by ?? {}, ...(drops !== undefined ? { drops } : {}) },
+      drops ? 'packets rejected or dropped by the kernel (receive buffer full)' : 'packets rejected',
+    );
   }
 
   /**
@@ -200,10 +280,10 @@ export class Daemon {
     if (this.#summaryTimer !== undefined) this.#timers.clearTimeout(this.#summaryTimer);
     this.#summaryTimer = undefined;
     this.#ready = false;
-    await this.#listener?.close();
-    this.#listener = undefined;
     await this.settled();
     this.flushRejectSummary();
+    await this.#listener?.close();
+    this.#listener = undefined;
     this.grants.stop();
     if (!this.#d.backend.kernelExpiry) {
       const live = this.grants.active().map(({ entry: { family, address, access } }) => ({ family, address, access }));
@@ -212,7 +292,7 @@ export class Daemon {
           await this.#d.backend.revoke(live);
           this.#d.log.info({ event: 'revoke-on-stop', grants: live.length }, 'revoked live grants on stop');
         } catch (err) {
-          this.#d.log.error({ event: 'firewall-error', err: (err as Error).message }, 'revoking grants on stop failed');
+          this.#d.log.error({ event: 'firewall-error', err }, 'revoking grants on stop failed');
         }
       }
     }

@@ -2,102 +2,163 @@
  * Active grants: what is open, for whom, until when. Turns a policy decision into firewall calls, and — for backends
  * whose kernel does not expire grants by itself (iptables) — revokes each grant on time. The clock and the timers are
  * injected so tests drive time by hand.
+ *
+ * Ownership (kept in the kernel with each grant, so it survives a restart): a grant belongs to the client that first
+ * opened it. Another client's knock for the same (address, access) may only lengthen it, never shorten it, and the
+ * owner stays; `close` removes only the knocker's own grants. A grant with no known owner (older version, made by
+ * hand) can be extended by anyone and closed by nobody: it expires. Each client holds grants for at most
+ * `maxGrants` distinct addresses at once (`grant-limit`). Every decision is taken before the firewall call; calls are
+ * serialised so each decision sees the outcome of the one before.
  * @module
  */
-import { type Access, sameAccess } from '../shared/access.js';
+import { type Access, formatAccess, sameAccess } from '../shared/access.js';
+import { grantKeyString } from '../shared/address.js';
 import type { FirewallBackend, GrantEntry } from './firewall/backend.js';
-import { grantKeyString } from './firewall/exec.js';
 import type { Decision } from './policy.js';
+import type { Timers } from './timers.js';
 
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const realTimers: Timers = {
-  setTimeout: (fn, ms) => {
-    const t = setTimeout(fn, ms);
-    t.unref();
-    return t;
-  },
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
+export { type Timers, realTimers } from './timers.js';
 
 export interface GrantManagerOptions {
   readonly backend: FirewallBackend;
   readonly now: () => number;
   readonly timers: Timers;
+  /** Most distinct addresses a client may hold live grants for (default: no limit). */
+  readonly maxGrantsOf?: (client: string) => number;
   /** Called after grants ended on time (revoked by us, or expired in the kernel). */
   readonly onExpire?: (entries: readonly GrantEntry[]) => void;
   /** Called when a timed revoke failed; the manager retries on the next tick. */
   readonly onError?: (err: unknown) => void;
 }
 
-interface Live {
-  entry: GrantEntry;
-  /** Client name; undefined for grants found in the kernel at start. */
-  owner: string | undefined;
+/**
+ * What a knock did to one access: `opened` (new grant, the knocker owns it), `renewed` (the knocker's own grant, new
+ * expiry, possibly shorter), `extended` (another's or an ownerless grant made to last longer; owner kept),
+ * `unchanged` (another's or an ownerless grant already lasting at least as long).
+ */
+export type GrantAction = 'opened' | 'renewed' | 'extended' | 'unchanged';
+
+export interface GrantOutcome {
+  readonly access: Access;
+  readonly action: GrantAction;
+  /** Owner after the knock (undefined: unknown). */
+  readonly owner: string | undefined;
+  readonly expiresAt: number;
 }
 
-/** One identity for a grant, the same string the backends use. */
+export type OpenResult = { readonly ok: true; readonly outcomes: readonly GrantOutcome[] } | { readonly ok: false; readonly reason: 'grant-limit' };
+
+export interface CloseResult {
+  readonly revoked: readonly Omit<GrantEntry, 'expiresAt'>[];
+  /** Accesses named by the knock that are not the knocker's live grants (another's, ownerless, or none): untouched. */
+  readonly notOwned: readonly Access[];
+}
+
 const keyOf = grantKeyString;
 
 export class GrantManager {
   readonly #o: GrantManagerOptions;
-  readonly #live = new Map<string, Live>();
+  readonly #live = new Map<string, GrantEntry>();
   #timer: unknown;
   #timerAt = Infinity;
   #stopped = false;
+  #queue: Promise<unknown> = Promise.resolve();
 
   constructor(opts: GrantManagerOptions) {
     this.#o = opts;
   }
 
-  /** Adopt the grants the kernel already holds (after a restart or a crash). */
+  /** Adopt the grants the kernel already holds (after a restart or a crash), with the owners stored there. */
   async restore(): Promise<GrantEntry[]> {
     const now = this.#o.now();
     const found = await this.#o.backend.list(now);
-    for (const entry of found) this.#live.set(keyOf(entry), { entry, owner: undefined });
+    for (const entry of found) this.#live.set(keyOf(entry), entry);
     this.#schedule();
     return found;
   }
 
-  /** Open (or extend) what the decision grants. Atomic: on error nothing changed. */
-  async open(d: Decision): Promise<GrantEntry[]> {
-    const now = this.#o.now();
-    const expiresAt = now + d.duration * 1000;
-    const entries: GrantEntry[] = d.accesses.map((access) => ({ family: d.family, address: d.address, access, expiresAt }));
-    await this.#o.backend.grant(entries, now);
-    for (const entry of entries) this.#live.set(keyOf(entry), { entry, owner: d.client });
-    this.#schedule();
-    return entries;
+  /** Open (or extend) what the decision grants, under the ownership rules. Atomic: on error nothing changed. */
+  open(d: Decision): Promise<OpenResult> {
+    return this.#serial(() => this.#open(d));
   }
 
-  /** Revoke what the decision names, except grants that belong to another client. */
-  async close(d: Decision): Promise<Omit<GrantEntry, 'expiresAt'>[]> {
-    const targets = d.accesses
-      .map((access) => ({ family: d.family, address: d.address, access }))
-      .filter((t) => {
-        const l = this.#live.get(keyOf(t));
-        return l === undefined || l.owner === undefined || l.owner === d.client;
-      });
-    if (targets.length === 0) return [];
-    await this.#o.backend.revoke(targets);
-    for (const t of targets) this.#live.delete(keyOf(t));
-    this.#schedule();
-    return targets;
+  /** Revoke what the decision names, only where the grant is the knocker's own. */
+  close(d: Decision): Promise<CloseResult> {
+    return this.#serial(() => this.#close(d));
+  }
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.#queue.then(fn);
+    this.#queue = p.catch(() => undefined);
+    return p;
+  }
+
+  #current(key: string, now: number): GrantEntry | undefined {
+    const l = this.#live.get(key);
+    return l !== undefined && l.expiresAt > now ? l : undefined;
+  }
+
+  async #open(d: Decision): Promise<OpenResult> {
+    const now = this.#o.now();
+    const expiresAt = now + d.duration * 1000;
+    const outcomes: GrantOutcome[] = [];
+    const writes: GrantEntry[] = [];
+    for (const access of d.accesses) {
+      const key = { family: d.family, address: d.address, access };
+      const cur = this.#current(keyOf(key), now);
+      let o: GrantOutcome;
+      if (cur === undefined) o = { access, action: 'opened', owner: d.client, expiresAt };
+      else if (cur.owner === d.client) o = { access, action: 'renewed', owner: d.client, expiresAt };
+      else if (cur.expiresAt < expiresAt) o = { access, action: 'extended', owner: cur.owner, expiresAt };
+      else o = { access, action: 'unchanged', owner: cur.owner, expiresAt: cur.expiresAt };
+      outcomes.push(o);
+      if (o.action !== 'unchanged') writes.push({ ...key, expiresAt: o.expiresAt, ...(o.owner !== undefined ? { owner: o.owner } : {}) });
+    }
+    if (outcomes.some((o) => o.action === 'opened') && !this.#withinLimit(d, now)) return { ok: false, reason: 'grant-limit' };
+    if (writes.length > 0) {
+      await this.#o.backend.grant(writes, now);
+      for (const e of writes) this.#live.set(keyOf(e), e);
+      this.#schedule();
+    }
+    return { ok: true, outcomes };
+  }
+
+  /** Would one more address for this client stay within its limit? (An address it already holds costs nothing.) */
+  #withinLimit(d: Decision, now: number): boolean {
+    const max = this.#o.maxGrantsOf?.(d.client) ?? Infinity;
+    const held = new Set<string>();
+    for (const l of this.#live.values()) if (l.owner === d.client && l.expiresAt > now) held.add(`${l.family}|${l.address}`);
+    return held.has(`${d.family}|${d.address}`) || held.size < max;
+  }
+
+  async #close(d: Decision): Promise<CloseResult> {
+    const now = this.#o.now();
+    const revoked: Omit<GrantEntry, 'expiresAt'>[] = [];
+    const notOwned: Access[] = [];
+    for (const access of d.accesses) {
+      const key = { family: d.family, address: d.address, access };
+      const cur = this.#current(keyOf(key), now);
+      if (cur !== undefined && cur.owner === d.client) revoked.push(key);
+      else notOwned.push(access);
+    }
+    if (revoked.length > 0) {
+      await this.#o.backend.revoke(revoked);
+      for (const t of revoked) this.#live.delete(keyOf(t));
+      this.#schedule();
+    }
+    return { revoked, notOwned };
   }
 
   /** Live grants (not yet expired by `now`). */
   active(): { entry: GrantEntry; owner: string | undefined }[] {
     const now = this.#o.now();
-    return [...this.#live.values()].filter((l) => l.entry.expiresAt > now).map((l) => ({ ...l }));
+    return [...this.#live.values()].filter((l) => l.expiresAt > now).map((entry) => ({ entry, owner: entry.owner }));
   }
 
   /** Is this (address, access) granted right now? */
   isOpen(address: string, access: Access): boolean {
     const now = this.#o.now();
-    for (const l of this.#live.values()) if (l.entry.address === address && sameAccess(l.entry.access, access) && l.entry.expiresAt > now) return true;
+    for (const l of this.#live.values()) if (l.address === address && sameAccess(l.access, access) && l.expiresAt > now) return true;
     return false;
   }
 
@@ -110,7 +171,7 @@ export class GrantManager {
   #schedule(): void {
     if (this.#stopped) return;
     let next = Infinity;
-    for (const l of this.#live.values()) next = Math.min(next, l.entry.expiresAt);
+    for (const l of this.#live.values()) next = Math.min(next, l.expiresAt);
     if (next === this.#timerAt && this.#timer !== undefined) return;
     if (this.#timer !== undefined) this.#o.timers.clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -120,15 +181,15 @@ export class GrantManager {
     this.#timer = this.#o.timers.setTimeout(() => {
       this.#timer = undefined;
       this.#timerAt = Infinity;
-      void this.#tick();
+      void this.#serial(() => this.#tick());
     }, delay);
   }
 
   async #tick(): Promise<void> {
     const now = this.#o.now();
-    const due = [...this.#live.entries()].filter(([, l]) => l.entry.expiresAt <= now);
+    const due = [...this.#live.entries()].filter(([, l]) => l.expiresAt <= now);
     if (due.length === 0) return this.#schedule();
-    const entries = due.map(([, l]) => l.entry);
+    const entries = due.map(([, l]) => l);
     if (!this.#o.backend.kernelExpiry) {
       try {
         await this.#o.backend.revoke(entries.map(({ family, address, access }) => ({ family, address, access })));
@@ -138,7 +199,7 @@ export class GrantManager {
         if (!this.#stopped) {
           this.#timer = this.#o.timers.setTimeout(() => {
             this.#timer = undefined;
-            void this.#tick();
+            void this.#serial(() => this.#tick());
           }, 1000);
           this.#timerAt = now + 1000;
         }
@@ -149,4 +210,9 @@ export class GrantManager {
     this.#o.onExpire?.(entries);
     this.#schedule();
   }
+}
+
+/** `tcp/22` texts of the accesses whose outcome is `action`. */
+export function accessesWith(outcomes: readonly GrantOutcome[], action: GrantAction): string[] {
+  return outcomes.filter((o) => o.action === action).map((o) => formatAccess(o.access));
 }

@@ -1,17 +1,20 @@
 /**
  * Policy: given an authenticated request, what may be granted. Pure.
- * - the packet's source address, and the explicit allow-address if any, must lie in one of the client's `sources`;
- * - every requested access must be in the client's `open` list, else the request is refused whole;
+ * - the packet's source address, and the explicit allow-address if any, must lie in one of the client's `sources`
+ *   (`source`);
+ * - neither may be an address no single host sends from: unspecified, loopback, multicast, broadcast, this host's
+ *   subnet broadcasts (`address`);
+ * - a client with `require_source_address` must name the address to open (`source-required`): a copy of its knock
+ *   raced from elsewhere then opens nothing for the copier;
+ * - every requested access must be in the client's `open` list, else the request is refused whole (`policy`);
  *   no access requested means everything the client may open;
  * - duration: 0 means the default; longer than the client's maximum is clamped to that maximum.
  * @module
  */
-import ipaddr from 'ipaddr.js';
-import { type Access, sameAccess } from '../shared/access.js';
-import { isStrictIp } from '../shared/address.js';
+import { type Access, dedupeAccesses, sameAccess } from '../shared/access.js';
+import { type Family, type IpAddress, inAnyCidr, parseIp, ungrantableReason } from '../shared/address.js';
 import type { KnockRequest, MessageType } from '../shared/wire.js';
-import type { ClientConfig, Cidr } from './config.js';
-import type { Family } from './firewall/backend.js';
+import type { ClientConfig } from './config.js';
 
 export interface Decision {
   readonly client: string;
@@ -26,46 +29,43 @@ export interface Decision {
   readonly duration: number;
 }
 
-export interface Canonical {
-  readonly family: Family;
-  readonly address: string;
-  readonly parsed: ipaddr.IPv4 | ipaddr.IPv6;
+export interface PolicyOptions {
+  /** Default grant duration in seconds (for requests that ask for 0). */
+  readonly defaultDuration: number;
+  /** IPv4 directed-broadcast addresses of this host's subnets (shared/address.ts subnetBroadcasts). */
+  readonly broadcasts?: ReadonlySet<string>;
 }
 
-/** Canonical form of an address: IPv4-mapped IPv6 becomes IPv4, IPv6 is RFC 5952 compressed. */
-export function canonicalAddress(text: string): Canonical | undefined {
-  // strip an IPv6 zone id (fe80::1%eth0): a zone is local to the receiving host
-  const bare = text.includes('%') ? text.slice(0, text.indexOf('%')) : text;
-  if (!isStrictIp(bare)) return undefined;
-  const parsed = ipaddr.process(bare);
-  return { family: parsed.kind() === 'ipv4' ? 4 : 6, address: parsed.toString(), parsed };
+export type PolicyCode = 'source' | 'source-required' | 'address' | 'policy';
+export type PolicyResult = { ok: true; decision: Decision } | { ok: false; code: PolicyCode };
+
+/** May a grant name this address? (Not a special-purpose address, not one of this host's subnet broadcasts.) */
+export function grantable(a: IpAddress, broadcasts: ReadonlySet<string> | undefined): boolean {
+  return ungrantableReason(a) === undefined && !(broadcasts?.has(a.text) ?? false);
 }
 
-export function inSources(a: Canonical, sources: readonly Cidr[]): boolean {
-  return sources.some((c) => c.kind === a.parsed.kind() && a.parsed.match(c.range as [ipaddr.IPv4 & ipaddr.IPv6, number]));
-}
-
-export type PolicyResult = { ok: true; decision: Decision } | { ok: false; code: 'source' | 'policy' };
-
-export function decide(client: ClientConfig, req: KnockRequest, source: Canonical, defaultDuration: number): PolicyResult {
-  if (!inSources(source, client.sources)) return { ok: false, code: 'source' };
+export function decide(client: ClientConfig, req: KnockRequest, source: IpAddress, opts: PolicyOptions): PolicyResult {
+  if (!inAnyCidr(source, client.sources)) return { ok: false, code: 'source' };
+  if (!grantable(source, opts.broadcasts)) return { ok: false, code: 'address' };
   let target = source;
   if (req.allowAddress !== undefined) {
-    const t = canonicalAddress(req.allowAddress);
-    if (!t || !inSources(t, client.sources)) return { ok: false, code: 'source' };
-    if (t.parsed.range() === 'unspecified') return { ok: false, code: 'source' };
+    const t = parseIp(req.allowAddress);
+    if (!t || !inAnyCidr(t, client.sources)) return { ok: false, code: 'source' };
+    if (!grantable(t, opts.broadcasts)) return { ok: false, code: 'address' };
     target = t;
+  } else if (client.requireSourceAddress) {
+    return { ok: false, code: 'source-required' };
   }
   let accesses: readonly Access[];
   if (req.accesses.length === 0) accesses = client.open;
   else {
     for (const a of req.accesses) if (!client.open.some((b) => sameAccess(a, b))) return { ok: false, code: 'policy' };
-    accesses = req.accesses.filter((a, i) => req.accesses.findIndex((b) => sameAccess(a, b)) === i);
+    accesses = dedupeAccesses(req.accesses);
   }
-  const asked = req.duration === 0 ? defaultDuration : req.duration;
+  const asked = req.duration === 0 ? opts.defaultDuration : req.duration;
   const duration = Math.min(asked, client.maxDuration);
   return {
     ok: true,
-    decision: { client: client.name, type: req.type, family: target.family, address: target.address, source: source.address, accesses, duration },
+    decision: { client: client.name, type: req.type, family: target.family, address: target.text, source: source.text, accesses, duration },
   };
 }

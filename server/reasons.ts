@@ -1,6 +1,6 @@
 /**
  * Reject reasons: string codes, never exceptions, counted per reason and summarised in the log.
- * Listed in verification order (cheapest first). docs/errors.md explains each.
+ * Listed in the order the checks run (cheapest first). docs/errors.md explains each.
  * @module
  */
 export const REJECT_REASONS = [
@@ -9,10 +9,14 @@ export const REJECT_REASONS = [
   'unknown-key', // key id matches no client in the current epochs
   'mac', // HMAC does not verify
   'malformed', // decrypted payload does not parse, or key-id epoch disagrees with the timestamp
-  'stale', // timestamp outside the replay window
+  'stale', // timestamp outside the replay window, or not newer than what the replay guard has forgotten
   'replay', // packet already accepted
   'source', // source (or requested allow-address) not in the client's `sources`
+  'address', // source or allow-address is unspecified, loopback, multicast, a broadcast: never granted
+  'source-required', // the client has require_source_address, the knock names no address
   'policy', // asks for an access the client may not open
+  'state-write', // allowed, but its replay record could not be written to state_dir: refused (fail closed)
+  'grant-limit', // the client already holds grants for grant.max_grants distinct addresses
   'firewall', // verified, but the firewall change failed
 ] as const;
 

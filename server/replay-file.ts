@@ -1,83 +1,145 @@
 /**
- * Persistent replay records: `<state_dir>/replay.log`, one line per accepted packet, `<expiresAt ms> <id>`.
+ * Persistent replay records: `<state_dir>/replay.log`, one line per accepted packet, `<expiresAt ms> <id>`, after a
+ * header line `#floor <ms> window <ms>` (the replay guard's floor, and the window the expiries were computed with).
  * Each record is written with a synchronous write(2) before the grant is applied, so a packet accepted before a
- * crash or `kill -9` is still refused after the restart. An fdatasync (for power loss) follows 10 ms later, batched:
- * run at once it competes with the firewall commit and adds ~0.4 ms to knock-to-open (docs/performance.md).
- * The log is compacted (rewritten with live records only, via rename) at start and when it grows.
+ * crash or `kill -9` is still refused after the restart. An fdatasync (for power loss) follows REPLAY_SYNC_DELAY_MS
+ * later, batched: run at once it competes with the firewall commit and adds ~0.4 ms to knock-to-open
+ * (docs/performance.md). The log is compacted (rewritten with live records and the floor, via rename) at start and
+ * when it grows.
+ *
+ * A failed write (disk full, I/O error) throws a SpaError('ERR_SPA_STATE_DIR'); the daemon refuses that knock
+ * (`state-write`) and keeps serving. A write cut short may leave a torn line: the next append starts on a new line.
  * @module
  */
 import { closeSync, fdatasync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ReplayRecord } from '../shared/replay.js';
+import { REPLAY_SYNC_DELAY_MS } from '../shared/constants.js';
+import { SpaError, errnoText } from '../shared/errors.js';
+import type { ReplayRecord, ReplayState } from '../shared/replay.js';
+import { type Timers, realTimers } from './timers.js';
 
-export class StateDirError extends Error {
-  override readonly name = 'StateDirError';
-  readonly code = 'ERR_SPA_STATE_DIR';
-}
+/**
+ * @deprecated State directory errors are `SpaError('ERR_SPA_STATE_DIR')`; test `.code`. This alias (the same
+ * class) stays only until server/main.ts stops importing it.
+ */
+export const StateDirError = SpaError;
+export type StateDirError = SpaError;
 
-const SYNC_DELAY_MS = 10;
 const LINE_RE = /^(\d{1,16}) ([A-Za-z0-9:_-]{1,128})$/;
+const HEADER_RE = /^#floor (\d{1,16}) window (\d{1,16})$/;
+
+export interface ReplayFileOptions {
+  /** Timer seam for the batched fdatasync (default: node's). */
+  readonly timers?: Timers;
+}
 
 export class ReplayFile {
   readonly path: string;
+  readonly #timers: Timers;
   #fd: number | undefined;
   #lines = 0;
   #syncing = false;
   #dirty = false;
-  #syncTimer: NodeJS.Timeout | undefined;
+  #syncTimer: unknown;
+  /** The last write failed part-way: the file may end in a torn line. */
+  #torn = false;
+  #windowMs = 0;
+  #floor = 0;
 
-  constructor(stateDir: string) {
+  constructor(stateDir: string, opts: ReplayFileOptions = {}) {
+    this.#timers = opts.timers ?? realTimers;
     try {
       mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-      if (!statSync(stateDir).isDirectory()) throw new Error('not a directory');
     } catch (e) {
-      throw new StateDirError(`state_dir ${stateDir} is not usable: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw new SpaError('ERR_SPA_STATE_DIR', `state_dir ${stateDir} cannot be created: ${errnoText(e)}`);
     }
+    let isDir = false;
+    try {
+      isDir = statSync(stateDir).isDirectory();
+    } catch (e) {
+      throw new SpaError('ERR_SPA_STATE_DIR', `state_dir ${stateDir} is not usable: ${errnoText(e)}`);
+    }
+    if (!isDir) throw new SpaError('ERR_SPA_STATE_DIR', `state_dir ${stateDir} is not usable: not a directory`);
     this.path = join(stateDir, 'replay.log');
   }
 
-  /** Read live records (expired and unreadable lines are dropped), then rewrite the file with just those. */
-  load(nowMs: number): ReplayRecord[] {
+  /**
+   * Read the live records (returned) and the floor ({@link floor}). Expiries written under another window are moved
+   * to `windowMs` (a record made with window W at anchor A expires at A + W); a log without a header (older version)
+   * keeps every record for one more window, to be safe. Expired records are dropped, raising the floor; then the file
+   * is rewritten with just what is live. Without `windowMs`, expiries are taken as written.
+   */
+  load(nowMs: number, windowMs?: number): ReplayRecord[] {
     let text = '';
     try {
       text = readFileSync(this.path, 'utf8');
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new StateDirError(`cannot read ${this.path}: ${(e as NodeJS.ErrnoException).code}`);
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new SpaError('ERR_SPA_STATE_DIR', `cannot read ${this.path}: ${errnoText(e)}`);
     }
-    const out: ReplayRecord[] = [];
-    for (const line of text.split('\n')) {
+    let floor = 0;
+    let fileWindow: number | undefined;
+    const lines = text.split('\n');
+    const h = HEADER_RE.exec(lines[0] ?? '');
+    if (h) {
+      floor = Number(h[1]);
+      fileWindow = Number(h[2]);
+    }
+    const w = windowMs ?? fileWindow ?? 0;
+    const shift = windowMs === undefined ? 0 : fileWindow === undefined ? windowMs : windowMs - fileWindow;
+    const records: ReplayRecord[] = [];
+    for (const line of lines) {
       const m = LINE_RE.exec(line);
-      if (!m) continue; // a torn last line after a crash, or garbage
-      const expiresAt = Number(m[1]);
-      if (expiresAt >= nowMs) out.push({ id: m[2] ?? '', expiresAt });
+      if (!m) continue; // the header, a torn line after a crash or a full disk, or garbage
+      const expiresAt = Number(m[1]) + shift;
+      if (expiresAt >= nowMs) records.push({ id: m[2] ?? '', expiresAt });
+      else floor = Math.max(floor, expiresAt - w);
     }
-    this.compact(out);
-    return out;
+    this.#windowMs = w;
+    this.#floor = floor;
+    this.compact({ records, floor });
+    return records;
   }
 
-  /** Atomically replace the log with these records and reopen it for appending. */
-  compact(records: readonly ReplayRecord[]): void {
+  /** The replay guard's floor as of the last load or compaction (shared/replay.ts). */
+  get floor(): number {
+    return this.#floor;
+  }
+
+  /** Atomically replace the log with this state and reopen it for appending. */
+  compact(state: ReplayState): void {
     const tmp = this.path + '.tmp';
+    const header = `#floor ${Math.max(0, Math.floor(state.floor))} window ${this.#windowMs}\n`;
     try {
-      writeFileSync(tmp, records.map((r) => `${r.expiresAt} ${r.id}\n`).join(''), { mode: 0o600 });
+      writeFileSync(tmp, header + state.records.map((r) => `${r.expiresAt} ${r.id}\n`).join(''), { mode: 0o600 });
       renameSync(tmp, this.path);
       if (this.#fd !== undefined) closeSync(this.#fd);
+      this.#fd = undefined;
       this.#fd = openSync(this.path, 'a', 0o600);
     } catch (e) {
-      throw new StateDirError(`cannot write ${this.path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw new SpaError('ERR_SPA_STATE_DIR', `cannot write ${this.path}: ${errnoText(e)}`);
     }
-    this.#lines = records.length;
+    this.#torn = false;
+    this.#floor = state.floor;
+    this.#lines = state.records.length;
   }
 
-  /** Append one record with a synchronous write (survives the process dying right after). */
+  /** Append one record with a synchronous write (survives the process dying right after). Throws on failure. */
   append(r: ReplayRecord): void {
-    if (this.#fd === undefined) this.#fd = openSync(this.path, 'a', 0o600);
-    writeSync(this.#fd, `${r.expiresAt} ${r.id}\n`);
+    const line = Buffer.from(`${this.#torn ? '\n' : ''}${r.expiresAt} ${r.id}\n`);
+    let off = 0;
+    try {
+      this.#fd ??= openSync(this.path, 'a', 0o600);
+      while (off < line.length) off += writeSync(this.#fd, line, off, line.length - off);
+    } catch (e) {
+      if (off > 0) this.#torn = true;
+      throw new SpaError('ERR_SPA_STATE_DIR', `cannot write ${this.path}: ${errnoText(e)}`);
+    }
+    this.#torn = false;
     this.#lines++;
-    this.#syncTimer ??= setTimeout(() => {
+    this.#syncTimer ??= this.#timers.setTimeout(() => {
       this.#syncTimer = undefined;
       this.#sync();
-    }, SYNC_DELAY_MS);
+    }, REPLAY_SYNC_DELAY_MS);
   }
 
   /** How many lines the file holds (live or not), to decide when to compact. */
@@ -103,7 +165,7 @@ export class ReplayFile {
   }
 
   close(): void {
-    if (this.#syncTimer !== undefined) clearTimeout(this.#syncTimer);
+    if (this.#syncTimer !== undefined) this.#timers.clearTimeout(this.#syncTimer);
     this.#syncTimer = undefined;
     if (this.#fd !== undefined) closeSync(this.#fd);
     this.#fd = undefined;

@@ -3,38 +3,44 @@
  * cheapest first —
  *
  *   size → format/version → key id → HMAC → decrypt + parse   (the packet format: server/formats/*)
- *   → time window → replay → policy                            (common to every format)
+ *   → time window and replay floor → replay → policy           (common to every format)
+ *   → replay record written                                     (`state-write` if it cannot be: fail closed)
  *
- * Only a packet that passes every stage is remembered by the replay guard. Nothing here throws on hostile input,
- * reads a clock of its own, or touches the network or the firewall.
+ * Only a packet that passes every stage is remembered by the replay guard. Nothing here throws (a failed replay
+ * record write is a verdict), reads a clock of its own, or touches the network or the firewall.
  * @module
  */
+import { parseIp } from '../shared/address.js';
 import { type ReplayGuard, checkTime } from '../shared/replay.js';
 import type { PacketFormat } from './formats/format.js';
-import { type Decision, canonicalAddress, decide } from './policy.js';
+import { type Decision, decide } from './policy.js';
 import type { RejectReason } from './reasons.js';
 
-export type Verdict = { readonly ok: true; readonly decision: Decision } | { readonly ok: false; readonly code: RejectReason; readonly client?: string };
+export type Verdict =
+  | { readonly ok: true; readonly decision: Decision }
+  | { readonly ok: false; readonly code: RejectReason; readonly client?: string; readonly error?: unknown };
 
 export interface VerifierOptions {
   readonly formats: readonly PacketFormat[];
   readonly replay: ReplayGuard;
   /** Default grant duration in seconds (for requests that ask for 0). */
   readonly defaultDuration: number;
+  /** IPv4 directed-broadcast addresses of this host's subnets: never granted (shared/address.ts subnetBroadcasts). */
+  readonly broadcasts?: ReadonlySet<string>;
 }
 
 export class Verifier {
   readonly #formats: readonly PacketFormat[];
   readonly #replay: ReplayGuard;
-  readonly #defaultDuration: number;
+  readonly #policy: { defaultDuration: number; broadcasts?: ReadonlySet<string> };
 
   constructor(opts: VerifierOptions) {
     this.#formats = opts.formats;
     this.#replay = opts.replay;
-    this.#defaultDuration = opts.defaultDuration;
+    this.#policy = { defaultDuration: opts.defaultDuration, ...(opts.broadcasts ? { broadcasts: opts.broadcasts } : {}) };
   }
 
-  /** `source` is the sender's address as the socket reported it (IPv4-mapped forms are normalised here). */
+  /** `source` is the sender's address as the socket reported it (IPv4-mapped forms and zones are normalised here). */
   verify(buf: Uint8Array, source: string, nowMs: number): Verdict {
     if (!this.#formats.some((f) => buf.length >= f.minSize && buf.length <= f.maxSize)) return { ok: false, code: 'size' };
     const format = this.#formats.find((f) => buf.length >= f.minSize && buf.length <= f.maxSize && f.claims(buf));
@@ -42,13 +48,20 @@ export class Verifier {
     const auth = format.authenticate(buf, nowMs);
     if (!auth.ok) return auth;
     const { client, request, replayId } = auth.value;
-    if (checkTime(request.timestamp, nowMs, this.#replay.windowMs) !== 'ok') return { ok: false, code: 'stale', client: client.name };
+    const ts = request.timestamp;
+    if (checkTime(ts, nowMs, this.#replay.windowMs) !== 'ok') return { ok: false, code: 'stale', client: client.name };
     if (this.#replay.check(replayId, nowMs) === 'replay') return { ok: false, code: 'replay', client: client.name };
-    const src = canonicalAddress(source);
+    // older than a record the guard has forgotten: after a clock step back it could be one of those (shared/replay.ts)
+    if (this.#replay.forgotten(ts, nowMs)) return { ok: false, code: 'stale', client: client.name };
+    const src = parseIp(source, { zone: 'strip' });
     if (!src) return { ok: false, code: 'source', client: client.name };
-    const p = decide(client, request, src, this.#defaultDuration);
+    const p = decide(client, request, src, this.#policy);
     if (!p.ok) return { ok: false, code: p.code, client: client.name };
-    this.#replay.remember(replayId, request.timestamp, nowMs);
+    try {
+      this.#replay.remember(replayId, ts, nowMs);
+    } catch (error) {
+      return { ok: false, code: 'state-write', client: client.name, error };
+    }
     return p;
   }
 }

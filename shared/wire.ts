@@ -25,9 +25,8 @@
  * No stage throws on hostile input: each returns a reason code.
  * @module
  */
-import ipaddr from 'ipaddr.js';
-import { type Access, PROTO_NUMBER, protoFromNumber } from './access.js';
-import { isStrictIp } from './address.js';
+import { type Access, PROTO_NUMBER, isPort, protoFromNumber } from './access.js';
+import { ipFromBytes, ipToBytes, parseIp } from './address.js';
 import { concat, readU64, writeU64 } from './bytes.js';
 import { type SubKeys, epochOf, keyIdFor, macOf, tagMatches, xorStream } from './crypto.js';
 import {
@@ -85,9 +84,9 @@ export function encodePayload(req: KnockRequest): Uint8Array {
   if (req.accesses.length > MAX_ACCESSES) throw new RangeError(`at most ${MAX_ACCESSES} accesses per packet`);
   let addr: Uint8Array = new Uint8Array([ADDR_NONE]);
   if (req.allowAddress !== undefined) {
-    if (!isStrictIp(req.allowAddress)) throw new RangeError(`not an IP address: ${req.allowAddress}`);
-    const a = ipaddr.process(req.allowAddress);
-    addr = concat(new Uint8Array([a.kind() === 'ipv4' ? ADDR_V4 : ADDR_V6]), new Uint8Array(a.toByteArray()));
+    const a = parseIp(req.allowAddress);
+    if (!a) throw new RangeError(`not an IP address: ${req.allowAddress}`);
+    addr = concat(new Uint8Array([a.family === 4 ? ADDR_V4 : ADDR_V6]), ipToBytes(a));
   }
   const out = new Uint8Array(12 + 3 * req.accesses.length);
   writeU64(out, 0, req.timestamp);
@@ -96,7 +95,7 @@ export function encodePayload(req: KnockRequest): Uint8Array {
   out[10] = req.duration & 0xff;
   out[11] = req.accesses.length;
   req.accesses.forEach((a, i) => {
-    if (!Number.isInteger(a.port) || a.port < 1 || a.port > 0xffff) throw new RangeError(`bad port ${a.port}`);
+    if (!isPort(a.port)) throw new RangeError(`bad port ${a.port}`);
     out[12 + 3 * i] = PROTO_NUMBER[a.proto];
     out[13 + 3 * i] = a.port >>> 8;
     out[14 + 3 * i] = a.port & 0xff;
@@ -130,7 +129,7 @@ export function decodePayload(pt: Uint8Array): Result<KnockRequest, 'malformed'>
   if (fam === ADDR_V4 || fam === ADDR_V6) {
     const n = fam === ADDR_V4 ? 4 : 16;
     if (pt.length < o + n) return fail('malformed');
-    allowAddress = ipaddr.fromByteArray(Array.from(pt.subarray(o, o + n))).toString();
+    allowAddress = ipFromBytes(pt.subarray(o, o + n))?.text;
     o += n;
   } else if (fam !== ADDR_NONE) {
     return fail('malformed');
