@@ -51,7 +51,8 @@ export class ReplayFile {
     try {
       mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     } catch (e) {
-      throw new SpaError('ERR_SPA_STATE_DIR', `state_dir ${stateDir} cannot be created: ${errnoText(e)}`);
+      const what = (e as NodeJS.ErrnoException).code === 'EEXIST' ? 'exists and is not a directory' : errnoText(e);
+      throw new SpaError('ERR_SPA_STATE_DIR', `state_dir ${stateDir} cannot be created: ${what}`);
     }
     let isDir = false;
     try {

@@ -154,7 +154,9 @@ describe('daemon (in-process, fake clock and firewall)', () => {
     daemon.handle(knock(ALICE, clock.now()), '203.0.113.9');
     await daemon.settled();
     assert.equal(sink.events('firewall-error').length, 1);
-    assert.match(String(sink.events('firewall-error')[0]?.err), /boom/);
+    const err = sink.events('firewall-error')[0]?.err as { message?: string; stack?: string } | undefined;
+    assert.match(String(err?.message), /boom/);
+    assert.ok(err?.stack, 'the error is logged as an object, stack kept');
     assert.deepEqual(daemon.rejects.totals(), { firewall: 1 });
     daemon.handle(knock(ALICE, clock.now()), '203.0.113.9');
     await daemon.settled();

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ReplayGuard } from '../../shared/replay.js';
-import { ReplayFile, StateDirError } from '../../server/replay-file.js';
+import { SpaError } from '../../shared/errors.js';
+import { ReplayFile } from '../../server/replay-file.js';
 
 const root = mkdtempSync(join(tmpdir(), 'spak-replayfile-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -36,7 +37,9 @@ describe('replay file (persistence across restarts)', () => {
     const f2 = new ReplayFile(dir);
     const recs = f2.load(1000);
     assert.deepEqual(recs.map((r) => r.id).sort(), ['spak1:live', 'spak1:torn-no-newline']);
-    assert.equal(readFileSync(join(dir, 'replay.log'), 'utf8'), '900000 spak1:live\n99999999 spak1:torn-no-newline\n');
+    // the expired record raised the floor (shared/replay.ts): 100 - 0 (no window given: expiries as written)
+    assert.equal(f2.floor, 100);
+    assert.equal(readFileSync(join(dir, 'replay.log'), 'utf8'), '#floor 100 window 0\n900000 spak1:live\n99999999 spak1:torn-no-newline\n');
     assert.equal(statSync(join(dir, 'replay.log')).mode & 0o777, 0o600);
     f2.close();
   });
@@ -47,6 +50,13 @@ describe('replay file (persistence across restarts)', () => {
     assert.equal(statSync(dir).mode & 0o777, 0o700);
     const file = join(root, 'plainfile');
     writeFileSync(file, 'x');
-    assert.throws(() => new ReplayFile(file), (e: Error) => e instanceof StateDirError && /state_dir .*plainfile is not usable/.test(e.message));
+    assert.throws(
+      () => new ReplayFile(file),
+      (e: Error) => e instanceof SpaError && e.code === 'ERR_SPA_STATE_DIR' && e.message === `state_dir ${file} cannot be created: exists and is not a directory`,
+    );
+    assert.throws(
+      () => new ReplayFile(join(file, 'sub')),
+      (e: Error) => e instanceof SpaError && e.code === 'ERR_SPA_STATE_DIR' && e.message === `state_dir ${file}/sub cannot be created: a part of the path is not a directory`,
+    );
   });
 });

@@ -196,21 +196,82 @@ describe('ReplayGuard', () => {
     ]);
   });
 
-  it('check does not depend on when the last prune ran', () => {
+  it('check does not depend on when the last prune ran (an expired record it finds is forgotten then)', () => {
     const guard = new ReplayGuard({ windowMs: 100 });
     guard.prune(T); // next prune not before T + 1000
     guard.remember('q', T, T); // expires T + 100
+    guard.remember('r', T, T); // expires T + 100
     run(guard, [
       { at: T + 100, check: 'q', expect: 'replay' },
       { at: T + 101, check: 'q', expect: 'fresh' }, // within the prune interval: no prune ran, still fresh
       { at: T + 500, records: [] },
     ]);
-    assert.equal(guard.size, 1, 'the expired record is only dropped by a later prune');
+    assert.equal(guard.size, 1, 'q was forgotten by check; r waits for a prune');
+    assert.equal(guard.floor, T, 'forgetting q raised the floor to its expiry - window');
     run(guard, [{ at: T + 1_000, prune: true, size: 0 }]);
   });
 
   it('refuses a window that is not positive', () => {
     for (const w of [0, -1, Number.NaN]) assert.throws(() => new ReplayGuard({ windowMs: w }), RangeError);
     assert.equal(new ReplayGuard({ windowMs: 1 }).windowMs, 1);
+  });
+});
+
+describe('ReplayGuard across clock steps (issue 11)', () => {
+  it('clock forward, record forgotten, clock back: the old packet is refused (forgotten), a new one is not', () => {
+    const guard = new ReplayGuard({ windowMs: W });
+    guard.remember('old', T, T); // accepted at T, expires T + W
+    // the clock steps 10 minutes forward; any check or prune there forgets the record
+    const ahead = T + 600_000;
+    assert.equal(guard.check('other', ahead), 'fresh');
+    assert.equal(guard.size, 0);
+    // the clock steps back to T + 5 s: the old packet is inside the window again, its record is gone …
+    const back = T + 5_000;
+    assert.equal(checkTime(T, back, W), 'ok');
+    assert.equal(guard.check('old', back), 'fresh');
+    // … but it is at or below the floor
+    assert.equal(guard.forgotten(T, back), true);
+    // a packet stamped after every forgotten one is fine
+    assert.equal(guard.forgotten(T + 1, back), false);
+    assert.equal(guard.forgotten(back, back), false);
+  });
+
+  it('records are forgotten only once the clock passes them: a step back keeps them (no floor needed)', () => {
+    const guard = new ReplayGuard({ windowMs: W });
+    guard.remember('p', T + 600_000, T + 600_000); // accepted while the clock was 10 min ahead
+    assert.equal(guard.check('p', T), 'replay', 'clock back: the record is still live');
+    assert.equal(guard.forgotten(T, T), false);
+    assert.equal(guard.floor, 0);
+  });
+
+  it('the floor never goes down, and survives a restart through state()', () => {
+    const guard = new ReplayGuard({ windowMs: W });
+    guard.remember('a', T, T);
+    guard.remember('b', T + 10_000, T + 10_000);
+    const st = guard.state(T + 10_000 + W + 1);
+    assert.deepEqual(st, { records: [], floor: T + 10_000 });
+    guard.prune(T); // clock back: nothing raises or lowers the floor
+    assert.equal(guard.floor, T + 10_000);
+    const next = new ReplayGuard({ windowMs: W, initial: st.records, floor: st.floor });
+    assert.equal(next.forgotten(T + 10_000, T + 20_000), true);
+    assert.equal(next.forgotten(T + 10_001, T + 20_000), false);
+  });
+
+  it('state() forgets expired records first, so compaction can never drop a record without raising the floor', () => {
+    const guard = new ReplayGuard({ windowMs: W });
+    guard.prune(T);
+    guard.remember('x', T, T);
+    const st = guard.state(T + W + 1); // within the prune interval of T's prune: state() prunes anyway
+    assert.deepEqual(st.records, []);
+    assert.equal(st.floor, T);
+  });
+
+  it('a prune interval set while the clock was ahead does not stop pruning after a step back', () => {
+    const guard = new ReplayGuard({ windowMs: W });
+    guard.prune(T + 600_000); // next prune "not before" T + 601 s
+    guard.remember('y', T, T);
+    guard.prune(T + W + 1); // clock stepped back, then past y's expiry
+    assert.equal(guard.size, 0);
+    assert.equal(guard.floor, T);
   });
 });

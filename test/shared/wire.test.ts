@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import ipaddr from 'ipaddr.js';
+import { canonicalIp } from '../../shared/address.js';
 import type { Access } from '../../shared/access.js';
 import { concat } from '../../shared/bytes.js';
 import {
@@ -57,7 +57,7 @@ function canonical(req: KnockRequest): KnockRequest {
     timestamp: req.timestamp,
     accesses: req.accesses.map((a) => ({ proto: a.proto, port: a.port })),
     duration: req.duration,
-    allowAddress: req.allowAddress === undefined ? undefined : ipaddr.process(req.allowAddress).toString(),
+    allowAddress: req.allowAddress === undefined ? undefined : canonicalIp(req.allowAddress),
   };
 }
 
@@ -109,6 +109,10 @@ describe('payload encoding', () => {
   it('an IPv4-mapped IPv6 allow-address is sent as IPv4; IPv6 comes back RFC 5952-compressed', () => {
     assert.equal(mustDecode(encodePayload({ ...base, allowAddress: '::ffff:192.0.2.1' })).allowAddress, '192.0.2.1');
     assert.equal(mustDecode(encodePayload({ ...base, allowAddress: '2001:0DB8:0000:0000:0000:0000:0000:0001' })).allowAddress, '2001:db8::1');
+    // a family-6 field holding an IPv4-mapped address (another client's encoder) decodes to the IPv4 address it maps
+    const mapped = encodePayload({ ...base, allowAddress: '2001:db8::1' });
+    mapped.set([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 1], mapped.length - 16);
+    assert.equal(mustDecode(mapped).allowAddress, '192.0.2.1');
   });
 
   it('encodePayload throws RangeError for out-of-range inputs', () => {

@@ -1,0 +1,140 @@
+/**
+ * server/grants.ts: ownership between clients (issue 11), the per-client grant limit, restore with owners. Fake
+ * clock and fake firewall (which stores owners as the real backends do in the kernel).
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { FakeBackend } from '../../server/firewall/fake.js';
+import { GrantManager } from '../../server/grants.js';
+import type { Decision } from '../../server/policy.js';
+import { FakeClock } from '../helpers/clock.js';
+
+const TCP22 = { proto: 'tcp', port: 22 } as const;
+const TCP443 = { proto: 'tcp', port: 443 } as const;
+const ALICE_IP = '203.0.113.9';
+
+function dec(client: string, over: Partial<Decision> = {}): Decision {
+  return { client, type: 'open', family: 4, address: ALICE_IP, source: ALICE_IP, accesses: [TCP22], duration: 60, ...over };
+}
+
+async function setup(opts: { maxGrants?: number; backend?: FakeBackend; clock?: FakeClock } = {}) {
+  const clock = opts.clock ?? new FakeClock();
+  const backend = opts.backend ?? new FakeBackend();
+  if (!backend.installed) await backend.install({ protect: [TCP22, TCP443] }, clock.now());
+  const gm = new GrantManager({ backend, now: clock.now, timers: clock, maxGrantsOf: () => opts.maxGrants ?? 16 });
+  await gm.restore();
+  return { gm, backend, clock };
+}
+
+const held = (b: FakeBackend) => b.held.map((g) => ({ address: g.address, access: `${g.access.proto}/${g.access.port}`, expiresAt: g.expiresAt, owner: g.owner }));
+
+describe('grant ownership', () => {
+  test("another client's knock never shortens a grant: bob --allow-ip ALICE --duration 1", async () => {
+    const { gm, backend, clock } = await setup();
+    const t0 = clock.now();
+    assert.deepEqual(await gm.open(dec('alice', { duration: 300 })), { ok: true, outcomes: [{ access: TCP22, action: 'opened', owner: 'alice', expiresAt: t0 + 300_000 }] });
+    backend.clearCalls();
+    const r = await gm.open(dec('bob', { duration: 1, source: '198.51.100.1' }));
+    assert.deepEqual(r, { ok: true, outcomes: [{ access: TCP22, action: 'unchanged', owner: 'alice', expiresAt: t0 + 300_000 }] });
+    assert.equal(backend.calls.length, 0, 'no firewall call at all');
+    assert.deepEqual(held(backend), [{ address: ALICE_IP, access: 'tcp/22', expiresAt: t0 + 300_000, owner: 'alice' }]);
+  });
+
+  test('another client may lengthen a grant; the owner stays', async () => {
+    const { gm, backend, clock } = await setup();
+    const t0 = clock.now();
+    await gm.open(dec('alice', { duration: 10 }));
+    const r = await gm.open(dec('bob', { duration: 60 }));
+    assert.ok(r.ok);
+    assert.deepEqual(r.outcomes.map((o) => [o.action, o.owner]), [['extended', 'alice']]);
+    assert.deepEqual(held(backend), [{ address: ALICE_IP, access: 'tcp/22', expiresAt: t0 + 60_000, owner: 'alice' }]);
+  });
+
+  test('the owner may shorten its own grant (renewed)', async () => {
+    const { gm, backend, clock } = await setup();
+    const t0 = clock.now();
+    await gm.open(dec('alice', { duration: 300 }));
+    const r = await gm.open(dec('alice', { duration: 5 }));
+    assert.ok(r.ok && r.outcomes[0]?.action === 'renewed');
+    assert.equal(backend.held[0]?.expiresAt, t0 + 5_000);
+  });
+
+  test("close removes only the knocker's own grants; the bypass (open alice's address, then close it) fails", async () => {
+    const { gm, backend } = await setup();
+    await gm.open(dec('alice'));
+    const opened = await gm.open(dec('bob', { accesses: [TCP22, TCP443] })); // extends nothing shorter; opens 443 for bob
+    assert.ok(opened.ok);
+    assert.deepEqual(opened.outcomes.map((o) => [o.access.port, o.action, o.owner]), [[22, 'unchanged', 'alice'], [443, 'opened', 'bob']]);
+    const c = await gm.close(dec('bob', { type: 'close', accesses: [TCP22, TCP443] }));
+    assert.deepEqual(c, { revoked: [{ family: 4, address: ALICE_IP, access: TCP443 }], notOwned: [TCP22] });
+    assert.deepEqual(held(backend).map((g) => [g.access, g.owner]), [['tcp/22', 'alice']]);
+    const a = await gm.close(dec('alice', { type: 'close' }));
+    assert.equal(a.revoked.length, 1);
+    assert.equal(backend.held.length, 0);
+  });
+
+  test('after a restart the owners come back from the kernel: bob still cannot close alice\'s grant', async () => {
+    const clock = new FakeClock();
+    const backend = new FakeBackend();
+    const first = await setup({ backend, clock });
+    await first.gm.open(dec('alice'));
+    first.gm.stop();
+    const second = await setup({ backend, clock }); // a new daemon: restore() lists the kernel's grants
+    assert.deepEqual(second.gm.active().map((a) => a.owner), ['alice']);
+    const c = await second.gm.close(dec('bob', { type: 'close' }));
+    assert.deepEqual(c.revoked, []);
+    assert.equal(backend.held.length, 1);
+    assert.equal((await second.gm.close(dec('alice', { type: 'close' }))).revoked.length, 1);
+  });
+
+  test('an ownerless grant (made by an older version or by hand) can be extended by anyone and closed by nobody', async () => {
+    const clock = new FakeClock();
+    const backend = new FakeBackend();
+    await backend.install({ protect: [TCP22] }, clock.now());
+    await backend.grant([{ family: 4, address: ALICE_IP, access: TCP22, expiresAt: clock.now() + 10_000 }], clock.now());
+    const { gm } = await setup({ backend, clock });
+    const r = await gm.open(dec('bob', { duration: 60 }));
+    assert.ok(r.ok && r.outcomes[0]?.action === 'extended' && r.outcomes[0].owner === undefined);
+    assert.equal(backend.held[0]?.owner, undefined);
+    assert.deepEqual((await gm.close(dec('bob', { type: 'close' }))).revoked, []);
+    assert.equal(backend.held.length, 1);
+  });
+
+  test('an expired grant is nobody\'s: the next knock opens it as its own', async () => {
+    const { gm, clock } = await setup();
+    await gm.open(dec('alice', { duration: 5 }));
+    await clock.advance(6_000);
+    const r = await gm.open(dec('bob', { duration: 5 }));
+    assert.ok(r.ok && r.outcomes[0]?.action === 'opened' && r.outcomes[0].owner === 'bob');
+  });
+});
+
+describe('grant limit per client', () => {
+  test('beyond max_grants distinct addresses: refused before any firewall call; the same address again is fine', async () => {
+    const { gm, backend } = await setup({ maxGrants: 3 });
+    for (let i = 1; i <= 3; i++) assert.ok((await gm.open(dec('bob', { address: `192.0.2.${i}` }))).ok);
+    backend.clearCalls();
+    assert.deepEqual(await gm.open(dec('bob', { address: '192.0.2.4' })), { ok: false, reason: 'grant-limit' });
+    assert.equal(backend.calls.length, 0);
+    assert.ok((await gm.open(dec('bob', { address: '192.0.2.2', accesses: [TCP443] }))).ok, 'an address bob holds costs nothing');
+    assert.ok((await gm.open(dec('alice', { address: '192.0.2.4' }))).ok, "alice's limit is her own");
+    assert.equal(backend.held.filter((g) => g.owner === 'bob').length, 4);
+  });
+
+  test('concurrent knocks cannot overshoot the limit (decisions are serialised)', async () => {
+    const backend = new FakeBackend({ latencyMs: 2 });
+    const { gm } = await setup({ maxGrants: 5, backend });
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => gm.open(dec('bob', { address: `198.51.100.${i + 1}` }))));
+    assert.equal(results.filter((r) => r.ok).length, 5);
+    assert.equal(results.filter((r) => !r.ok && r.reason === 'grant-limit').length, 45);
+    assert.equal(new Set(backend.held.map((g) => g.address)).size, 5);
+  });
+
+  test('expired grants free their slot', async () => {
+    const { gm, clock } = await setup({ maxGrants: 1 });
+    assert.ok((await gm.open(dec('bob', { address: '192.0.2.1', duration: 5 }))).ok);
+    assert.equal((await gm.open(dec('bob', { address: '192.0.2.2' }))).ok, false);
+    await clock.advance(5_001);
+    assert.ok((await gm.open(dec('bob', { address: '192.0.2.2' }))).ok);
+  });
+});
