@@ -2,8 +2,9 @@
  * Policy: given an authenticated request, what may be granted. Pure.
  * - the packet's source address, and the explicit allow-address if any, must lie in one of the client's `sources`
  *   (`source`);
- * - neither may be an address no single host sends from: unspecified, loopback, multicast, broadcast, this host's
- *   subnet broadcasts (`address`);
+ * - the address to open (the allow-address, else the source) must be one host's: not unspecified, loopback,
+ *   multicast, a broadcast or one of this host's subnet broadcasts; and a source that no host sends from (all of
+ *   those but loopback, which only this host itself can send from) is refused too (`address`);
  * - a client with `require_source_address` must name the address to open (`source-required`): a copy of its knock
  *   raced from elsewhere then opens nothing for the copier;
  * - every requested access must be in the client's `open` list, else the request is refused whole (`policy`);
@@ -44,18 +45,23 @@ export function grantable(a: IpAddress, broadcasts: ReadonlySet<string> | undefi
   return ungrantableReason(a) === undefined && !(broadcasts?.has(a.text) ?? false);
 }
 
+/** Could a packet really come from this source? Loopback can (this host); the other ungrantable ranges cannot. */
+function plausibleSender(a: IpAddress, broadcasts: ReadonlySet<string> | undefined): boolean {
+  return (ungrantableReason(a) === undefined || a.ip.range() === 'loopback') && !(broadcasts?.has(a.text) ?? false);
+}
+
 export function decide(client: ClientConfig, req: KnockRequest, source: IpAddress, opts: PolicyOptions): PolicyResult {
   if (!inAnyCidr(source, client.sources)) return { ok: false, code: 'source' };
-  if (!grantable(source, opts.broadcasts)) return { ok: false, code: 'address' };
+  if (!plausibleSender(source, opts.broadcasts)) return { ok: false, code: 'address' };
   let target = source;
   if (req.allowAddress !== undefined) {
     const t = parseIp(req.allowAddress);
     if (!t || !inAnyCidr(t, client.sources)) return { ok: false, code: 'source' };
-    if (!grantable(t, opts.broadcasts)) return { ok: false, code: 'address' };
     target = t;
   } else if (client.requireSourceAddress) {
     return { ok: false, code: 'source-required' };
   }
+  if (!grantable(target, opts.broadcasts)) return { ok: false, code: 'address' };
   let accesses: readonly Access[];
   if (req.accesses.length === 0) accesses = client.open;
   else {

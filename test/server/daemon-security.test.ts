@@ -198,6 +198,19 @@ describe('ungrantable addresses (11c)', () => {
     await daemon.stop();
   });
 
+  test('a loopback source may name another address to open; a multicast or broadcast source never may', async () => {
+    const { daemon, backend, clock } = setup({ broadcasts: new Set(['10.9.255.255']) });
+    await daemon.start();
+    await send(daemon, knock(ALICE, clock.now(), { allowAddress: ALICE_IP }), '127.0.0.1');
+    assert.deepEqual(backend.held.map((g) => g.address), [ALICE_IP]);
+    for (const src of ['224.0.0.9', '10.9.255.255', '255.255.255.255', 'ff02::1']) {
+      await send(daemon, knock(ALICE, clock.now(), { allowAddress: BOB_IP }), src);
+    }
+    assert.equal(backend.held.length, 1);
+    assert.deepEqual(daemon.rejects.totals(), { address: 4 });
+    await daemon.stop();
+  });
+
   test('by default the broadcasts come from this host\'s interfaces', () => {
     // no `broadcasts` given: constructing computes them from os.networkInterfaces() without error
     const d = new Daemon({ config: config(), backend: new FakeBackend(), log: logSink().log, warmUp: false });

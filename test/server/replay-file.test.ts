@@ -6,6 +6,8 @@ import { after, describe, test } from 'node:test';
 import { ReplayGuard } from '../../shared/replay.js';
 import { SpaError } from '../../shared/errors.js';
 import { ReplayFile } from '../../server/replay-file.js';
+import { REPLAY_SYNC_DELAY_MS } from '../../shared/constants.js';
+import { FakeClock } from '../helpers/clock.js';
 
 const root = mkdtempSync(join(tmpdir(), 'spak-replayfile-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -57,6 +59,54 @@ describe('replay file (persistence across restarts)', () => {
     assert.throws(
       () => new ReplayFile(join(file, 'sub')),
       (e: Error) => e instanceof SpaError && e.code === 'ERR_SPA_STATE_DIR' && e.message === `state_dir ${file}/sub cannot be created: a part of the path is not a directory`,
+    );
+  });
+
+  test('the floor and the window are persisted; expiries move with a changed window; a log without header is kept longer', () => {
+    const dir = join(root, 'd');
+    const f = new ReplayFile(dir);
+    f.load(1_000_000, 60_000);
+    f.append({ id: 'spak1:a', expiresAt: 1_060_000 }); // anchor 1_000_000
+    f.compact({ records: [{ id: 'spak1:a', expiresAt: 1_060_000 }], floor: 900_000 });
+    f.close();
+    assert.equal(readFileSync(join(dir, 'replay.log'), 'utf8'), '#floor 900000 window 60000\n1060000 spak1:a\n');
+    const g = new ReplayFile(dir);
+    assert.deepEqual(g.load(1_070_000, 120_000), [{ id: 'spak1:a', expiresAt: 1_120_000 }], 'window raised: anchor + new window');
+    assert.equal(g.floor, 900_000);
+    g.close();
+    // the same record under a smaller window is expired: dropped, and the floor covers its packet
+    const h = new ReplayFile(dir);
+    assert.deepEqual(h.load(1_050_000, 30_000), []);
+    assert.equal(h.floor, 1_000_000);
+    h.close();
+    writeFileSync(join(dir, 'replay.log'), '1060000 spak1:legacy\n');
+    const k = new ReplayFile(dir);
+    assert.deepEqual(k.load(1_070_000, 60_000), [{ id: 'spak1:legacy', expiresAt: 1_120_000 }]);
+    k.close();
+  });
+
+  test('the batched fdatasync runs on the injected timers, once per burst', async () => {
+    const clock = new FakeClock();
+    const f = new ReplayFile(join(root, 'e'), { timers: clock });
+    f.load(0, 60_000);
+    f.append({ id: 'spak1:x', expiresAt: 1 });
+    f.append({ id: 'spak1:y', expiresAt: 2 });
+    assert.equal(clock.pending, 1);
+    await clock.advance(REPLAY_SYNC_DELAY_MS);
+    assert.equal(clock.pending, 0);
+    f.close();
+  });
+
+  test('a write error is an ERR_SPA_STATE_DIR SpaError naming the file', () => {
+    const dir = join(root, 'f');
+    const f = new ReplayFile(dir);
+    f.load(0, 60_000);
+    f.close();
+    rmSync(dir, { recursive: true });
+    writeFileSync(dir, 'now a file');
+    assert.throws(
+      () => f.append({ id: 'spak1:z', expiresAt: 1 }),
+      (e: Error) => e instanceof SpaError && e.code === 'ERR_SPA_STATE_DIR' && e.message === `cannot write ${dir}/replay.log: a part of the path is not a directory`,
     );
   });
 });

@@ -171,4 +171,32 @@ describe('verify: reject reasons, cheapest first', () => {
       assert.equal(r.ok, false);
     }
   });
+
+  test('a replay record that cannot be persisted: state-write, not remembered, never thrown', () => {
+    let fail = true;
+    const replay = new ReplayGuard({
+      windowMs: 60_000,
+      persist: () => {
+        if (fail) throw new Error('ENOSPC');
+      },
+    });
+    const v = new Verifier({ formats: [new Spak1Format(config.clients, 60_000)], replay, defaultDuration: 30 });
+    const p = packet(ALICE);
+    const r = v.verify(p, '203.0.113.9', T0);
+    assert.equal(r.ok, false);
+    assert.equal((r as { code: string }).code, 'state-write');
+    assert.match(String((r as { error?: Error }).error?.message), /ENOSPC/);
+    fail = false;
+    assert.equal(v.verify(p, '203.0.113.9', T0 + 1).ok, true, 'it was never accepted, so it is not a replay');
+    assert.equal((v.verify(p, '203.0.113.9', T0 + 2) as { code: string }).code, 'replay');
+  });
+
+  test('ungrantable addresses → address; a source with a zone is stripped of it', () => {
+    const v = new Verifier({ formats: [new Spak1Format(config.clients, 60_000)], replay: new ReplayGuard({ windowMs: 60_000 }), defaultDuration: 30, broadcasts: new Set(['203.0.113.255']) });
+    for (const allowAddress of ['255.255.255.255', '127.0.0.1', '224.0.0.1', '::1', 'ff02::1', '203.0.113.255', '0.1.2.3']) {
+      assert.equal((v.verify(packet(ALICE, { allowAddress }), '203.0.113.9', T0) as { code: string }).code, 'address', allowAddress);
+    }
+    const z = v.verify(packet(ALICE), 'fe80::1%eth0', T0);
+    assert.ok(z.ok && z.decision.address === 'fe80::1');
+  });
 });
