@@ -211,7 +211,9 @@ export class Daemon {
                 client: d.client,
                 source: d.source,
                 address: d.address,
-                accesses: fmtEntries(r.revoked),
+                // what the knocker no longer holds: revoked now, or already gone
+                accesses: [...fmtEntries(r.revoked), ...r.absent.map(formatAccess)],
+                revoked: fmtEntries(r.revoked),
                 not_owned: r.notOwned.map(formatAccess),
               },
               'knock accepted: access revoked',

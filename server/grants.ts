@@ -49,12 +49,18 @@ export interface GrantOutcome {
 export type OpenResult = { readonly ok: true; readonly outcomes: readonly GrantOutcome[] } | { readonly ok: false; readonly reason: 'grant-limit' };
 
 export interface CloseResult {
+  /** The knocker's live grants, now removed. */
   readonly revoked: readonly Omit<GrantEntry, 'expiresAt'>[];
-  /** Accesses named by the knock that are not the knocker's live grants (another's, ownerless, or none): untouched. */
+  /** Named by the knock, but no live grant: nothing to do (already expired, or never opened). */
+  readonly absent: readonly Access[];
+  /** Live grants of another client, or without a known owner: left untouched. */
   readonly notOwned: readonly Access[];
 }
 
 const keyOf = grantKeyString;
+
+/** A timed revoke that failed (iptables) is retried after this long. */
+const REVOKE_RETRY_MS = 1000;
 
 export class GrantManager {
   readonly #o: GrantManagerOptions;
@@ -134,11 +140,13 @@ export class GrantManager {
   async #close(d: Decision): Promise<CloseResult> {
     const now = this.#o.now();
     const revoked: Omit<GrantEntry, 'expiresAt'>[] = [];
+    const absent: Access[] = [];
     const notOwned: Access[] = [];
     for (const access of d.accesses) {
       const key = { family: d.family, address: d.address, access };
       const cur = this.#current(keyOf(key), now);
-      if (cur !== undefined && cur.owner === d.client) revoked.push(key);
+      if (cur === undefined) absent.push(access);
+      else if (cur.owner === d.client) revoked.push(key);
       else notOwned.push(access);
     }
     if (revoked.length > 0) {
@@ -146,7 +154,7 @@ export class GrantManager {
       for (const t of revoked) this.#live.delete(keyOf(t));
       this.#schedule();
     }
-    return { revoked, notOwned };
+    return { revoked, absent, notOwned };
   }
 
   /** Live grants (not yet expired by `now`). */
@@ -195,13 +203,13 @@ export class GrantManager {
         await this.#o.backend.revoke(entries.map(({ family, address, access }) => ({ family, address, access })));
       } catch (err) {
         this.#o.onError?.(err);
-        // retry in a second; the entries stay listed so they are not forgotten
+        // retry after REVOKE_RETRY_MS; the entries stay listed so they are not forgotten
         if (!this.#stopped) {
           this.#timer = this.#o.timers.setTimeout(() => {
             this.#timer = undefined;
             void this.#serial(() => this.#tick());
-          }, 1000);
-          this.#timerAt = now + 1000;
+          }, REVOKE_RETRY_MS);
+          this.#timerAt = now + REVOKE_RETRY_MS;
         }
         return;
       }

@@ -66,7 +66,7 @@ describe('grant ownership', () => {
     assert.ok(opened.ok);
     assert.deepEqual(opened.outcomes.map((o) => [o.access.port, o.action, o.owner]), [[22, 'unchanged', 'alice'], [443, 'opened', 'bob']]);
     const c = await gm.close(dec('bob', { type: 'close', accesses: [TCP22, TCP443] }));
-    assert.deepEqual(c, { revoked: [{ family: 4, address: ALICE_IP, access: TCP443 }], notOwned: [TCP22] });
+    assert.deepEqual(c, { revoked: [{ family: 4, address: ALICE_IP, access: TCP443 }], absent: [], notOwned: [TCP22] });
     assert.deepEqual(held(backend).map((g) => [g.access, g.owner]), [['tcp/22', 'alice']]);
     const a = await gm.close(dec('alice', { type: 'close' }));
     assert.equal(a.revoked.length, 1);
@@ -104,6 +104,7 @@ describe('grant ownership', () => {
     const { gm, clock } = await setup();
     await gm.open(dec('alice', { duration: 5 }));
     await clock.advance(6_000);
+    assert.deepEqual(await gm.close(dec('alice', { type: 'close' })), { revoked: [], absent: [TCP22], notOwned: [] });
     const r = await gm.open(dec('bob', { duration: 5 }));
     assert.ok(r.ok && r.outcomes[0]?.action === 'opened' && r.outcomes[0].owner === 'bob');
   });
