@@ -143,8 +143,8 @@ export class Daemon {
       },
       'spa-knockd listening',
     );
-    // Linux reports twice the usable size; it caps the request at net.core.rmem_max (socket(7))
-    if (listener.receiveBuffer !== undefined && listener.receiveBuffer < c.listen.receiveBuffer) {
+    // Linux sets (and reports) twice the size asked for, after capping the request at net.core.rmem_max (socket(7))
+    if (listener.receiveBuffer !== undefined && listener.receiveBuffer < 2 * c.listen.receiveBuffer) {
       this.#d.log.warn(
         { event: 'receive-buffer', asked: c.listen.receiveBuffer, got: listener.receiveBuffer },
         'the kernel gave a smaller receive buffer than listen.receive_buffer; raise net.core.rmem_max',

@@ -48,6 +48,8 @@ function config(extra = ''): Config {
 }
 
 interface SetupOptions {
+  /** SO_RCVBUF the fake socket reports. */
+  receiveBuffer?: number;
   clock?: FakeClock;
   backend?: FakeBackend;
   replayFile?: ReplayFile;
@@ -66,6 +68,7 @@ function setup(o: SetupOptions = {}) {
   const listen: typeof openUdpListener = async (l) => ({
     bound: `[${l.address}]:${l.port}`,
     ...(o.port !== undefined ? { port: o.port } : {}),
+    ...(o.receiveBuffer !== undefined ? { receiveBuffer: o.receiveBuffer } : {}),
     close: async () => undefined,
   });
   const daemon = new Daemon({
@@ -277,6 +280,22 @@ describe('kernel drops in the reject summary (11h)', () => {
     const s = sink.events('rejects');
     assert.deepEqual(s.map((l) => [l.total, l.drops]), [[1, 30], [0, 5]]);
     await daemon.stop();
+  });
+});
+
+describe('receive buffer (11h)', () => {
+  test('the size the kernel gave is in the start line; less than asked is a warning that names the sysctl', async () => {
+    const a = setup({ receiveBuffer: 425_984 });
+    await a.daemon.start();
+    assert.equal(a.sink.events('start')[0]?.receive_buffer, 425_984);
+    const w = a.sink.events('receive-buffer')[0];
+    assert.deepEqual([w?.asked, w?.got], [4 * 1024 * 1024, 425_984]);
+    assert.match(String(w?.msg), /net\.core\.rmem_max/);
+    await a.daemon.stop();
+    const b = setup({ receiveBuffer: 8 * 1024 * 1024 });
+    await b.daemon.start();
+    assert.equal(b.sink.events('receive-buffer').length, 0);
+    await b.daemon.stop();
   });
 });
 
