@@ -107,6 +107,7 @@ export function parseGrantRule(f: Family, w: readonly string[]): GrantEntry | un
   const port = Number(o.get('--dport')?.[0]);
   const cm = COMMENT_RE.exec(o.get('--comment')?.[0] ?? '');
   if (o.get('-j')?.[0] !== 'RETURN' || src === undefined || !cm || !isProto(proto) || !isPort(port)) return undefined;
+  if (o.has('-i') || o.has('--ctstate')) return undefined;
   const [addr, len] = src.split('/');
   if ((len ?? (f === 4 ? '32' : '128')) !== (f === 4 ? '32' : '128')) return undefined;
   const ip = parseIpOfFamily(f, addr);
