@@ -4,7 +4,7 @@
  * access module (shared/access.ts): this file adds only the shape checks and the ERR_SPA_FIREWALL errors.
  * @module
  */
-import { type Access, dedupeAccesses, formatAccess, toAccess } from '../../shared/access.js';
+import { type Access, dedupeAccesses, toAccess } from '../../shared/access.js';
 import { type Family, type GrantKey, grantKeyString, parseIpOfFamily } from '../../shared/address.js';
 import { SpaError } from '../../shared/errors.js';
 import type { GrantEntry } from './backend.js';
@@ -108,9 +108,4 @@ export function checkPlan(plan: unknown): CheckedPlan {
     throw firewallError('invalid plan: silencePortUnreachable is not a boolean');
   }
   return { protect: checkProtect(protect), silencePortUnreachable: silencePortUnreachable === true };
-}
-
-/** `tcp/22` list text for messages. */
-export function accessesText(list: readonly Access[]): string {
-  return list.map(formatAccess).join(', ');
 }
