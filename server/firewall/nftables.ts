@@ -124,12 +124,13 @@ export class NftablesBackend implements FirewallBackend {
     const existed = (await this.tableHandle()) !== undefined;
     if (existed) await this.readBack('it exists but'); // unreadable: change nothing
     const first = await this.runScript(installLines(this.table, plan));
+    const failed = (msg: string): Error => firewallError(`nft install of table ${this.t} (firewall.table) failed: ${msg}`);
     if (!first.ok) {
-      if (first.kind === 'process' || !existed) throw firewallError(`nft install failed: ${first.message}`);
+      if (first.kind === 'process' || !existed) throw failed(first.message);
       // Maybe an incompatible table of the same name (older/newer layout): replace it whole, keeping the grants.
       const listed = await this.readGrants(now);
       const second = await this.runScript(replaceLines(this.table, plan, listed ?? [], MIN_GRANT_MS));
-      if (!second.ok) throw firewallError(`nft install failed: ${first.message}`);
+      if (!second.ok) throw failed(first.message);
     }
     let grants: NftListedGrant[];
     try {

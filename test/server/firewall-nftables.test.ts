@@ -168,6 +168,11 @@ describe('nftables backend in a namespace', { skip }, () => {
     assert.ok(!(await tableNames()).includes('counters'), 'nothing left installed');
     assert.equal(await canTcp(pair.srv4, P_TCP), true, 'the port is not gated');
     await kw.close();
+    // a keyword nft refuses at once (syntax error): the message names the config key too
+    const syntax = mk('flush');
+    const err3 = await failure(syntax.install(PLAN, Date.now()));
+    assert.ok(fwError(err3) && /firewall\.table/.test(err3.message) && /syntax error/.test(err3.message), String(err3));
+    await syntax.close();
     // a table of that name that was there before is left as it was (and install changes nothing)
     await nft(['add', 'table', 'inet', 'sets']);
     const kw2 = mk('sets');
