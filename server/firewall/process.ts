@@ -132,7 +132,7 @@ export interface LongLivedOptions {
 
 /**
  * One long-lived child with pipes on all three streams; output is delivered line by line.
- * The process is not restarted here: owners decide (see the nft shell in nftables.ts).
+ * The process is not restarted here: owners decide (see server/firewall/nft-shell.ts).
  */
 export class LongLivedProcess {
   private readonly child: ChildProcessWithoutNullStreams | undefined;
