@@ -28,7 +28,6 @@ import { tableNameProblem } from './names.js';
 import { SerialQueue, describeFailure, oneLine, run, withWrap } from './process.js';
 import { checkGrants, checkKeys, checkNow, checkPlan, firewallError } from './validate.js';
 
-export { splitRuleLine } from './iptables-rules.js';
 
 export interface IptablesOptions {
   /** Our chain in the filter table. Default `SPA_KNOCK`. Checked by names.ts `tableNameProblem`. */
