@@ -39,7 +39,6 @@ import { NftShell, type ShellResult, nftErrorMessage } from './nft-shell.js';
 import { SerialQueue, describeFailure, run, withWrap } from './process.js';
 import { type CheckedPlan, checkGrants, checkKeys, checkNow, checkPlan, firewallError } from './validate.js';
 
-
 export interface NftablesOptions {
   /** Table name in family `inet`. Default `spa_knock`. Checked by names.ts `tableNameProblem`. */
   readonly table?: string;
