@@ -59,7 +59,7 @@ describe('iptables backend in a namespace', { skip }, () => {
   const rules = async (tool: 'iptables' | 'ip6tables'): Promise<string[]> => {
     const r = await pair.exec(pair.srv, [tool, '-S']);
     assert.equal(r.code, 0, r.stderr);
-    return r.stdout.split('\n').filter((l) => l !== '');
+    return r.stdout.split('\n').filter((l: string) => l !== '');
   };
   const both = async (): Promise<string[][]> => Promise.all(TOOLS.map(rules));
   const ipt = async (tool: 'iptables' | 'ip6tables', ...args: string[]): Promise<void> => {
