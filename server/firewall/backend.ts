@@ -4,6 +4,8 @@
  * A backend owns its own objects (an nft table, or an iptables chain) and nothing else. It is a *gate*: it drops new
  * connections to protected ports unless the (source, proto, port) is granted; it never accepts on behalf of the host's
  * own firewall. Everything it does is atomic per call: a call that fails leaves the firewall as it was.
+ * Every failure is a `SpaError` with code ERR_SPA_FIREWALL (shared/errors.ts), one line for the operator; it is never
+ * thrown on the packet hot path (the daemon catches it around each firewall call).
  *
  * The plan carries more than "allow this source" so that later features (kernel-side knock sequences, see issue
  * roadmap) are added as new plan fields, not as a new interface.
@@ -69,10 +71,4 @@ export interface FirewallBackend {
   uninstall(): Promise<void>;
   /** Release helper processes. Leaves every rule in place (fail-closed). */
   close(): Promise<void>;
-}
-
-/** Thrown (never on the packet hot path) when a firewall command fails; message is one line for the operator. */
-export class FirewallError extends Error {
-  override readonly name = 'FirewallError';
-  readonly code = 'ERR_SPA_FIREWALL';
 }

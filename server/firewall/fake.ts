@@ -1,18 +1,24 @@
 /**
- * In-memory firewall backend for daemon tests: same validation and errors as the real backends, no kernel.
+ * In-memory firewall backend for daemon tests: same validation and errors as the real backends, no kernel. It passes
+ * the same conformance suite as nftables and iptables (test/server/firewall-contract.test.ts), so it cannot drift.
  *
  * - `calls` records every call in order (`{ op: 'grant', entries, now }`, …), with copies of the arguments.
- * - `failNext(op?, message?)` makes the next call (of that op, or of any op) throw a FirewallError and change nothing.
+ * - `failNext(op?, message?)` makes the next call (of that op, or of any op) throw an ERR_SPA_FIREWALL SpaError and
+ *   change nothing.
  * - `kernelExpiry` (default true, like nftables): list(now) leaves out grants with expiresAt <= now. With
- *   `kernelExpiry: false` (like iptables) expired grants stay listed until revoked.
- * - Calls are recorded before validation, so invalid calls show up in `calls` too (and then throw FirewallError).
+ *   `kernelExpiry: false` (like iptables) expired grants stay listed until revoked; install drops them (reconcile).
+ * - `kernel`: the state that outlives a backend object; pass the same {@link FakeKernel} to a second FakeBackend to
+ *   model a daemon restart (grants and owners survive, as in the kernel).
+ * - Calls are recorded before validation, so invalid calls show up in `calls` too (and then throw).
  * - Like the real backends, grant/revoke before install() fail ("not installed"); uninstall() clears everything.
  * - `latencyMs` delays every call (to test the daemon's behaviour with a slow firewall).
  * @module
  */
-import type { Access } from '../../shared/access.js';
-import { FirewallError, type FirewallBackend, type FirewallPlan, type GrantEntry } from './backend.js';
-import { checkGrantKey, checkGrants, checkKeys, checkProtect, grantKeyString } from './exec.js';
+import { type Access, accessListDiff } from '../../shared/access.js';
+import { grantKeyString } from '../../shared/address.js';
+import { MIN_GRANT_MS } from '../../shared/constants.js';
+import type { FirewallBackend, FirewallPlan, GrantEntry } from './backend.js';
+import { type CheckedPlan, checkGrantKey, checkGrants, checkKeys, checkNow, checkPlan, firewallError } from './validate.js';
 
 export type FakeOp = 'install' | 'grant' | 'revoke' | 'list' | 'check' | 'uninstall' | 'close';
 
@@ -25,11 +31,23 @@ export type FakeCall =
   | { readonly op: 'uninstall' }
   | { readonly op: 'close' };
 
+/** What the fake "kernel" holds: the installed plan and the grants. */
+export interface FakeKernel {
+  plan: CheckedPlan | undefined;
+  readonly grants: Map<string, GrantEntry>;
+}
+
+export function newFakeKernel(): FakeKernel {
+  return { plan: undefined, grants: new Map() };
+}
+
 export interface FakeBackendOptions {
   /** Does the "kernel" drop expired grants by itself? Default true (nftables-like). */
   readonly kernelExpiry?: boolean;
   /** Delay every call by this many ms. Default 0 (calls still resolve asynchronously). */
   readonly latencyMs?: number;
+  /** Shared state (a restart keeps it). Default: a new one. */
+  readonly kernel?: FakeKernel;
 }
 
 interface Failure {
@@ -44,28 +62,28 @@ export class FakeBackend implements FirewallBackend {
   readonly calls: FakeCall[] = [];
   private readonly latencyMs: number;
   private failures: Failure[] = [];
-  private plan: Access[] | undefined;
-  private readonly grants = new Map<string, GrantEntry>();
+  private readonly kernel: FakeKernel;
   private closedFlag = false;
 
   constructor(opts: FakeBackendOptions = {}) {
     this.kernelExpiry = opts.kernelExpiry ?? true;
     this.latencyMs = opts.latencyMs ?? 0;
+    this.kernel = opts.kernel ?? newFakeKernel();
   }
 
-  /** Make the next call of `op` (default: any op) fail with a FirewallError. Several can be queued. */
+  /** Make the next call of `op` (default: any op) fail with an ERR_SPA_FIREWALL SpaError. Several can be queued. */
   failNext(op: FakeOp | 'any' = 'any', message = `fake ${op === 'any' ? 'firewall' : op} failure`): void {
     this.failures.push({ op, message });
   }
 
   /** The protected accesses currently installed, or undefined if not installed. */
   get installed(): readonly Access[] | undefined {
-    return this.plan ? [...this.plan] : undefined;
+    return this.kernel.plan ? [...this.kernel.plan.protect] : undefined;
   }
 
   /** All grants held, expired or not (what a kernel without expiry would hold). */
   get held(): GrantEntry[] {
-    return [...this.grants.values()];
+    return [...this.kernel.grants.values()];
   }
 
   /** Has close() been called (and no call made since)? */
@@ -75,7 +93,7 @@ export class FakeBackend implements FirewallBackend {
 
   /** Is (address, access) granted at `now`? Convenience for tests. */
   isOpen(family: 4 | 6, address: string, access: Access, now: number): boolean {
-    const g = this.grants.get(grantKeyString(checkGrantKey({ family, address, access })));
+    const g = this.kernel.grants.get(grantKeyString(checkGrantKey({ family, address, access })));
     return g !== undefined && g.expiresAt > now;
   }
 
@@ -92,36 +110,34 @@ export class FakeBackend implements FirewallBackend {
     const i = this.failures.findIndex((f) => f.op === 'any' || f.op === call.op);
     if (i >= 0) {
       const [f] = this.failures.splice(i, 1);
-      throw new FirewallError(f?.message ?? 'fake failure');
+      throw firewallError(f?.message ?? 'fake failure');
     }
   }
 
   private requireInstalled(): void {
-    if (!this.plan) throw new FirewallError('fake firewall is not installed');
+    if (!this.kernel.plan) throw firewallError('fake firewall is not installed');
   }
 
-  private expire(now: number): void {
-    if (!this.kernelExpiry) return;
-    for (const [k, g] of this.grants) if (g.expiresAt <= now) this.grants.delete(k);
+  private drop(now: number, always: boolean): void {
+    if (!this.kernelExpiry && !always) return;
+    for (const [k, g] of this.kernel.grants) if (g.expiresAt <= now) this.kernel.grants.delete(k);
   }
 
   async install(plan: FirewallPlan, now: number): Promise<void> {
     await this.enter({ op: 'install', plan: { ...plan, protect: [...(plan?.protect ?? [])] }, now });
-    const protect = checkProtect(plan?.protect);
-    this.plan = protect;
-    this.expire(now);
+    const checked = checkPlan(plan);
+    checkNow(now);
+    this.kernel.plan = checked;
+    this.drop(now, true); // nft: the kernel expired them; iptables: install reconciles leftovers
   }
 
   async grant(entries: readonly GrantEntry[], now: number): Promise<void> {
     await this.enter({ op: 'grant', entries: copy(entries), now });
     const grants = checkGrants(entries);
-    if (typeof now !== 'number' || !Number.isFinite(now)) throw new FirewallError('invalid grant time');
+    checkNow(now);
     if (grants.length === 0) return;
     this.requireInstalled();
-    for (const g of grants) {
-      const owner = (entries.find((e) => grantKeyString(checkGrantKey(e)) === grantKeyString(g)) as GrantEntry | undefined)?.owner;
-      this.grants.set(grantKeyString(g), { ...g, expiresAt: Math.max(g.expiresAt, now + 1000), ...(owner !== undefined ? { owner } : {}) });
-    }
+    for (const g of grants) this.kernel.grants.set(grantKeyString(g), { ...g, expiresAt: Math.max(g.expiresAt, now + MIN_GRANT_MS) });
   }
 
   async revoke(entries: readonly Omit<GrantEntry, 'expiresAt'>[]): Promise<void> {
@@ -129,29 +145,33 @@ export class FakeBackend implements FirewallBackend {
     const keys = checkKeys(entries);
     if (keys.length === 0) return;
     this.requireInstalled();
-    for (const k of keys) this.grants.delete(grantKeyString(k));
+    for (const k of keys) this.kernel.grants.delete(grantKeyString(k));
   }
 
   async list(now: number): Promise<GrantEntry[]> {
     await this.enter({ op: 'list', now });
-    return [...this.grants.values()].filter((g) => !this.kernelExpiry || g.expiresAt > now).map((g) => ({ ...g }));
+    this.drop(now, false);
+    return [...this.kernel.grants.values()].map((g) => ({ ...g }));
   }
 
   async check(plan: FirewallPlan): Promise<string[]> {
     await this.enter({ op: 'check', plan: { ...plan, protect: [...(plan?.protect ?? [])] } });
-    const protect = checkProtect(plan?.protect);
-    if (!this.plan) return ['fake firewall is not installed'];
-    const have = this.plan.map((a) => `${a.proto}/${a.port}`).sort();
-    const want = protect.map((a) => `${a.proto}/${a.port}`).sort();
-    return have.join(',') === want.join(',')
-      ? []
-      : [`protected list differs: installed [${have.join(', ')}], expected [${want.join(', ')}]`];
+    const want = checkPlan(plan);
+    const have = this.kernel.plan;
+    if (!have) return ['fake firewall is not installed'];
+    const problems: string[] = [];
+    const diff = accessListDiff(have.protect, want.protect);
+    if (diff !== undefined) problems.push(diff);
+    if (have.silencePortUnreachable !== want.silencePortUnreachable) {
+      problems.push(`fake output rule is ${have.silencePortUnreachable ? 'installed' : 'missing'} but silence_port_unreachable is ${want.silencePortUnreachable ? 'on' : 'off'}`);
+    }
+    return problems;
   }
 
   async uninstall(): Promise<void> {
     await this.enter({ op: 'uninstall' });
-    this.plan = undefined;
-    this.grants.clear();
+    this.kernel.plan = undefined;
+    this.kernel.grants.clear();
   }
 
   async close(): Promise<void> {

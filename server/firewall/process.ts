@@ -1,19 +1,17 @@
 /**
- * Process helpers for the firewall backends, plus the input validation both real backends share.
+ * Running the firewall tools: one command from an argument array (never a shell string), or one long-lived child.
  *
- * - {@link run}: run one command from an argument array (never a shell string), collect `{ code, stdout, stderr }`.
- *   It never rejects: a command that cannot be started comes back with `code: -1` and `spawnError` set.
- * - {@link LongLivedProcess}: one child with line-split stdout/stderr, for `nft -i`.
- * - `wrap`: every backend accepts a command prefix (e.g. `['ip', 'netns', 'exec', 'NS']`) that is prepended to every
+ * - {@link run}: run one command, collect `{ code, stdout, stderr }`. It never rejects: a command that cannot be
+ *   started comes back with `code: -1` and `spawnError` set.
+ * - {@link LongLivedProcess}: one child with line-split stdout/stderr, for `nft -i` (server/firewall/nft-shell.ts).
+ * - {@link SerialQueue}: one operation at a time per backend.
+ * - {@link withWrap}: every backend accepts a command prefix (e.g. `['ip', 'netns', 'exec', 'NS']`) prepended to every
  *   command it runs; tests use it to drive the real backend against a network namespace.
- * - Validation ({@link checkAccess}, {@link canonicalAddress}, {@link checkGrantKey}): every value that ends up in
- *   nft or iptables text goes through these first; nothing unvalidated is ever interpolated.
+ *
+ * Child-process timeouts here are real timers: they bound I/O, they are not the grant clock.
  * @module
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { isIPv4, isIPv6 } from 'node:net';
-import type { Access, Proto } from '../../shared/access.js';
-import { FirewallError, type Family, type GrantEntry } from './backend.js';
 
 export interface RunResult {
   /** Exit code; -1 when the process could not be started or was killed by a signal / the timeout. */
@@ -29,9 +27,12 @@ export interface RunResult {
 export interface RunOptions {
   /** Written to the child's stdin, which is then closed. Without it stdin is closed at once. */
   readonly input?: string;
-  /** Kill the child (SIGKILL) after this long. Default 10 000 ms. */
+  /** Kill the child (SIGKILL) after this long. Default {@link DEFAULT_RUN_TIMEOUT_MS}. */
   readonly timeoutMs?: number;
 }
+
+/** Timeout of {@link run} when the caller gives none (the backends always give theirs). */
+export const DEFAULT_RUN_TIMEOUT_MS = 10_000;
 
 /** The environment for firewall tools: the caller's, with a fixed locale so messages are stable. */
 function toolEnv(extra: Readonly<Record<string, string>> = {}): NodeJS.ProcessEnv {
@@ -58,7 +59,7 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
     const timer = setTimeout(() => {
       timedOut = true;
       child.kill('SIGKILL');
-    }, opts.timeoutMs ?? 10_000);
+    }, opts.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS);
     child.stdout.on('data', (d: Buffer) => out.push(d));
     child.stderr.on('data', (d: Buffer) => err.push(d));
     child.stdin.on('error', () => {
@@ -85,7 +86,7 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
   });
 }
 
-/** A one-line description of a failed {@link RunResult}, for a {@link FirewallError} message. */
+/** A one-line description of a failed {@link RunResult}, for an ERR_SPA_FIREWALL message. */
 export function describeFailure(argv: readonly string[], r: RunResult): string {
   const name = argv.join(' ');
   if (r.spawnError !== undefined) {
@@ -113,7 +114,7 @@ export function oneLine(text: string, max = 300): string {
   return s.length > max ? `${s.slice(0, max - 3)}...` : s;
 }
 
-export function errorText(e: unknown): string {
+function errorText(e: unknown): string {
   if (e instanceof Error) return e.message.split('\n')[0] ?? e.name;
   return String(e);
 }
@@ -131,7 +132,7 @@ export interface LongLivedOptions {
 
 /**
  * One long-lived child with pipes on all three streams; output is delivered line by line.
- * The process is not restarted here: owners decide (see the nft shell in nftables.ts).
+ * The process is not restarted here: owners decide (see server/firewall/nft-shell.ts).
  */
 export class LongLivedProcess {
   private readonly child: ChildProcessWithoutNullStreams | undefined;
@@ -250,112 +251,6 @@ export class SerialQueue {
     this.tail = next.catch(() => undefined);
     return next;
   }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Validation shared by the backends. Everything that goes into firewall command text passes through here.
-// ---------------------------------------------------------------------------------------------------------------
-
-const PROTOS: readonly Proto[] = ['tcp', 'udp'];
-
-/** Throws FirewallError unless `a` is `{ proto: 'tcp' | 'udp', port: integer 1..65535 }`. Returns a clean copy. */
-export function checkAccess(a: unknown): Access {
-  if (typeof a !== 'object' || a === null) throw new FirewallError('invalid access: not an object');
-  const { proto, port } = a as { proto?: unknown; port?: unknown };
-  if (typeof proto !== 'string' || !(PROTOS as readonly string[]).includes(proto)) {
-    throw new FirewallError(`invalid access protocol: ${JSON.stringify(String(proto)).slice(0, 40)}`);
-  }
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new FirewallError(`invalid access port: ${JSON.stringify(String(port)).slice(0, 40)}`);
-  }
-  return { proto: proto as Proto, port };
-}
-
-/**
- * The canonical text of an address of the given family, or a FirewallError.
- * v4: dotted quad as `net.isIPv4` accepts it (no leading zeros, no short forms).
- * v6: RFC 5952 compressed lowercase form; zone ids (`%eth0`) and IPv4-mapped addresses (`::ffff:a.b.c.d`) are refused.
- */
-export function canonicalAddress(family: Family, address: unknown): string {
-  if (typeof address !== 'string') throw new FirewallError('invalid address: not a string');
-  const shown = JSON.stringify(address.slice(0, 60));
-  if (family === 4) {
-    if (!isIPv4(address)) throw new FirewallError(`invalid IPv4 address ${shown}`);
-    return address;
-  }
-  if (family !== 6) throw new FirewallError(`invalid address family ${JSON.stringify(String(family))}`);
-  if (!isIPv6(address) || address.includes('%')) throw new FirewallError(`invalid IPv6 address ${shown}`);
-  // WHATWG URL serialises IPv6 hosts in RFC 5952 form (lowercase, longest zero run compressed, no v4 dotted tail).
-  const canon = new URL(`http://[${address}]/`).hostname.slice(1, -1);
-  if (/^::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}$/.test(canon) || canon === '::ffff:0:0') {
-    throw new FirewallError(`IPv4-mapped IPv6 address ${shown} is not allowed; use family 4`);
-  }
-  if (!isIPv6(canon)) throw new FirewallError(`invalid IPv6 address ${shown}`);
-  return canon;
-}
-
-/** A validated grant key (family, canonical address, access). */
-export interface GrantKey {
-  readonly family: Family;
-  readonly address: string;
-  readonly access: Access;
-}
-
-export function checkGrantKey(e: unknown): GrantKey {
-  if (typeof e !== 'object' || e === null) throw new FirewallError('invalid grant: not an object');
-  const { family, address, access } = e as { family?: unknown; address?: unknown; access?: unknown };
-  if (family !== 4 && family !== 6) throw new FirewallError(`invalid grant family ${JSON.stringify(String(family))}`);
-  return { family, address: canonicalAddress(family, address), access: checkAccess(access) };
-}
-
-/** Validates expiresAt as a finite number (ms since epoch). */
-export function checkExpiresAt(v: unknown): number {
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new FirewallError('invalid grant expiresAt');
-  return v;
-}
-
-/** `family|address|proto/port`: identity of a grant regardless of expiry. */
-export function grantKeyString(k: GrantKey): string {
-  return `${k.family}|${k.address}|${k.access.proto}/${k.access.port}`;
-}
-
-/** Validate grants and drop duplicates (the last entry for a key wins). */
-export function checkGrants(entries: readonly GrantEntry[]): GrantEntry[] {
-  if (!Array.isArray(entries)) throw new FirewallError('invalid grants: not an array');
-  const byKey = new Map<string, GrantEntry>();
-  for (const e of entries) {
-    const k = checkGrantKey(e);
-    const expiresAt = checkExpiresAt((e as { expiresAt?: unknown }).expiresAt);
-    byKey.set(grantKeyString(k), { ...k, expiresAt });
-  }
-  return [...byKey.values()];
-}
-
-/** Validate revoke keys and drop duplicates. */
-export function checkKeys(entries: readonly Omit<GrantEntry, 'expiresAt'>[]): GrantKey[] {
-  if (!Array.isArray(entries)) throw new FirewallError('invalid grants: not an array');
-  const byKey = new Map<string, GrantKey>();
-  for (const e of entries) {
-    const k = checkGrantKey(e);
-    byKey.set(grantKeyString(k), k);
-  }
-  return [...byKey.values()];
-}
-
-/** Validate a plan's protected accesses; duplicates removed, order kept. */
-export function checkProtect(protect: unknown): Access[] {
-  if (!Array.isArray(protect)) throw new FirewallError('invalid plan: protect is not an array');
-  const seen = new Set<string>();
-  const out: Access[] = [];
-  for (const a of protect as unknown[]) {
-    const c = checkAccess(a);
-    const k = `${c.proto}/${c.port}`;
-    if (!seen.has(k)) {
-      seen.add(k);
-      out.push(c);
-    }
-  }
-  return out;
 }
 
 /** Wrap + command: the full argv. */

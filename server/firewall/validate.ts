@@ -1,0 +1,111 @@
+/**
+ * Validation of everything a backend is given. Every value that ends up in nft or iptables text passes through here
+ * first; nothing unvalidated is ever interpolated. Built on the one address module (shared/address.ts) and the one
+ * access module (shared/access.ts): this file adds only the shape checks and the ERR_SPA_FIREWALL errors.
+ * @module
+ */
+import { type Access, dedupeAccesses, toAccess } from '../../shared/access.js';
+import { type Family, type GrantKey, grantKeyString, parseIpOfFamily } from '../../shared/address.js';
+import { SpaError } from '../../shared/errors.js';
+import type { GrantEntry } from './backend.js';
+
+/** The error every backend throws: one line for the operator, code ERR_SPA_FIREWALL. */
+export function firewallError(message: string): SpaError {
+  return new SpaError('ERR_SPA_FIREWALL', message);
+}
+
+/** Owner names as stored in the kernel (nft element comment, iptables rule comment): config client names. */
+export const OWNER_RE = /^[A-Za-z0-9._@-]{1,64}$/;
+
+function shown(v: unknown): string {
+  return JSON.stringify(String(v)).slice(0, 60);
+}
+
+/** A clean copy of `a`, or ERR_SPA_FIREWALL unless it is `{ proto: 'tcp' | 'udp', port: 1..65535 }`. */
+export function checkAccess(a: unknown): Access {
+  const access = toAccess(a);
+  if (access === undefined) {
+    const { proto, port } = (typeof a === 'object' && a !== null ? a : {}) as { proto?: unknown; port?: unknown };
+    throw firewallError(`invalid access ${shown(proto)}/${shown(port)}: must be tcp or udp and a port 1-65535`);
+  }
+  return access;
+}
+
+/**
+ * A validated grant key: family 4 or 6, the address in canonical form (shared/address.ts: an IPv4-mapped IPv6
+ * address is family 4, so it is refused as family 6), and the access. Zones and non-strict forms are refused.
+ */
+export function checkGrantKey(e: unknown): GrantKey {
+  if (typeof e !== 'object' || e === null) throw firewallError('invalid grant: not an object');
+  const { family, address, access } = e as { family?: unknown; address?: unknown; access?: unknown };
+  if (family !== 4 && family !== 6) throw firewallError(`invalid grant family ${shown(family)}`);
+  const ip = parseIpOfFamily(family as Family, address);
+  if (ip === undefined) throw firewallError(`invalid IPv${family} address ${shown(address)}`);
+  return { family, address: ip.text, access: checkAccess(access) };
+}
+
+/** Undefined (no owner) or a name matching {@link OWNER_RE}. */
+export function checkOwner(owner: unknown): string | undefined {
+  if (owner === undefined) return undefined;
+  if (typeof owner !== 'string' || !OWNER_RE.test(owner)) {
+    throw firewallError(`invalid grant owner ${shown(owner)}: 1-64 letters, digits, or . _ @ -`);
+  }
+  return owner;
+}
+
+/** A finite expiry (ms since the epoch). */
+export function checkExpiresAt(v: unknown): number {
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw firewallError('invalid grant expiresAt');
+  return v;
+}
+
+/** A finite clock reading (ms since the epoch). */
+export function checkNow(now: unknown): number {
+  if (typeof now !== 'number' || !Number.isFinite(now)) throw firewallError('invalid grant time');
+  return now;
+}
+
+/** Validate grants and drop duplicates (the last entry for a key wins). Owner kept only when given. */
+export function checkGrants(entries: readonly GrantEntry[]): GrantEntry[] {
+  if (!Array.isArray(entries)) throw firewallError('invalid grants: not an array');
+  const byKey = new Map<string, GrantEntry>();
+  for (const e of entries as unknown[]) {
+    const k = checkGrantKey(e);
+    const { expiresAt, owner } = e as { expiresAt?: unknown; owner?: unknown };
+    const o = checkOwner(owner);
+    byKey.set(grantKeyString(k), { ...k, expiresAt: checkExpiresAt(expiresAt), ...(o !== undefined ? { owner: o } : {}) });
+  }
+  return [...byKey.values()];
+}
+
+/** Validate revoke keys and drop duplicates. */
+export function checkKeys(entries: readonly Omit<GrantEntry, 'expiresAt'>[]): GrantKey[] {
+  if (!Array.isArray(entries)) throw firewallError('invalid grants: not an array');
+  const byKey = new Map<string, GrantKey>();
+  for (const e of entries as unknown[]) {
+    const k = checkGrantKey(e);
+    byKey.set(grantKeyString(k), k);
+  }
+  return [...byKey.values()];
+}
+
+/** Validate a plan's protected accesses; duplicates removed, order kept. */
+export function checkProtect(protect: unknown): Access[] {
+  if (!Array.isArray(protect)) throw firewallError('invalid plan: protect is not an array');
+  return dedupeAccesses((protect as unknown[]).map(checkAccess));
+}
+
+/** The validated parts of a plan. */
+export interface CheckedPlan {
+  readonly protect: Access[];
+  readonly silencePortUnreachable: boolean;
+}
+
+export function checkPlan(plan: unknown): CheckedPlan {
+  if (typeof plan !== 'object' || plan === null) throw firewallError('invalid plan: not an object');
+  const { protect, silencePortUnreachable } = plan as { protect?: unknown; silencePortUnreachable?: unknown };
+  if (silencePortUnreachable !== undefined && typeof silencePortUnreachable !== 'boolean') {
+    throw firewallError('invalid plan: silencePortUnreachable is not a boolean');
+  }
+  return { protect: checkProtect(protect), silencePortUnreachable: silencePortUnreachable === true };
+}
