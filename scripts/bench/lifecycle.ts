@@ -5,8 +5,10 @@
  */
 
 type Cleanup = () => Promise<void> | void;
+/** A cleanup that runs at most once: a second caller waits for the first run to end. */
+type Once = () => Promise<void>;
 
-const cleanups: Cleanup[] = [];
+const cleanups: Once[] = [];
 let interrupted = false;
 
 export const progress = (msg: string): void => {
@@ -15,39 +17,46 @@ export const progress = (msg: string): void => {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+function once(fn: Cleanup): Once {
+  let p: Promise<void> | undefined;
+  return () =>
+    (p ??= (async () => {
+      try {
+        await fn();
+      } catch (e) {
+        process.stderr.write(`bench: cleanup step failed: ${(e as Error).message}\n`);
+      }
+    })());
+}
+
 export function defer(fn: Cleanup): void {
-  cleanups.push(fn);
+  cleanups.push(once(fn));
 }
 
-async function runEach(fns: Cleanup[]): Promise<void> {
-  for (let fn = fns.pop(); fn; fn = fns.pop()) {
-    try {
-      await fn();
-    } catch (e) {
-      process.stderr.write(`bench: cleanup step failed: ${(e as Error).message}\n`);
-    }
-  }
-}
-
+/** Run every registered cleanup, last in first out (one that a Scope is running is waited for, not run twice). */
 export async function runCleanups(): Promise<void> {
-  await runEach(cleanups);
+  for (let fn = cleanups.pop(); fn; fn = cleanups.pop()) await fn();
 }
 
-/** Cleanups of one part: run by `close()` when the part ends, or by runCleanups() if it never gets there. */
+/**
+ * Cleanups of one part: run by `close()` when the part ends, or by runCleanups() (the signal handler) if it never
+ * gets there or is interrupted half-way; each runs once either way.
+ */
 export class Scope {
-  readonly #mine: Cleanup[] = [];
+  readonly #mine: Once[] = [];
 
   defer(fn: Cleanup): void {
-    this.#mine.push(fn);
-    defer(fn);
+    const o = once(fn);
+    this.#mine.push(o);
+    cleanups.push(o);
   }
 
   async close(): Promise<void> {
-    for (const fn of this.#mine) {
-      const i = cleanups.lastIndexOf(fn);
+    for (let i = this.#mine.length - 1; i >= 0; i--) await this.#mine[i]?.();
+    for (const o of this.#mine.splice(0)) {
+      const i = cleanups.lastIndexOf(o);
       if (i >= 0) cleanups.splice(i, 1);
     }
-    await runEach(this.#mine);
   }
 }
 
