@@ -116,6 +116,12 @@ export function pairNames(tag: string): { readonly srv: string; readonly cli: st
   return { srv: `spak-${tag}-${process.pid}-srv`, cli: `spak-${tag}-${process.pid}-cli` };
 }
 
+/** Delete this process's namespaces of `tag` if they exist (createPair's cleanup() does this for a pair it returned). */
+export async function removePair(tag: string): Promise<void> {
+  const { srv, cli } = pairNames(tag);
+  for (const ns of [srv, cli]) await run(['ip', 'netns', 'del', ns]);
+}
+
 /** Delete namespaces `spak-TAG-PID-{srv,cli}` left by a run whose process is gone (a crashed or killed run). */
 async function removeDeadLeftovers(tag: string): Promise<void> {
   const r = await run(['ip', 'netns', 'list']);
