@@ -162,9 +162,7 @@ export async function createPair(tag: string, opts: PairOptions = {}): Promise<N
   const cli6 = `fd00:5a4b:0:${g}::2`;
   const agents: Agent[] = [];
 
-  const removeAll = async (): Promise<void> => {
-    for (const ns of [srv, cli]) await run(['ip', 'netns', 'del', ns]);
-  };
+  const removeAll = (): Promise<void> => removePair(tag);
   await removeAll();
   await removeDeadLeftovers(tag);
 
