@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { requireNetns } from '../../harness/netns.js';
 import { BACKEND_TOOLS } from '../../harness/prerequisites.js';
-import { ALT, type Backend, E2eWorld, SSH } from './world.js';
+import { ALT, type Backend, E2eWorld, OPEN, SSH } from './world.js';
 
 function senderBinding(backend: Backend, tag: string, subnet: number): void {
   if (!requireNetns(BACKEND_TOOLS[backend])) return;
@@ -48,8 +48,8 @@ function senderBinding(backend: Backend, tag: string, subnet: number): void {
     after(() => w.stop());
 
     test('both addresses reach the server, and the protected ports are closed for both', async () => {
-      assert.equal(await w.isOpen(srv4(), 8080, cli4()), true, 'control: unprotected port from cli4');
-      assert.equal(await w.isOpen(srv4(), 8080, copier), true, 'control: unprotected port from the copier');
+      assert.equal(await w.isOpen(srv4(), OPEN, cli4()), true, 'control: unprotected port from cli4');
+      assert.equal(await w.isOpen(srv4(), OPEN, copier), true, 'control: unprotected port from the copier');
       await closedForBoth(SSH);
       await closedForBoth(ALT);
     });
