@@ -3,7 +3,8 @@
  * Everything happens inside namespaces this helper creates; nothing touches the host's root namespace firewall.
  *
  * ```ts
- * const skip = netnsSkip(['nft']);            // false, or a reason; with CI set a missing prerequisite FAILS
+ * if (!requireNetns(['nft'])) return;        // not root, or a tool missing: a FAILING test says what and how to fix
+ * //   (netnsSkip(['nft']) does the same and returns false or the reason, for a `skip` option)
  * const pair = await createPair('fwt-nft', { subnet: 11 });
  * //   pair.srv / pair.cli      namespace names: 'spak-fwt-nft-<pid>-srv', 'spak-fwt-nft-<pid>-cli' (the pid makes two
  * //                            runs at once on one machine safe; leftovers of dead pids are removed first)
@@ -12,12 +13,13 @@
  * //   pair.wrap(ns)            ['ip', 'netns', 'exec', ns]  (a backend's `wrap` option)
  * //   pair.exec(ns, argv, {input?, timeoutMs?}) -> {code, stdout, stderr}   (never a shell string)
  * //   pair.cleanup()           stops agents, deletes both namespaces (idempotent; call it in after())
- * const srv = await pair.agent(pair.srv);     // a long-lived node process inside the namespace (JSON over stdio)
+ * const srv = await pair.agent(pair.srv);     // harness/agent.ts, long-lived inside the namespace (JSON over stdio)
  * await srv.listenTcp(2201);                  // TCP echo server on [::]:2201 (dual stack: v4 and v6)
  * await srv.listenUdp(2253);                  // UDP echo server on [::]:2253 (dual stack)
  * const cli = await pair.agent(pair.cli);
  * await cli.tcpConnect(pair.srv4, 2201, 400)  // -> { ok, error?, ms }: connect + one echo round trip
  * await cli.udpProbe(pair.srv6, 2253, 400)    // -> { ok, error?, ms }: one datagram + its echo
+ * await cli.udpSend(pair.srv4, 62201, hex)    // these bytes as one datagram (optional 4th argument: source address)
  * const held = await cli.hold(pair.srv4, 2201, 400);  // open a connection and keep it
  * await held.ping(400)                        // -> true if it still echoes; held.close() ends it
  * await tcpConnect(pair.cli, pair.srv4, 2201, 400)    // one-shot version (spawns node in the namespace, slower)
@@ -26,12 +28,13 @@
  * `subnet` (0..255) picks the addresses, so test files running in parallel each use their own (and their own tag).
  * @module
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
 import { run, type RunResult } from '../server/firewall/exec.js';
+import type { AgentOps } from './agent.js';
+import { missingPrerequisites } from './prerequisites.js';
+import { type RpcReply, type RpcResult, startRpcChild } from './stdio-rpc.js';
 
 export interface PairOptions {
   /** Third octet of 10.251.X.0/24 and the 4th group of fd00:5a4b:0:X::/64. Default 0. */
@@ -58,10 +61,14 @@ export interface HeldConnection {
 
 export interface Agent {
   readonly ns: string;
+  readonly pid: number | undefined;
   listenTcp(port: number): Promise<void>;
   listenUdp(port: number): Promise<void>;
-  tcpConnect(host: string, port: number, timeoutMs?: number): Promise<ProbeResult>;
+  /** `from`: connect from this local address (one of the namespace's own). */
+  tcpConnect(host: string, port: number, timeoutMs?: number, from?: string): Promise<ProbeResult>;
   udpProbe(host: string, port: number, timeoutMs?: number): Promise<ProbeResult>;
+  /** Send the bytes `hex` as one UDP datagram (from the local address `from`, if given); throws if it cannot. */
+  udpSend(host: string, port: number, hex: string, from?: string): Promise<void>;
   hold(host: string, port: number, timeoutMs?: number): Promise<HeldConnection>;
   close(): Promise<void>;
 }
@@ -80,39 +87,39 @@ export interface NetnsPair {
   cleanup(): Promise<void>;
 }
 
-function onPath(tool: string): boolean {
-  if (tool.includes('/')) return canExec(tool);
-  const dirs = (process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(delimiter);
-  for (const d of [...dirs, '/usr/sbin', '/sbin']) if (d && canExec(join(d, tool))) return true;
-  return false;
-}
-
-function canExec(p: string): boolean {
-  try {
-    accessSync(p, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
+/**
+ * The namespace tests need root, `ip` and `tools`. Returns true when all is there. Otherwise it registers a FAILING
+ * test that names what is missing and the command that installs it (a suite that cannot run must not pass as
+ * skipped), and returns false: the caller then registers nothing else (`if (!requireNetns(['nft'])) return;`).
+ */
+export function requireNetns(tools: readonly string[]): boolean {
+  return netnsSkip(tools) === false;
 }
 
 /**
- * Prerequisites for netns tests: root and the given tools (plus `ip`). Returns false when all is there, else the
- * reason. When `process.env.CI` is set a missing prerequisite is a FAILURE: a failing test is registered and the
- * reason is still returned (use it as the `skip` option of the real tests).
+ * The same check for callers that want the reason as a `skip` option: false when all is there, else the reason, with
+ * the failing test (see {@link requireNetns}) already registered.
  */
 export function netnsSkip(tools: readonly string[]): string | false {
-  const missing: string[] = [];
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) missing.push('not root');
-  for (const t of ['ip', ...tools]) if (!onPath(t)) missing.push(`${t} not found`);
-  if (missing.length === 0) return false;
-  const reason = `netns test prerequisites: ${missing.join(', ')}`;
-  if (process.env['CI']) {
-    test('netns prerequisites (CI)', () => {
-      assert.fail(reason);
-    });
-  }
+  const missing = missingPrerequisites(tools);
+  if (!missing) return false;
+  const reason = `netns tests cannot run: ${missing.what} (fix: ${missing.fix})`;
+  test(`netns prerequisites: ${['ip', ...tools].join(', ')} as root`, () => {
+    assert.fail(reason);
+  });
   return reason;
+}
+
+/** The namespace names createPair(tag) uses in this process. */
+export function pairNames(tag: string): { readonly srv: string; readonly cli: string } {
+  checkName(tag);
+  return { srv: `spak-${tag}-${process.pid}-srv`, cli: `spak-${tag}-${process.pid}-cli` };
+}
+
+/** Delete this process's namespaces of `tag` if they exist (createPair's cleanup() does this for a pair it returned). */
+export async function removePair(tag: string): Promise<void> {
+  const { srv, cli } = pairNames(tag);
+  for (const ns of [srv, cli]) await run(['ip', 'netns', 'del', ns]);
 }
 
 /** Delete namespaces `spak-TAG-PID-{srv,cli}` left by a run whose process is gone (a crashed or killed run). */
@@ -145,11 +152,9 @@ async function must(argv: readonly string[], opts: ExecOptions = {}): Promise<Ru
 
 /** Create a server and a client namespace joined by a veth pair, with IPv4 and IPv6 addresses. */
 export async function createPair(tag: string, opts: PairOptions = {}): Promise<NetnsPair> {
-  checkName(tag);
+  const { srv, cli } = pairNames(tag);
   const subnet = opts.subnet ?? 0;
   if (!Number.isInteger(subnet) || subnet < 0 || subnet > 255) throw new Error('subnet must be 0..255');
-  const srv = `spak-${tag}-${process.pid}-srv`;
-  const cli = `spak-${tag}-${process.pid}-cli`;
   const srv4 = `10.251.${subnet}.1`;
   const cli4 = `10.251.${subnet}.2`;
   const g = subnet.toString(16);
@@ -157,9 +162,7 @@ export async function createPair(tag: string, opts: PairOptions = {}): Promise<N
   const cli6 = `fd00:5a4b:0:${g}::2`;
   const agents: Agent[] = [];
 
-  const removeAll = async (): Promise<void> => {
-    for (const ns of [srv, cli]) await run(['ip', 'netns', 'del', ns]);
-  };
+  const removeAll = (): Promise<void> => removePair(tag);
   await removeAll();
   await removeDeadLeftovers(tag);
 
@@ -205,207 +208,43 @@ export async function createPair(tag: string, opts: PairOptions = {}): Promise<N
   };
 }
 
-/** The agent: plain ESM JavaScript run with `node --input-type=module -e` inside a namespace. */
-const AGENT_SOURCE = String.raw`
-import net from 'node:net';
-import dgram from 'node:dgram';
-import readline from 'node:readline';
-const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
-const held = new Map();
-let nextHandle = 1;
-function echoOnce(sock, timeoutMs) {
-  return new Promise((resolve) => {
-    const token = 'ping-' + Math.random().toString(36).slice(2) + '\n';
-    let buf = '';
-    const done = (r) => { clearTimeout(t); sock.off('data', onData); sock.off('error', onErr); sock.off('close', onClose); resolve(r); };
-    const onData = (d) => { buf += d.toString(); if (buf.includes(token)) done({ ok: true }); };
-    const onErr = (e) => done({ ok: false, error: e.code || e.message });
-    const onClose = () => done({ ok: false, error: 'closed' });
-    const t = setTimeout(() => done({ ok: false, error: 'timeout' }), timeoutMs);
-    sock.on('data', onData); sock.on('error', onErr); sock.on('close', onClose);
-    sock.write(token);
-  });
-}
-function connect(host, port, timeoutMs) {
-  return new Promise((resolve) => {
-    const sock = net.connect({ host, port });
-    sock.on('error', () => {});
-    const t = setTimeout(() => { sock.destroy(); resolve({ ok: false, error: 'timeout' }); }, timeoutMs);
-    sock.once('connect', () => { clearTimeout(t); resolve({ ok: true, sock }); });
-    sock.once('error', (e) => { clearTimeout(t); sock.destroy(); resolve({ ok: false, error: e.code || e.message }); });
-  });
-}
-async function handle(m) {
-  const t0 = performance.now();
-  const ms = () => Math.round((performance.now() - t0) * 10) / 10;
-  switch (m.op) {
-    case 'listenTcp': {
-      const srv = net.createServer((s) => { s.on('error', () => {}); s.pipe(s); });
-      await new Promise((res, rej) => { srv.once('error', rej); srv.listen({ port: m.port, host: '::', ipv6Only: false }, res); });
-      return { ok: true };
-    }
-    case 'listenUdp': {
-      const s = dgram.createSocket({ type: 'udp6', ipv6Only: false });
-      s.on('message', (msg, rinfo) => s.send(msg, rinfo.port, rinfo.address));
-      await new Promise((res, rej) => { s.once('error', rej); s.bind(m.port, '::', res); });
-      return { ok: true };
-    }
-    case 'tcpConnect': {
-      const c = await connect(m.host, m.port, m.timeoutMs);
-      if (!c.ok) return { ok: false, error: c.error, ms: ms() };
-      const r = await echoOnce(c.sock, m.timeoutMs);
-      c.sock.destroy();
-      return { ...r, ms: ms() };
-    }
-    case 'udpProbe': {
-      const s = dgram.createSocket(net.isIPv6(m.host) ? 'udp6' : 'udp4');
-      const r = await new Promise((resolve) => {
-        const token = Buffer.from('ping-' + Math.random().toString(36).slice(2));
-        const t = setTimeout(() => resolve({ ok: false, error: 'timeout' }), m.timeoutMs);
-        s.on('message', (msg) => { if (msg.equals(token)) { clearTimeout(t); resolve({ ok: true }); } });
-        s.on('error', (e) => { clearTimeout(t); resolve({ ok: false, error: e.code || e.message }); });
-        s.send(token, m.port, m.host);
-      });
-      s.close();
-      return { ...r, ms: ms() };
-    }
-    case 'hold': {
-      const c = await connect(m.host, m.port, m.timeoutMs);
-      if (!c.ok) return { ok: false, error: c.error, ms: ms() };
-      const r = await echoOnce(c.sock, m.timeoutMs);
-      if (!r.ok) { c.sock.destroy(); return { ...r, ms: ms() }; }
-      const h = nextHandle++;
-      held.set(h, c.sock);
-      return { ok: true, handle: h, ms: ms() };
-    }
-    case 'ping': {
-      const s = held.get(m.handle);
-      if (!s) return { ok: false, error: 'no such handle' };
-      return { ...(await echoOnce(s, m.timeoutMs)), ms: ms() };
-    }
-    case 'release': {
-      const s = held.get(m.handle);
-      held.delete(m.handle);
-      if (s) s.destroy();
-      return { ok: true };
-    }
-    default:
-      return { ok: false, error: 'unknown op' };
-  }
-}
-out({ id: 0, ok: true, ready: true });
-readline.createInterface({ input: process.stdin }).on('line', (line) => {
-  let m;
-  try { m = JSON.parse(line); } catch { return; }
-  handle(m).then((r) => out({ id: m.id, ...r }), (e) => out({ id: m.id, ok: false, error: String(e && e.message || e) }));
-}).on('close', () => process.exit(0));
-`;
+const AGENT = fileURLToPath(new URL('./agent.ts', import.meta.url));
 
-interface AgentReply {
-  readonly id: number;
-  readonly ok: boolean;
-  readonly error?: string;
-  readonly ms?: number;
-  readonly handle?: number;
-  readonly ready?: boolean;
-}
-
-/** Start an agent inside `ns` (prefer pair.agent(), which stops it in cleanup()). */
+/** Start an agent (harness/agent.ts) inside `ns` (prefer pair.agent(), which stops it in cleanup()). */
 export async function startAgent(ns: string): Promise<Agent> {
-  const child: ChildProcessWithoutNullStreams = spawn(
-    'ip',
-    ['netns', 'exec', ns, process.execPath, '--input-type=module', '-e', AGENT_SOURCE],
-    { stdio: ['pipe', 'pipe', 'pipe'] },
-  );
-  let nextId = 1;
-  const waiting = new Map<number, (r: AgentReply) => void>();
-  let buf = '';
-  let stderr = '';
-  let exited = false;
-  const exitPromise = new Promise<void>((resolve) => child.on('close', () => resolve()));
-  let readyResolve: (r: AgentReply) => void = () => undefined;
-  const ready = new Promise<AgentReply>((r) => {
-    readyResolve = r;
+  const child = await startRpcChild<AgentOps>(['ip', 'netns', 'exec', ns, process.execPath, '--import', 'tsx', AGENT], {
+    name: `agent in ${ns}`,
+    readyTimeoutMs: 10_000,
   });
-  waiting.set(0, (r) => readyResolve(r));
-  child.stdout.setEncoding('utf8');
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (d: string) => {
-    stderr += d;
-  });
-  child.stdout.on('data', (d: string) => {
-    buf += d;
-    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      let msg: AgentReply;
-      try {
-        msg = JSON.parse(line) as AgentReply;
-      } catch {
-        continue;
-      }
-      const w = waiting.get(msg.id);
-      waiting.delete(msg.id);
-      w?.(msg);
-    }
-  });
-  child.on('close', (code) => {
-    exited = true;
-    for (const [, w] of waiting) w({ id: -1, ok: false, error: `agent exited (${code}): ${stderr.trim()}` });
-    waiting.clear();
-  });
-  child.stdin.on('error', () => undefined);
-
-  const call = (m: Record<string, unknown>): Promise<AgentReply> => {
-    if (exited) return Promise.resolve({ id: -1, ok: false, error: `agent exited: ${stderr.trim()}` });
-    const id = nextId++;
-    return new Promise((resolve) => {
-      waiting.set(id, resolve);
-      child.stdin.write(`${JSON.stringify({ ...m, id })}\n`);
-    });
+  const probe = async (r: Promise<RpcResult<{ ms: number }>>): Promise<ProbeResult> => {
+    const { ok, ms, error } = await r;
+    return { ok, ms: ms ?? 0, ...(error !== undefined ? { error } : {}) };
   };
-  const mustOk = async (m: Record<string, unknown>): Promise<void> => {
-    const r = await call(m);
-    if (!r.ok) throw new Error(`agent in ${ns}: ${String(m['op'])} failed: ${r.error ?? '?'}`);
+  const mustOk = async (what: string, r: Promise<RpcReply>): Promise<void> => {
+    const { ok, error } = await r;
+    if (!ok) throw new Error(`agent in ${ns}: ${what} failed: ${error ?? '?'}`);
   };
-  const probe = async (m: Record<string, unknown>): Promise<ProbeResult> => {
-    const r = await call(m);
-    return { ok: r.ok, ms: r.ms ?? 0, ...(r.error !== undefined ? { error: r.error } : {}) };
-  };
-
-  const first = await Promise.race([
-    ready,
-    new Promise<AgentReply>((r) => setTimeout(() => r({ id: 0, ok: false, error: 'agent start timeout' }), 10_000)),
-  ]);
-  if (!first.ok) {
-    child.kill('SIGKILL');
-    throw new Error(`agent in ${ns} did not start: ${first.error ?? ''} ${stderr.trim()}`);
-  }
-
+  const from = (f: string | undefined) => (f !== undefined ? { from: f } : {});
   return {
     ns,
-    listenTcp: (port) => mustOk({ op: 'listenTcp', port }),
-    listenUdp: (port) => mustOk({ op: 'listenUdp', port }),
-    tcpConnect: (host, port, timeoutMs = 400) => probe({ op: 'tcpConnect', host, port, timeoutMs }),
-    udpProbe: (host, port, timeoutMs = 400) => probe({ op: 'udpProbe', host, port, timeoutMs }),
+    pid: child.pid,
+    listenTcp: (port) => mustOk(`listenTcp ${port}`, child.call('listenTcp', { port })),
+    listenUdp: (port) => mustOk(`listenUdp ${port}`, child.call('listenUdp', { port })),
+    tcpConnect: (host, port, timeoutMs = 400, src?: string) => probe(child.call('tcpConnect', { host, port, timeoutMs, ...from(src) })),
+    udpProbe: (host, port, timeoutMs = 400) => probe(child.call('udpProbe', { host, port, timeoutMs })),
+    udpSend: (host, port, hex, src?: string) => mustOk(`udpSend to ${host} ${port}`, child.call('udpSend', { host, port, hex, ...from(src) })),
     hold: async (host, port, timeoutMs = 400) => {
-      const r = await call({ op: 'hold', host, port, timeoutMs });
-      if (!r.ok || r.handle === undefined) throw new Error(`hold ${host} ${port} failed: ${r.error ?? '?'}`);
+      const r = await child.call('hold', { host, port, timeoutMs });
       const handle = r.handle;
+      if (!r.ok || handle === undefined) throw new Error(`hold ${host} ${port} failed: ${r.error ?? '?'}`);
       return {
-        ping: async (t = 400) => (await call({ op: 'ping', handle, timeoutMs: t })).ok,
+        ping: async (t = 400) => (await child.call('ping', { handle, timeoutMs: t })).ok,
         close: async () => {
-          await call({ op: 'release', handle });
+          await child.call('release', { handle });
         },
       };
     },
-    close: async () => {
-      if (exited) return;
-      child.stdin.end();
-      const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
-      await exitPromise;
-      clearTimeout(timer);
-    },
+    close: () => child.close(),
   };
 }
 

@@ -12,7 +12,7 @@ export interface RunResult {
   stderr: string;
 }
 
-/** `prefix` runs the command through another one first, e.g. ['ip', 'netns', 'exec', 'ns'] or ['faketime', '-f', '-5m']. */
+/** `prefix` runs the command through another one first, e.g. ['ip', 'netns', 'exec', 'ns'] (`pair.wrap(ns)`). */
 export function runTs(script: string, args: readonly string[], opts: { prefix?: readonly string[]; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
   const argv = [...(opts.prefix ?? []), process.execPath, '--import', 'tsx', script, ...args];
   return new Promise((resolve, reject) => {

@@ -1,0 +1,102 @@
+/**
+ * The bench's command line (`--quick`, `--json`, `--backend`), its prerequisites, and every size and interval it
+ * measures with, in one place.
+ * @module
+ */
+import { parseArgs } from 'node:util';
+import { BACKEND_TOOLS, missingPrerequisites } from '../../harness/prerequisites.js';
+
+export type BackendName = 'nftables' | 'iptables';
+
+export interface Options {
+  readonly quick: boolean;
+  readonly json: boolean;
+  readonly backends: readonly BackendName[];
+}
+
+const USAGE = 'npm run bench [-- --quick] [--json] [--backend nftables|iptables|all]';
+
+/** ms between any two knocks of the burst, and between packets to the cold verifier. */
+export const GAP_MS = 25;
+/** The client-side knock-to-connect sample (knocker-child.ts `e2e`). */
+export interface E2eParams {
+  /** A connect attempt on a fresh socket this often… */
+  readonly intervalMs: number;
+  /** …each dropped after this long. */
+  readonly attemptTimeoutMs: number;
+  /** Give up after this long or this many attempts. */
+  readonly maxMs: number;
+  readonly maxAttempts: number;
+  /** Before the knock, a connect attempt this long must time out (the port is closed: its SYN is dropped). */
+  readonly closedCheckMs: number;
+}
+export const E2E: E2eParams = { intervalMs: 1, attemptTimeoutMs: 3, maxMs: 2000, maxAttempts: 3000, closedCheckMs: 60 };
+
+/** How much each part measures: the full run, or `--quick`. */
+export function sizes(opts: Options) {
+  const q = opts.quick;
+  return {
+    /** Valid packets per verification round (each round needs fresh ones). */
+    valid: q ? 1500 : 5000,
+    /** Packets per round for the cases rejected before the replay guard. */
+    cheap: q ? 5000 : 20_000,
+    rounds: q ? 5 : 9,
+    warmup: 2,
+    /** Packets to the verifier in a fresh process. */
+    cold: q ? 60 : 200,
+    /** Open knocks (each closed again) whose daemon-side latency is read from the log. */
+    knocks: q ? 30 : 200,
+    /** Client-side knock → connect samples. */
+    samples: q ? 10 : 50,
+    /** grant() calls per series in the backend probe. */
+    fwRuns: q ? 15 : 40,
+    /** execFile('true') runs. */
+    processStarts: 20,
+  };
+}
+
+export function usage(msg: string): never {
+  process.stderr.write(`bench: ${msg} (usage: ${USAGE})\n`);
+  process.exit(2);
+}
+
+export function die(msg: string): never {
+  process.stderr.write(`bench: ${msg}\n`);
+  process.exit(1);
+}
+
+export function parseOptions(argv: readonly string[] = process.argv.slice(2)): Options {
+  let values: { quick?: boolean; json?: boolean; backend?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        quick: { type: 'boolean' },
+        json: { type: 'boolean' },
+        backend: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (e) {
+    usage((e as Error).message);
+  }
+  if (values.help) {
+    process.stdout.write(`usage: ${USAGE}\n`);
+    process.exit(0);
+  }
+  const b = values.backend ?? 'all';
+  if (b !== 'all' && b !== 'nftables' && b !== 'iptables') usage(`--backend must be nftables, iptables or all (got "${b}")`);
+  return {
+    quick: values.quick ?? false,
+    json: values.json ?? false,
+    backends: b === 'all' ? ['nftables', 'iptables'] : [b],
+  };
+}
+
+/** Root, `ip` and the chosen backends' tools, or exit 1 with one line saying what is missing and how to get it. */
+export function checkPrerequisites(opts: Options): void {
+  const missing = missingPrerequisites(opts.backends.flatMap((b) => BACKEND_TOOLS[b]));
+  if (missing) die(`cannot run (it creates network namespaces and firewall rules inside them): ${missing.what} (fix: ${missing.fix})`);
+}
