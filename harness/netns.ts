@@ -31,7 +31,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { run, type RunResult } from '../server/firewall/exec.js';
+import { run, type RunResult } from '../server/firewall/process.js';
 import type { AgentOps } from './agent.js';
 import { missingPrerequisites } from './prerequisites.js';
 import { type RpcReply, type RpcResult, startRpcChild } from './stdio-rpc.js';
