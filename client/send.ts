@@ -1,20 +1,19 @@
 /**
- * Resolve the server and send one datagram. Nothing is read back: the server never answers.
+ * Resolve the server, find the local address that faces it, send one datagram. Nothing is read back: the server
+ * never answers.
  * @module
  */
 import { createSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-
-export class SendError extends Error {
-  override readonly name = 'SendError';
-}
+import { hostPort } from '../shared/address.js';
+import { SpaError, errnoText } from '../shared/errors.js';
 
 export async function resolveHost(host: string, family: 0 | 4 | 6): Promise<{ address: string; family: 4 | 6 }> {
   const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
   const lit = isIP(h);
   if (lit !== 0) {
-    if (family !== 0 && family !== lit) throw new SendError(`${host} is an IPv${lit} address but -${family} was given`);
+    if (family !== 0 && family !== lit) throw new SpaError('ERR_SPA_USAGE', `${host} is an IPv${lit} address but -${family} was given`);
     return { address: h, family: lit as 4 | 6 };
   }
   try {
@@ -22,8 +21,29 @@ export async function resolveHost(host: string, family: 0 | 4 | 6): Promise<{ ad
     return { address: r.address, family: r.family as 4 | 6 };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new SendError(`cannot resolve host ${host}${code === 'ENOTFOUND' ? ': no such host' : code ? `: ${code}` : ''}`);
+    const why = code === 'ENOTFOUND' ? 'no such host' : code === 'EAI_AGAIN' ? 'name server not reachable (try again)' : errnoText(e);
+    throw new SpaError('ERR_SPA_RESOLVE', `cannot resolve host ${host}: ${why}`);
   }
+}
+
+/**
+ * The local address this host would send from to reach `address`: a UDP socket `connect()`ed to it (connect on a
+ * datagram socket only picks the route and source address; nothing is sent), then `address()`. Behind NAT this is
+ * the private address, not the one the server sees.
+ */
+export function localAddressTowards(address: string, family: 4 | 6, port: number): Promise<string> {
+  const sock = createSocket(family === 6 ? 'udp6' : 'udp4');
+  return new Promise((resolve, reject) => {
+    sock.once('error', (e: NodeJS.ErrnoException) => {
+      sock.close();
+      reject(new SpaError('ERR_SPA_SEND', `--allow-ip auto: no route to ${hostPort(address, port)}: ${errnoText(e)}`));
+    });
+    sock.connect(port, address, () => {
+      const local = sock.address().address;
+      sock.close();
+      resolve(local);
+    });
+  });
 }
 
 export function sendDatagram(bytes: Uint8Array, address: string, family: 4 | 6, port: number): Promise<void> {
@@ -34,7 +54,7 @@ export function sendDatagram(bytes: Uint8Array, address: string, family: 4 | 6, 
       if (done) return;
       done = true;
       sock.close();
-      if (e) reject(new SendError(`cannot send to ${family === 6 ? `[${address}]` : address}:${port}: ${e.code ?? e.message}`));
+      if (e) reject(new SpaError('ERR_SPA_SEND', `cannot send to ${hostPort(address, port)}: ${errnoText(e)}`));
       else resolve();
     };
     sock.once('error', finish);
