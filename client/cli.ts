@@ -21,7 +21,7 @@ import { DEFAULT_PORT } from '../shared/constants.js';
 import { readKeyFile, writeKeyFile } from '../shared/keyfile.js';
 import { formatKey, generateKey } from '../shared/keys.js';
 import { buildPacket, checkAllowIp, describe, parseAccessList } from './request.js';
-import { localAddressTowards, resolveHost, sendDatagram } from './send.js';
+import { hostLiteral, localAddressTowards, resolveHost, sendDatagram } from './send.js';
 
 const PROG = 'spa-knock';
 /** The server's default `replay.window` (docs/config.md): how long a packet stays acceptable. */
@@ -63,6 +63,7 @@ async function knock(a: KnockArgs): Promise<void> {
   const duration = intOption('--duration', a.duration, 0, 65535, ' seconds (0 = server default)');
   if (a.ipv4 && a.ipv6) throw usageError('-4 and -6 cannot be used together');
   const family = a.ipv4 ? 4 : a.ipv6 ? 6 : 0;
+  hostLiteral(a.host, family); // a literal that contradicts -4/-6 is a mistake even with --dry-run
   const accesses = parseAccessList(a.open);
   let allowAddress: string | undefined;
   if (a.allowIp === 'auto') allowAddress = await autoAllowIp(a.host, family, port);

@@ -9,15 +9,20 @@ import { isIP } from 'node:net';
 import { hostPort } from '../shared/address.js';
 import { SpaError, errnoText } from '../shared/errors.js';
 
-export async function resolveHost(host: string, family: 0 | 4 | 6): Promise<{ address: string; family: 4 | 6 }> {
+/** An IP literal as HOST (`[v6]` allowed) with its family, refusing one that contradicts -4/-6; undefined for a name. */
+export function hostLiteral(host: string, family: 0 | 4 | 6): { address: string; family: 4 | 6 } | undefined {
   const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
   const lit = isIP(h);
-  if (lit !== 0) {
-    if (family !== 0 && family !== lit) throw new SpaError('ERR_SPA_USAGE', `${host} is an IPv${lit} address but -${family} was given`);
-    return { address: h, family: lit as 4 | 6 };
-  }
+  if (lit === 0) return undefined;
+  if (family !== 0 && family !== lit) throw new SpaError('ERR_SPA_USAGE', `${host} is an IPv${lit} address but -${family} was given`);
+  return { address: h, family: lit as 4 | 6 };
+}
+
+export async function resolveHost(host: string, family: 0 | 4 | 6): Promise<{ address: string; family: 4 | 6 }> {
+  const lit = hostLiteral(host, family);
+  if (lit !== undefined) return lit;
   try {
-    const r = await lookup(h, { family, verbatim: true });
+    const r = await lookup(host, { family, verbatim: true });
     return { address: r.address, family: r.family as 4 | 6 };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
@@ -34,11 +39,14 @@ export async function resolveHost(host: string, family: 0 | 4 | 6): Promise<{ ad
 export function localAddressTowards(address: string, family: 4 | 6, port: number): Promise<string> {
   const sock = createSocket(family === 6 ? 'udp6' : 'udp4');
   return new Promise((resolve, reject) => {
-    sock.once('error', (e: NodeJS.ErrnoException) => {
+    const fail = (e: unknown) => {
       sock.close();
       reject(new SpaError('ERR_SPA_SEND', `--allow-ip auto: no route to ${hostPort(address, port)}: ${errnoText(e)}`));
-    });
-    sock.connect(port, address, () => {
+    };
+    sock.once('error', fail);
+    // the callback gets connect()'s error (ENETUNREACH, …) as its argument
+    sock.connect(port, address, (e?: Error) => {
+      if (e) return fail(e);
       const local = sock.address().address;
       sock.close();
       resolve(local);
