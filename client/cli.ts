@@ -75,12 +75,22 @@ async function knock(a: KnockArgs): Promise<void> {
     const b64 = Buffer.from(pkt.bytes).toString('base64');
     const warning = liveWarning(pkt.request.timestamp);
     if (a.json) {
-      const out = { host: a.host, port, sent: false, bytes: pkt.bytes.length, hex: toHex(pkt.bytes), base64: b64, fields, warning };
+      const out = {
+        host: a.host,
+        port,
+        sent: false,
+        bytes: pkt.bytes.length,
+        hex: toHex(pkt.bytes),
+        base64: b64,
+        fields,
+        warning,
+      };
       process.stdout.write(`${JSON.stringify(out)}\n`);
     } else {
       process.stdout.write(`packet for ${a.host} udp/${port} (${pkt.bytes.length} bytes, not sent)\n`);
       process.stdout.write(`hex:    ${toHex(pkt.bytes)}\nbase64: ${b64}\n`);
-      for (const [k, v] of Object.entries(fields)) process.stdout.write(`${k.padEnd(14)} ${Array.isArray(v) ? v.join(' ') : String(v)}\n`);
+      for (const [k, v] of Object.entries(fields))
+        process.stdout.write(`${k.padEnd(14)} ${Array.isArray(v) ? v.join(' ') : String(v)}\n`);
       process.stdout.write(`warning: ${warning}\n`);
     }
     return;
@@ -88,7 +98,9 @@ async function knock(a: KnockArgs): Promise<void> {
   const target = await resolveHost(a.host, family);
   await sendDatagram(pkt.bytes, target.address, target.family, port);
   if (a.json) {
-    process.stdout.write(`${JSON.stringify({ host: a.host, address: target.address, port, sent: true, bytes: pkt.bytes.length, fields })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ host: a.host, address: target.address, port, sent: true, bytes: pkt.bytes.length, fields })}\n`,
+    );
   } else {
     const to = target.family === 6 ? `[${target.address}]` : target.address;
     process.stdout.write(`sent ${a.close ? 'close' : 'knock'} (${pkt.bytes.length} bytes) to ${to}:${port}\n`);
@@ -102,7 +114,9 @@ function keygen(a: { out: string | undefined; force: boolean }): void {
     return;
   }
   writeKeyFile(a.out, key, { force: a.force });
-  process.stderr.write(`wrote a new key to ${a.out} (mode 0600); the server needs the same key line in its config (key = "..." or key_file)\n`);
+  process.stderr.write(
+    `wrote a new key to ${a.out} (mode 0600); the server needs the same key line in its config (key = "..." or key_file)\n`,
+  );
 }
 
 export async function main(argv: readonly string[]): Promise<void> {
@@ -118,7 +132,11 @@ export async function main(argv: readonly string[]): Promise<void> {
       (y) =>
         y
           .option('out', { type: 'string', describe: 'write the key to this file (mode 0600)', requiresArg: true })
-          .option('force', { type: 'boolean', default: false, describe: 'replace an existing --out file (a regular file only)' }),
+          .option('force', {
+            type: 'boolean',
+            default: false,
+            describe: 'replace an existing --out file (a regular file only)',
+          }),
       (x) => keygen({ out: x.out, force: x.force }),
     )
     .command(
@@ -127,15 +145,30 @@ export async function main(argv: readonly string[]): Promise<void> {
       (y) =>
         y
           .positional('host', { type: 'string', demandOption: true, describe: 'server name or IPv4/IPv6 address' })
-          .option('key', { type: 'string', default: join(homedir(), '.knock.key'), describe: 'key file', requiresArg: true })
+          .option('key', {
+            type: 'string',
+            default: join(homedir(), '.knock.key'),
+            describe: 'key file',
+            requiresArg: true,
+          })
           // not `array: true`: that would swallow a HOST written after it (`--open tcp/22 HOST`); repeats still collect
           .option('open', {
             type: 'string',
             describe: 'access to open, e.g. tcp/22 (repeatable, or comma-separated; default: all your policy allows)',
             requiresArg: true,
           })
-          .option('port', { type: 'string', default: String(DEFAULT_PORT), describe: "server's UDP port", requiresArg: true })
-          .option('duration', { type: 'string', default: '0', describe: 'seconds to keep it open (0 = server default)', requiresArg: true })
+          .option('port', {
+            type: 'string',
+            default: String(DEFAULT_PORT),
+            describe: "server's UDP port",
+            requiresArg: true,
+          })
+          .option('duration', {
+            type: 'string',
+            default: '0',
+            describe: 'seconds to keep it open (0 = server default)',
+            requiresArg: true,
+          })
           .option('allow-ip', {
             type: 'string',
             requiresArg: true,
@@ -147,7 +180,8 @@ export async function main(argv: readonly string[]): Promise<void> {
           .option('dry-run', {
             type: 'boolean',
             default: false,
-            describe: 'build and print the packet, do not send (the printed bytes are a live knock for the replay window)',
+            describe:
+              'build and print the packet, do not send (the printed bytes are a live knock for the replay window)',
           })
           .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
           .option('ipv4', { alias: '4', type: 'boolean', default: false, describe: 'use IPv4 only' })

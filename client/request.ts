@@ -22,7 +22,8 @@ export function parseAccessList(values: readonly string[]): Access[] {
       if (!a) throw usageError(`--open "${v}" is not an access like tcp/22 or udp/53`);
       return a;
     });
-  if (list.length > MAX_ACCESSES) throw usageError(`--open names ${list.length} accesses; one packet holds at most ${MAX_ACCESSES}`);
+  if (list.length > MAX_ACCESSES)
+    throw usageError(`--open names ${list.length} accesses; one packet holds at most ${MAX_ACCESSES}`);
   return list;
 }
 

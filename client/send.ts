@@ -14,7 +14,8 @@ export function hostLiteral(host: string, family: 0 | 4 | 6): { address: string;
   const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
   const lit = isIP(h);
   if (lit === 0) return undefined;
-  if (family !== 0 && family !== lit) throw new SpaError('ERR_SPA_USAGE', `${host} is an IPv${lit} address but -${family} was given`);
+  if (family !== 0 && family !== lit)
+    throw new SpaError('ERR_SPA_USAGE', `${host} is an IPv${lit} address but -${family} was given`);
   return { address: h, family: lit as 4 | 6 };
 }
 
@@ -26,7 +27,12 @@ export async function resolveHost(host: string, family: 0 | 4 | 6): Promise<{ ad
     return { address: r.address, family: r.family as 4 | 6 };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOTFOUND' ? 'no such host' : code === 'EAI_AGAIN' ? 'name server not reachable (try again)' : errnoText(e);
+    const why =
+      code === 'ENOTFOUND'
+        ? 'no such host'
+        : code === 'EAI_AGAIN'
+          ? 'name server not reachable (try again)'
+          : errnoText(e);
     throw new SpaError('ERR_SPA_RESOLVE', `cannot resolve host ${host}: ${why}`);
   }
 }

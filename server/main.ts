@@ -58,7 +58,9 @@ async function run(configPath: string): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => log.warn({ event: 'sighup' }, 'reload is not supported yet; restart the daemon to apply a new config'));
+  process.on('SIGHUP', () =>
+    log.warn({ event: 'sighup' }, 'reload is not supported yet; restart the daemon to apply a new config'),
+  );
   process.on('uncaughtException', (e) => crash(log, 'crash', e));
   process.on('unhandledRejection', (e) => crash(log, 'crash', e));
 }
@@ -73,8 +75,11 @@ async function check(configPath: string): Promise<void> {
       `config ${configPath}: OK (${n} client${n === 1 ? '' : 's'}, protects ${config.firewall.protect.map(formatAccess).join(' ')}, ` +
         `backend ${config.firewall.backend}, udp port ${config.listen.port})\n`,
     );
-    if (problems.length === 0) process.stdout.write(`firewall: ${config.firewall.backend} installed and as configured\n`);
-    else for (const p of problems) process.stdout.write(`firewall: not as configured yet (the daemon fixes this at start): ${p}\n`);
+    if (problems.length === 0)
+      process.stdout.write(`firewall: ${config.firewall.backend} installed and as configured\n`);
+    else
+      for (const p of problems)
+        process.stdout.write(`firewall: not as configured yet (the daemon fixes this at start): ${p}\n`);
   } finally {
     await backend.close();
   }
@@ -85,7 +90,9 @@ async function uninstall(configPath: string): Promise<void> {
   const backend = createBackend(config);
   try {
     await backend.uninstall();
-    process.stdout.write(`removed spa-knock's ${config.firewall.backend} rules (${config.firewall.table}); protected ports are no longer gated\n`);
+    process.stdout.write(
+      `removed spa-knock's ${config.firewall.backend} rules (${config.firewall.table}); protected ports are no longer gated\n`,
+    );
   } finally {
     await backend.close();
   }

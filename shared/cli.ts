@@ -69,7 +69,9 @@ function optionName(key: string): string {
  * names in `repeatable` may be arrays. Checked on the kebab-case keys (yargs adds camelCase copies).
  */
 function repeatedScalars(argv: Record<string, unknown>, repeatable: ReadonlySet<string>): string[] {
-  return Object.keys(argv).filter((k) => k !== '_' && k !== '$0' && !/[A-Z]/.test(k) && !repeatable.has(k) && Array.isArray(argv[k]));
+  return Object.keys(argv).filter(
+    (k) => k !== '_' && k !== '$0' && !/[A-Z]/.test(k) && !repeatable.has(k) && Array.isArray(argv[k]),
+  );
 }
 
 /**
@@ -110,6 +112,7 @@ export function cliParser(
 /** A whole number in [min, max] written in decimal digits only (`--port 0x16`, `22.0`, `1e3` are refused). */
 export function intOption(name: string, text: string, min: number, max: number, what = ''): number {
   const n = /^[0-9]{1,10}$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isInteger(n) || n < min || n > max) throw usageError(`${name} must be a whole number ${min}-${max}${what}, not "${text}"`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw usageError(`${name} must be a whole number ${min}-${max}${what}, not "${text}"`);
   return n;
 }

@@ -37,18 +37,24 @@ export function readKeyFile(path: string): Uint8Array {
   }
   try {
     const st = fstatSync(fd);
-    if (!st.isFile()) throw new SpaError('ERR_SPA_KEYFILE_READ', `cannot read key file ${path}: ${kindOf(st)}, not a regular file`);
+    if (!st.isFile())
+      throw new SpaError('ERR_SPA_KEYFILE_READ', `cannot read key file ${path}: ${kindOf(st)}, not a regular file`);
     if ((st.mode & 0o077) !== 0) {
       const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
-      throw new SpaError('ERR_SPA_KEYFILE_PERMS', `key file ${path} is readable by group or others (mode ${mode}); run: chmod 600 ${path}`);
+      throw new SpaError(
+        'ERR_SPA_KEYFILE_PERMS',
+        `key file ${path} is readable by group or others (mode ${mode}); run: chmod 600 ${path}`,
+      );
     }
-    if (st.size > MAX_KEY_FILE_BYTES) throw new SpaError('ERR_SPA_KEYFILE_INVALID', `key file ${path} is not a key file (too large)`);
+    if (st.size > MAX_KEY_FILE_BYTES)
+      throw new SpaError('ERR_SPA_KEYFILE_INVALID', `key file ${path} is not a key file (too large)`);
     const text = readFileSync(fd, 'utf8');
     const lines = text
       .split('\n')
       .map((l) => l.trim())
       .filter((l) => l !== '' && !l.startsWith('#'));
-    if (lines.length !== 1) throw new SpaError('ERR_SPA_KEYFILE_INVALID', `key file ${path} must hold exactly one key line`);
+    if (lines.length !== 1)
+      throw new SpaError('ERR_SPA_KEYFILE_INVALID', `key file ${path} must hold exactly one key line`);
     const parsed = parseKey(lines[0] ?? '');
     if (!parsed.ok) throw new SpaError('ERR_SPA_KEYFILE_INVALID', `key file ${path}: ${parsed.reason}`);
     return parsed.key;
@@ -75,8 +81,13 @@ function kindOf(st: Stats): string {
 export function writeKeyFile(path: string, key: Uint8Array, opts: { force?: boolean } = {}): void {
   const existing = lstatOrUndefined(path);
   if (existing !== undefined) {
-    if (!opts.force) throw new SpaError('ERR_SPA_KEYFILE_EXISTS', `key file ${path} already exists (use --force to overwrite)`);
-    if (!existing.isFile()) throw new SpaError('ERR_SPA_KEYFILE_WRITE', `cannot write key file ${path}: it is ${kindOf(existing)}, not a regular file`);
+    if (!opts.force)
+      throw new SpaError('ERR_SPA_KEYFILE_EXISTS', `key file ${path} already exists (use --force to overwrite)`);
+    if (!existing.isFile())
+      throw new SpaError(
+        'ERR_SPA_KEYFILE_WRITE',
+        `cannot write key file ${path}: it is ${kindOf(existing)}, not a regular file`,
+      );
   }
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
@@ -84,7 +95,10 @@ export function writeKeyFile(path: string, key: Uint8Array, opts: { force?: bool
   try {
     fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   } catch (e) {
-    throw new SpaError('ERR_SPA_KEYFILE_WRITE', `cannot write key file ${path}: cannot create a file in ${dir}: ${errnoText(e)}`);
+    throw new SpaError(
+      'ERR_SPA_KEYFILE_WRITE',
+      `cannot write key file ${path}: cannot create a file in ${dir}: ${errnoText(e)}`,
+    );
   }
   try {
     try {

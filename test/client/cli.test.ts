@@ -47,7 +47,10 @@ async function receiveOne(family: 4 | 6, run: (port: number) => Promise<unknown>
   const got = new Promise<Buffer>((r) => sock.once('message', (m) => r(m)));
   try {
     await run(sock.address().port);
-    return await Promise.race([got, new Promise<never>((_, rej) => setTimeout(() => rej(new Error('no datagram')), 5000))]);
+    return await Promise.race([
+      got,
+      new Promise<never>((_, rej) => setTimeout(() => rej(new Error('no datagram')), 5000)),
+    ]);
   } finally {
     sock.close();
   }
@@ -65,7 +68,11 @@ describe('spa-knock keygen', () => {
     assert.equal(statSync(p).mode & 0o777, 0o600);
     assert.match(readFileSync(p, 'utf8'), /^spak1_[A-Za-z0-9_-]{48}\n$/);
     const before = readFileSync(p, 'utf8');
-    oneLineError(await runTs(CLIENT, ['keygen', '--out', p]), 1, /^spa-knock: \[ERR_SPA_KEYFILE_EXISTS\] .*already exists \(use --force to overwrite\)$/);
+    oneLineError(
+      await runTs(CLIENT, ['keygen', '--out', p]),
+      1,
+      /^spa-knock: \[ERR_SPA_KEYFILE_EXISTS\] .*already exists \(use --force to overwrite\)$/,
+    );
     assert.equal(readFileSync(p, 'utf8'), before);
     assert.equal((await runTs(CLIENT, ['keygen', '--out', p, '--force'])).code, 0);
     assert.notEqual(readFileSync(p, 'utf8'), before);
@@ -112,7 +119,13 @@ describe('spa-knock keygen', () => {
       [link, 'a symbolic link'],
     ] as const) {
       const r = await runTs(CLIENT, ['keygen', '--out', p, '--force'], { timeoutMs: 8000 });
-      oneLineError(r, 1, new RegExp(`^spa-knock: \\[ERR_SPA_KEYFILE_WRITE\\] cannot write key file .*: it is ${kind}, not a regular file$`));
+      oneLineError(
+        r,
+        1,
+        new RegExp(
+          `^spa-knock: \\[ERR_SPA_KEYFILE_WRITE\\] cannot write key file .*: it is ${kind}, not a regular file$`,
+        ),
+      );
       oneLineError(await runTs(CLIENT, ['keygen', '--out', p], { timeoutMs: 8000 }), 1, /\[ERR_SPA_KEYFILE_EXISTS\]/);
     }
     assert.ok(statSync(fifo).isFIFO());
@@ -124,8 +137,16 @@ describe('spa-knock keygen', () => {
   test('a path error says what is wrong with which path, in words', async () => {
     const file = join(dir, 'plain');
     writeFileSync(file, '');
-    oneLineError(await runTs(CLIENT, ['keygen', '--out', join(file, 'k.key')]), 1, /^spa-knock: \[ERR_SPA_KEYFILE_WRITE\] cannot write key file .*plain\/k\.key: .*not a directory$/);
-    oneLineError(await runTs(CLIENT, ['keygen', '--out', join(dir, 'no', 'such', 'k.key')]), 1, /\[ERR_SPA_KEYFILE_WRITE\] cannot write key file .*no\/such\/k\.key: .*no such file or directory$/);
+    oneLineError(
+      await runTs(CLIENT, ['keygen', '--out', join(file, 'k.key')]),
+      1,
+      /^spa-knock: \[ERR_SPA_KEYFILE_WRITE\] cannot write key file .*plain\/k\.key: .*not a directory$/,
+    );
+    oneLineError(
+      await runTs(CLIENT, ['keygen', '--out', join(dir, 'no', 'such', 'k.key')]),
+      1,
+      /\[ERR_SPA_KEYFILE_WRITE\] cannot write key file .*no\/such\/k\.key: .*no such file or directory$/,
+    );
     const loop = join(dir, 'loop');
     symlinkSync(loop, loop);
     const r = await runTs(CLIENT, ['127.0.0.1', '--key', loop, '--dry-run']);
@@ -138,7 +159,19 @@ describe('spa-knock knocks', () => {
   test('a knock over IPv4 loopback is one datagram the key opens', async () => {
     const key = readKeyFile(keyFile);
     const buf = await receiveOne(4, (port) =>
-      runTs(CLIENT, ['127.0.0.1', '--key', keyFile, '--port', String(port), '--open', 'tcp/22', '--open', 'udp/53', '--duration', '45']),
+      runTs(CLIENT, [
+        '127.0.0.1',
+        '--key',
+        keyFile,
+        '--port',
+        String(port),
+        '--open',
+        'tcp/22',
+        '--open',
+        'udp/53',
+        '--duration',
+        '45',
+      ]),
     );
     assert.ok(buf.length <= 160, `size ${buf.length}`);
     const r = openPacket(deriveKeys(key), new Uint8Array(buf));
@@ -155,7 +188,17 @@ describe('spa-knock knocks', () => {
   test('--open may come before HOST, repeated or comma-separated', async () => {
     const key = readKeyFile(keyFile);
     const buf = await receiveOne(4, (port) =>
-      runTs(CLIENT, ['--open', 'tcp/22,udp/53', '--open', 'tcp/443', '127.0.0.1', '--key', keyFile, '--port', String(port)]),
+      runTs(CLIENT, [
+        '--open',
+        'tcp/22,udp/53',
+        '--open',
+        'tcp/443',
+        '127.0.0.1',
+        '--key',
+        keyFile,
+        '--port',
+        String(port),
+      ]),
     );
     const r = openPacket(deriveKeys(key), new Uint8Array(buf));
     assert.ok(r.ok);
@@ -167,13 +210,17 @@ describe('spa-knock knocks', () => {
   });
 
   test('a host name is resolved (localhost, from /etc/hosts: loopback only)', async () => {
-    const buf = await receiveOne(4, (port) => runTs(CLIENT, ['localhost', '-4', '--key', keyFile, '--port', String(port)]));
+    const buf = await receiveOne(4, (port) =>
+      runTs(CLIENT, ['localhost', '-4', '--key', keyFile, '--port', String(port)]),
+    );
     assert.ok(openPacket(deriveKeys(readKeyFile(keyFile)), new Uint8Array(buf)).ok);
   });
 
   test('IPv6 literal, --close and --allow-ip', async () => {
     const key = readKeyFile(keyFile);
-    const buf = await receiveOne(6, (port) => runTs(CLIENT, ['::1', '--key', keyFile, '--port', String(port), '--close', '--allow-ip', '2001:db8::7']));
+    const buf = await receiveOne(6, (port) =>
+      runTs(CLIENT, ['::1', '--key', keyFile, '--port', String(port), '--close', '--allow-ip', '2001:db8::7']),
+    );
     const r = openPacket(deriveKeys(key), new Uint8Array(buf));
     assert.ok(r.ok);
     assert.equal(r.value.type, 'close');
@@ -183,13 +230,25 @@ describe('spa-knock knocks', () => {
   test('--dry-run --json prints the packet, says it is live, and sends nothing', async () => {
     const r = await runTs(CLIENT, ['127.0.0.1', '--key', keyFile, '--dry-run', '--json', '--open', 'tcp/22']);
     assert.equal(r.code, 0, r.stderr);
-    const j = JSON.parse(r.stdout) as { sent: boolean; hex: string; bytes: number; fields: { accesses: string[] }; warning: string };
+    const j = JSON.parse(r.stdout) as {
+      sent: boolean;
+      hex: string;
+      bytes: number;
+      fields: { accesses: string[] };
+      warning: string;
+    };
     assert.equal(j.sent, false);
     assert.equal(j.hex.length, j.bytes * 2);
     assert.deepEqual(j.fields.accesses, ['tcp/22']);
-    assert.match(j.warning, /LIVE knock until about \S+Z \(the server's replay window, 60 s by default\).*opens the port for their own address/);
+    assert.match(
+      j.warning,
+      /LIVE knock until about \S+Z \(the server's replay window, 60 s by default\).*opens the port for their own address/,
+    );
     const human = await runTs(CLIENT, ['127.0.0.1', '--key', keyFile, '--dry-run']);
-    assert.match(human.stdout, /^packet for 127\.0\.0\.1 udp\/62201 \(\d+ bytes, not sent\)\nhex: +[0-9a-f]+\nbase64: /);
+    assert.match(
+      human.stdout,
+      /^packet for 127\.0\.0\.1 udp\/62201 \(\d+ bytes, not sent\)\nhex: +[0-9a-f]+\nbase64: /,
+    );
     assert.match(human.stdout, /\nwarning: this is a LIVE knock until about .*require_source_address/);
   });
 
@@ -220,12 +279,19 @@ describe('spa-knock errors', () => {
     const loose = join(dir, 'loose.key');
     writeFileSync(loose, readFileSync(keyFile));
     chmodSync(loose, 0o644);
-    oneLineError(await runTs(CLIENT, ['127.0.0.1', '--key', loose]), 1, /^spa-knock: \[ERR_SPA_KEYFILE_PERMS\] .*\(mode 0644\); run: chmod 600/);
+    oneLineError(
+      await runTs(CLIENT, ['127.0.0.1', '--key', loose]),
+      1,
+      /^spa-knock: \[ERR_SPA_KEYFILE_PERMS\] .*\(mode 0644\); run: chmod 600/,
+    );
     const junk = join(dir, 'junk.key');
     writeFileSync(junk, 'hello\n', { mode: 0o600 });
-    oneLineError(await runTs(CLIENT, ['127.0.0.1', '--key', junk]), 1, /^spa-knock: \[ERR_SPA_KEYFILE_INVALID\] .*not a spa-knock key/);
+    oneLineError(
+      await runTs(CLIENT, ['127.0.0.1', '--key', junk]),
+      1,
+      /^spa-knock: \[ERR_SPA_KEYFILE_INVALID\] .*not a spa-knock key/,
+    );
   });
-
 });
 
 const many = Array.from({ length: 33 }, (_, i) => `tcp/${i + 1}`).join(',');
@@ -236,7 +302,11 @@ const usage: [string, string[], RegExp][] = [
   ['33 accesses', ['127.0.0.1', '--open', many], /--open names 33 accesses; one packet holds at most 32/],
   ['--port twice', ['127.0.0.1', '--port', '1', '--port', '2'], /--port may be given only once/],
   ['--key twice', ['127.0.0.1', '--key', 'a', '--key', 'b'], /--key may be given only once/],
-  ['--allow-ip twice', ['127.0.0.1', '--allow-ip', '192.0.2.1', '--allow-ip', '192.0.2.2'], /--allow-ip may be given only once/],
+  [
+    '--allow-ip twice',
+    ['127.0.0.1', '--allow-ip', '192.0.2.1', '--allow-ip', '192.0.2.2'],
+    /--allow-ip may be given only once/,
+  ],
   ['--port 0', ['127.0.0.1', '--port', '0'], /--port must be a whole number 1-65535, not "0"/],
   ['--port 0x16', ['127.0.0.1', '--port', '0x16'], /--port must be a whole number 1-65535/],
   ['--port 22.5', ['127.0.0.1', '--port', '22.5'], /--port must be a whole number 1-65535/],
@@ -245,15 +315,35 @@ const usage: [string, string[], RegExp][] = [
   ['--open tcp/70000', ['127.0.0.1', '--open', 'tcp/70000'], /--open "tcp\/70000" is not an access/],
   ['--open ssh', ['127.0.0.1', '--open', 'ssh'], /--open "ssh" is not an access/],
   ['--allow-ip nope', ['127.0.0.1', '--allow-ip', 'nope'], /--allow-ip "nope" is not an IPv4 or IPv6 address/],
-  ['--allow-ip octal', ['127.0.0.1', '--allow-ip', '010.0.0.1'], /--allow-ip "010\.0\.0\.1" is not an IPv4 or IPv6 address/],
-  ['--allow-ip broadcast', ['127.0.0.1', '--allow-ip', '255.255.255.255'], /--allow-ip 255\.255\.255\.255 is the broadcast address/],
+  [
+    '--allow-ip octal',
+    ['127.0.0.1', '--allow-ip', '010.0.0.1'],
+    /--allow-ip "010\.0\.0\.1" is not an IPv4 or IPv6 address/,
+  ],
+  [
+    '--allow-ip broadcast',
+    ['127.0.0.1', '--allow-ip', '255.255.255.255'],
+    /--allow-ip 255\.255\.255\.255 is the broadcast address/,
+  ],
   ['--allow-ip loopback v4', ['127.0.0.1', '--allow-ip', '127.0.0.1'], /--allow-ip 127\.0\.0\.1 is a loopback address/],
   ['--allow-ip loopback v6', ['127.0.0.1', '--allow-ip', '::1'], /--allow-ip ::1 is a loopback address/],
-  ['--allow-ip multicast v4', ['127.0.0.1', '--allow-ip', '224.0.0.1'], /--allow-ip 224\.0\.0\.1 is a multicast address/],
+  [
+    '--allow-ip multicast v4',
+    ['127.0.0.1', '--allow-ip', '224.0.0.1'],
+    /--allow-ip 224\.0\.0\.1 is a multicast address/,
+  ],
   ['--allow-ip multicast v6', ['127.0.0.1', '--allow-ip', 'ff02::1'], /--allow-ip ff02::1 is a multicast address/],
-  ['--allow-ip unspecified v4', ['127.0.0.1', '--allow-ip', '0.0.0.0'], /--allow-ip 0\.0\.0\.0 is the unspecified address/],
+  [
+    '--allow-ip unspecified v4',
+    ['127.0.0.1', '--allow-ip', '0.0.0.0'],
+    /--allow-ip 0\.0\.0\.0 is the unspecified address/,
+  ],
   ['--allow-ip unspecified v6', ['127.0.0.1', '--allow-ip', '::'], /--allow-ip :: is the unspecified address/],
-  ['--allow-ip auto over loopback', ['127.0.0.1', '--allow-ip', 'auto'], /--allow-ip auto: the route to 127\.0\.0\.1 leaves from 127\.0\.0\.1, which is a loopback address/],
+  [
+    '--allow-ip auto over loopback',
+    ['127.0.0.1', '--allow-ip', 'auto'],
+    /--allow-ip auto: the route to 127\.0\.0\.1 leaves from 127\.0\.0\.1, which is a loopback address/,
+  ],
   ['-4 and -6', ['127.0.0.1', '-4', '-6'], /-4 and -6 cannot be used together/],
   ['an IPv6 literal with -4', ['::1', '-4'], /::1 is an IPv6 address but -4 was given/],
   ['an unknown option', ['127.0.0.1', '--frobnicate'], /Unknown argument: frobnicate/],
@@ -304,7 +394,9 @@ describe('--allow-ip auto names the source address of the route to the server', 
   for (const fam of [4, 6] as const) {
     test(`IPv${fam}: from the client namespace, --dry-run --json shows the client's own address`, async () => {
       const srv = fam === 4 ? pair.srv4 : pair.srv6;
-      const r = await runTs(CLIENT, [srv, '--key', keyFile, '--dry-run', '--json', '--allow-ip', 'auto'], { prefix: pair.wrap(pair.cli) });
+      const r = await runTs(CLIENT, [srv, '--key', keyFile, '--dry-run', '--json', '--allow-ip', 'auto'], {
+        prefix: pair.wrap(pair.cli),
+      });
       assert.equal(r.code, 0, r.stderr);
       const j = JSON.parse(r.stdout) as { fields: { allow_address: string } };
       assert.equal(j.fields.allow_address, fam === 4 ? pair.cli4 : pair.cli6);
@@ -312,7 +404,13 @@ describe('--allow-ip auto names the source address of the route to the server', 
   }
 
   test('no route to the server is one line naming it', async () => {
-    const r = await runTs(CLIENT, ['192.0.2.1', '--key', keyFile, '--dry-run', '--allow-ip', 'auto'], { prefix: pair.wrap(pair.cli) });
-    oneLineError(r, 1, /^spa-knock: \[ERR_SPA_SEND\] --allow-ip auto: no route to 192\.0\.2\.1:62201: network unreachable$/);
+    const r = await runTs(CLIENT, ['192.0.2.1', '--key', keyFile, '--dry-run', '--allow-ip', 'auto'], {
+      prefix: pair.wrap(pair.cli),
+    });
+    oneLineError(
+      r,
+      1,
+      /^spa-knock: \[ERR_SPA_SEND\] --allow-ip auto: no route to 192\.0\.2\.1:62201: network unreachable$/,
+    );
   });
 });

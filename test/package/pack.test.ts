@@ -41,7 +41,10 @@ interface Out {
   stderr: string;
 }
 
-function sh(argv: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Out> {
+function sh(
+  argv: readonly string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<Out> {
   return new Promise((resolve) => {
     execFile(
       argv[0] as string,
@@ -66,9 +69,12 @@ describe('the npm package', { timeout: 240_000 }, () => {
     const info = JSON.parse(packed.stdout) as { filename: string; files: { path: string }[] }[];
     files = (info[0]?.files ?? []).map((f) => f.path);
     const tarball = join(tmp, info[0]?.filename ?? 'missing.tgz');
-    const inst = await sh(['npm', 'install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', tarball], {
-      timeoutMs: 120_000,
-    });
+    const inst = await sh(
+      ['npm', 'install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', tarball],
+      {
+        timeoutMs: 120_000,
+      },
+    );
     assert.equal(inst.code, 0, inst.stderr);
   });
 
@@ -80,10 +86,23 @@ describe('the npm package', { timeout: 240_000 }, () => {
   });
 
   test('the tarball holds dist/, docs, README and LICENSE, and no sources, tests or test fakes', () => {
-    for (const f of ['dist/client/cli.js', 'dist/server/main.js', 'dist/shared/cli.js', 'README.md', 'LICENSE', 'package.json', 'docs/errors.md']) {
+    for (const f of [
+      'dist/client/cli.js',
+      'dist/server/main.js',
+      'dist/shared/cli.js',
+      'README.md',
+      'LICENSE',
+      'package.json',
+      'docs/errors.md',
+    ]) {
       assert.ok(files.includes(f), `${f} missing from ${files.join(' ')}`);
     }
-    const unwanted = files.filter((f) => f.endsWith('.ts') || /^(test|harness|scripts|client|server|shared|bin)\//.test(f) || f.endsWith('firewall/fake.js'));
+    const unwanted = files.filter(
+      (f) =>
+        f.endsWith('.ts') ||
+        /^(test|harness|scripts|client|server|shared|bin)\//.test(f) ||
+        f.endsWith('firewall/fake.js'),
+    );
     assert.deepEqual(unwanted, []);
     assert.match(readFileSync(join(ROOT, 'dist/client/cli.js'), 'utf8'), /^#!\/usr\/bin\/env node\n/);
     assert.match(readFileSync(join(ROOT, 'dist/server/main.js'), 'utf8'), /^#!\/usr\/bin\/env node\n/);
@@ -92,7 +111,9 @@ describe('the npm package', { timeout: 240_000 }, () => {
   test('the installed binaries run from the prefix, where no tsx can be found', async () => {
     const installed = join(prefix, 'lib', 'node_modules', pkg.name);
     assert.ok(existsSync(join(installed, 'dist', 'client', 'cli.js')));
-    assert.ok(!existsSync(join(installed, 'node_modules', 'tsx')) && !existsSync(join(prefix, 'lib', 'node_modules', 'tsx')));
+    assert.ok(
+      !existsSync(join(installed, 'node_modules', 'tsx')) && !existsSync(join(prefix, 'lib', 'node_modules', 'tsx')),
+    );
     for (const bin of ['spa-knock', 'spa-knockd']) {
       const r = await sh([join(prefix, 'bin', bin), '--version'], { env: binEnv });
       assert.equal(r.code, 0, r.stderr);
@@ -104,7 +125,10 @@ describe('the npm package', { timeout: 240_000 }, () => {
     const keyFile = join(tmp, 'alice.key');
     const kg = await sh([join(prefix, 'bin', 'spa-knock'), 'keygen', '--out', keyFile], { env: binEnv });
     assert.equal(kg.code, 0, kg.stderr);
-    const r = await sh([join(prefix, 'bin', 'spa-knock'), '192.0.2.1', '--key', keyFile, '--open', 'tcp/22', '--dry-run', '--json'], { env: binEnv });
+    const r = await sh(
+      [join(prefix, 'bin', 'spa-knock'), '192.0.2.1', '--key', keyFile, '--open', 'tcp/22', '--dry-run', '--json'],
+      { env: binEnv },
+    );
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout) as { sent: boolean; hex: string };
     assert.equal(j.sent, false);
@@ -129,11 +153,23 @@ describe('the npm package', { timeout: 240_000 }, () => {
     test('loads a config and reads the nftables ruleset', async () => {
       const p = join(tmp, 'spa-knockd.toml');
       writeFileSync(p, configText({ stateDir: join(tmp, 'state'), table: 'spak_pack' }), { mode: 0o600 });
-      const r = await sh([...(pair as NetnsPair).wrap((pair as NetnsPair).srv), join(prefix, 'bin', 'spa-knockd'), 'check', '--config', p], {
-        env: binEnv,
-      });
+      const r = await sh(
+        [
+          ...(pair as NetnsPair).wrap((pair as NetnsPair).srv),
+          join(prefix, 'bin', 'spa-knockd'),
+          'check',
+          '--config',
+          p,
+        ],
+        {
+          env: binEnv,
+        },
+      );
       assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, /^config .*spa-knockd\.toml: OK \(1 client, protects tcp\/22, backend nftables, udp port 62201\)\n/);
+      assert.match(
+        r.stdout,
+        /^config .*spa-knockd\.toml: OK \(1 client, protects tcp\/22, backend nftables, udp port 62201\)\n/,
+      );
       assert.match(r.stdout, /\nfirewall: not as configured yet/);
     });
   });

@@ -75,9 +75,17 @@ describe('spa-knockd usage errors', { concurrency: 4 }, () => {
 // These rely on config, replay-file, listener and the backends throwing SpaError (ERR_SPA_CONFIG, …).
 describe('spa-knockd operator errors', () => {
   test('config errors carry ERR_SPA_CONFIG and name file, line and key', async () => {
-    oneLine(await runTs(DAEMON, ['--config', join(dir, 'none.toml')], { env }), 1, /^spa-knockd: \[ERR_SPA_CONFIG\] .*none\.toml: no such file/);
+    oneLine(
+      await runTs(DAEMON, ['--config', join(dir, 'none.toml')], { env }),
+      1,
+      /^spa-knockd: \[ERR_SPA_CONFIG\] .*none\.toml: no such file/,
+    );
     const bad = cfg('bad.toml', configText().replace('port = 62201', 'port = "62201"'));
-    oneLine(await runTs(DAEMON, ['check', '--config', bad], { env }), 1, /^spa-knockd: \[ERR_SPA_CONFIG\] config .*bad\.toml line 3: listen\.port: /);
+    oneLine(
+      await runTs(DAEMON, ['check', '--config', bad], { env }),
+      1,
+      /^spa-knockd: \[ERR_SPA_CONFIG\] config .*bad\.toml line 3: listen\.port: /,
+    );
   });
 
   test('an unusable state_dir is one line with ERR_SPA_STATE_DIR, in words', async () => {
@@ -96,7 +104,9 @@ describe('spa-knockd operator errors', () => {
       const port = sock.address().port;
       const p = cfg('busy.toml', configText({ stateDir: join(dir, 'state-busy'), address: '127.0.0.1', port }));
       // nft is not on PATH: had the daemon tried the firewall first, the error would be about nft
-      const re = new RegExp(`^spa-knockd: \\[ERR_SPA_LISTEN\\] cannot listen on udp 127\\.0\\.0\\.1:${port}: (EADDRINUSE|address already in use)$`);
+      const re = new RegExp(
+        `^spa-knockd: \\[ERR_SPA_LISTEN\\] cannot listen on udp 127\\.0\\.0\\.1:${port}: (EADDRINUSE|address already in use)$`,
+      );
       oneLine(await runTs(DAEMON, ['--config', p], { env }), 1, re);
     } finally {
       sock.close();
@@ -105,9 +115,24 @@ describe('spa-knockd operator errors', () => {
 
   test('a missing firewall tool is one line with ERR_SPA_FIREWALL, for run, check and uninstall', async () => {
     const p = cfg('nonft.toml', configText({ stateDir: join(dir, 'state-nonft'), address: '127.0.0.1', port: 39871 }));
-    oneLine(await runTs(DAEMON, ['--config', p], { env }), 1, /^spa-knockd: \[ERR_SPA_FIREWALL\] .*nft.*(not found|ENOENT)/i);
-    oneLine(await runTs(DAEMON, ['check', '--config', p], { env }), 1, /^spa-knockd: \[ERR_SPA_FIREWALL\] .*nft.*(not found|ENOENT)/i);
-    const ipt = cfg('noipt.toml', configText({ stateDir: join(dir, 'state-noipt'), backend: 'iptables', address: '127.0.0.1', port: 39871 }));
-    oneLine(await runTs(DAEMON, ['uninstall', '--config', ipt], { env }), 1, /^spa-knockd: \[ERR_SPA_FIREWALL\] .*iptables.*(not found|ENOENT)/i);
+    oneLine(
+      await runTs(DAEMON, ['--config', p], { env }),
+      1,
+      /^spa-knockd: \[ERR_SPA_FIREWALL\] .*nft.*(not found|ENOENT)/i,
+    );
+    oneLine(
+      await runTs(DAEMON, ['check', '--config', p], { env }),
+      1,
+      /^spa-knockd: \[ERR_SPA_FIREWALL\] .*nft.*(not found|ENOENT)/i,
+    );
+    const ipt = cfg(
+      'noipt.toml',
+      configText({ stateDir: join(dir, 'state-noipt'), backend: 'iptables', address: '127.0.0.1', port: 39871 }),
+    );
+    oneLine(
+      await runTs(DAEMON, ['uninstall', '--config', ipt], { env }),
+      1,
+      /^spa-knockd: \[ERR_SPA_FIREWALL\] .*iptables.*(not found|ENOENT)/i,
+    );
   });
 });

@@ -49,13 +49,18 @@ describe('docs/errors.md', () => {
   });
 
   test('every ERR_SPA_* code named anywhere in the document exists', () => {
-    for (const m of doc.matchAll(/ERR_SPA_[A-Z_]+/g)) assert.ok(m[0] in ERROR_CODES, `${m[0]} is not in shared/errors.ts`);
+    for (const m of doc.matchAll(/ERR_SPA_[A-Z_]+/g))
+      assert.ok(m[0] in ERROR_CODES, `${m[0]} is not in shared/errors.ts`);
   });
 
   test('"Reject reasons" lists every reason of server/reasons.ts, and no other', () => {
     const documented = rows(section('Reject reasons'));
     assert.deepEqual([...documented.keys()].sort(), [...REJECT_REASONS].sort());
-    for (const [reason, cells] of documented) assert.ok(cells.every((c) => c !== ''), `${reason}: empty cell`);
+    for (const [reason, cells] of documented)
+      assert.ok(
+        cells.every((c) => c !== ''),
+        `${reason}: empty cell`,
+      );
   });
 });
 

@@ -4,7 +4,18 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -210,10 +221,20 @@ describe('key files', () => {
   it('readKeyFile: two keys, garbage, an empty file, a bad checksum, a huge file are ERR_SPA_KEYFILE_INVALID', () => {
     const a = formatKey(generateKey());
     const b = formatKey(generateKey());
-    for (const text of [`${a}\n${b}\n`, `${a}\n${a}\n`, 'hello world\n', '', '\n\n# only a comment\n', a.slice(0, -1) + (a.endsWith('A') ? 'B' : 'A')]) {
+    for (const text of [
+      `${a}\n${b}\n`,
+      `${a}\n${a}\n`,
+      'hello world\n',
+      '',
+      '\n\n# only a comment\n',
+      a.slice(0, -1) + (a.endsWith('A') ? 'B' : 'A'),
+    ]) {
       keyFileError(() => readKeyFile(put(text)), 'ERR_SPA_KEYFILE_INVALID');
     }
-    assert.match(keyFileError(() => readKeyFile(put(`${a}\n${b}\n`)), 'ERR_SPA_KEYFILE_INVALID').message, /exactly one key/);
+    assert.match(
+      keyFileError(() => readKeyFile(put(`${a}\n${b}\n`)), 'ERR_SPA_KEYFILE_INVALID').message,
+      /exactly one key/,
+    );
     keyFileError(() => readKeyFile(put(`# pad\n${'#'.repeat(5000)}\n${a}\n`)), 'ERR_SPA_KEYFILE_INVALID');
   });
 
