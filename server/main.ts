@@ -13,7 +13,7 @@
  */
 import { hideBin } from 'yargs/helpers';
 import { formatAccess } from '../shared/access.js';
-import { cliParser, die, exitQuietlyOnClosedStdout } from '../shared/cli.js';
+import { cliParser, die, exitQuietlyOnClosedStdout, logInternalError } from '../shared/cli.js';
 import { errorLine, exitCodeOf, isSpaError } from '../shared/errors.js';
 import { type Config, loadConfig } from './config.js';
 import { Daemon, planOf } from './daemon.js';
@@ -25,7 +25,7 @@ const PROG = 'spa-knockd';
 
 /** An internal error (a bug) after the logger exists: the stack to the log, one line to stderr, exit 70. */
 function crash(log: Logger, event: string, e: unknown): never {
-  log.fatal({ event, err: e }, 'internal error; exiting (protected ports stay closed)');
+  logInternalError(log, event, e);
   die(PROG, e);
 }
 

@@ -22,6 +22,14 @@ export function die(prog: string, e: unknown): never {
 }
 
 /**
+ * The log line of an internal error (a bug) in the daemon: the error goes under pino's `err` key, which pino
+ * serialises with its type, message and stack (a message alone would lose where it happened).
+ */
+export function logInternalError(log: { fatal(obj: object, msg: string): void }, event: string, e: unknown): void {
+  log.fatal({ event, err: e }, 'internal error; exiting (protected ports stay closed)');
+}
+
+/**
  * The version in package.json, found from this module's own location, so it is right both from the source
  * checkout (shared/cli.ts) and from the installed package (dist/shared/cli.js).
  */

@@ -11,6 +11,9 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { configText } from '../../harness/config.js';
 import { DAEMON, ROOT, type RunResult, runTs } from '../../harness/run.js';
+import { logInternalError } from '../../shared/cli.js';
+import { errorLine } from '../../shared/errors.js';
+import { logSink } from '../helpers/logsink.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'spak-daemon-cli-'));
 const emptyBin = join(dir, 'bin');
@@ -133,6 +136,25 @@ describe('spa-knockd operator errors', () => {
       await runTs(DAEMON, ['uninstall', '--config', ipt], { env }),
       1,
       /^spa-knockd: \[ERR_SPA_FIREWALL\] .*iptables.*(not found|ENOENT)/i,
+    );
+  });
+});
+
+describe('spa-knockd internal errors', () => {
+  test('are logged with their stack (pino err) and printed as one line with ERR_SPA_INTERNAL', () => {
+    const sink = logSink();
+    const bug = new TypeError('cannot read properties of undefined');
+    logInternalError(sink.log, 'crash', bug);
+    assert.equal(sink.raw.length, 1);
+    const [line] = sink.events('crash');
+    assert.equal(line?.level, 'fatal');
+    const err = line?.err as { type: string; message: string; stack: string };
+    assert.equal(err.type, 'TypeError');
+    assert.equal(err.message, 'cannot read properties of undefined');
+    assert.match(err.stack, /\n\s+at .*daemon-cli\.test\.ts/);
+    assert.equal(
+      errorLine('spa-knockd', bug),
+      'spa-knockd: [ERR_SPA_INTERNAL] internal error: cannot read properties of undefined',
     );
   });
 });
