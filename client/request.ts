@@ -3,35 +3,40 @@
  * random source.
  * @module
  */
-import ipaddr from 'ipaddr.js';
 import { randomBytes } from '@noble/ciphers/utils.js';
 import { type Access, formatAccess, parseAccess } from '../shared/access.js';
-import { isStrictIp } from '../shared/address.js';
+import { parseIp, ungrantableReason } from '../shared/address.js';
 import { toHex } from '../shared/bytes.js';
-import { NONCE_LEN } from '../shared/constants.js';
+import { usageError } from '../shared/cli.js';
+import { MAX_ACCESSES, NONCE_LEN } from '../shared/constants.js';
 import { deriveKeys } from '../shared/crypto.js';
 import { type KnockRequest, sealPacket, splitPacket } from '../shared/wire.js';
 
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
-
+/** `--open` values (repeated and/or comma-separated) as accesses; at most MAX_ACCESSES fit in one packet. */
 export function parseAccessList(values: readonly string[]): Access[] {
-  return values
+  const list = values
     .flatMap((v) => v.split(','))
     .filter((v) => v.trim() !== '')
     .map((v) => {
       const a = parseAccess(v);
-      if (!a) throw new UsageError(`--open "${v}" is not an access like tcp/22 or udp/53`);
+      if (!a) throw usageError(`--open "${v}" is not an access like tcp/22 or udp/53`);
       return a;
     });
+  if (list.length > MAX_ACCESSES)
+    throw usageError(`--open names ${list.length} accesses; one packet holds at most ${MAX_ACCESSES}`);
+  return list;
 }
 
-export function checkAllowIp(ip: string): string {
-  if (!isStrictIp(ip)) throw new UsageError(`--allow-ip "${ip}" is not an IPv4 or IPv6 address`);
-  const a = ipaddr.process(ip);
-  if (a.range() === 'unspecified') throw new UsageError(`--allow-ip ${ip} is the unspecified address`);
-  return a.toString();
+/**
+ * The canonical form of an `--allow-ip` address, refusing what no server may grant (unspecified, loopback,
+ * multicast, broadcast, …: the same rule the server applies). `label` names where the address came from.
+ */
+export function checkAllowIp(ip: string, label = `--allow-ip ${ip}`): string {
+  const a = parseIp(ip);
+  if (!a) throw usageError(`--allow-ip "${ip}" is not an IPv4 or IPv6 address (or "auto")`);
+  const why = ungrantableReason(a);
+  if (why !== undefined) throw usageError(`${label} is ${why}; no server grants it`);
+  return a.text;
 }
 
 export interface BuiltPacket {

@@ -1,29 +1,63 @@
 /**
- * Resolve the server and send one datagram. Nothing is read back: the server never answers.
+ * Resolve the server, find the local address that faces it, send one datagram. Nothing is read back: the server
+ * never answers.
  * @module
  */
 import { createSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import { hostPort } from '../shared/address.js';
+import { SpaError, errnoText } from '../shared/errors.js';
 
-export class SendError extends Error {
-  override readonly name = 'SendError';
+/** An IP literal as HOST (`[v6]` allowed) with its family, refusing one that contradicts -4/-6; undefined for a name. */
+export function hostLiteral(host: string, family: 0 | 4 | 6): { address: string; family: 4 | 6 } | undefined {
+  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  const lit = isIP(h);
+  if (lit === 0) return undefined;
+  if (family !== 0 && family !== lit)
+    throw new SpaError('ERR_SPA_USAGE', `${host} is an IPv${lit} address but -${family} was given`);
+  return { address: h, family: lit as 4 | 6 };
 }
 
 export async function resolveHost(host: string, family: 0 | 4 | 6): Promise<{ address: string; family: 4 | 6 }> {
-  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-  const lit = isIP(h);
-  if (lit !== 0) {
-    if (family !== 0 && family !== lit) throw new SendError(`${host} is an IPv${lit} address but -${family} was given`);
-    return { address: h, family: lit as 4 | 6 };
-  }
+  const lit = hostLiteral(host, family);
+  if (lit !== undefined) return lit;
   try {
-    const r = await lookup(h, { family, verbatim: true });
+    const r = await lookup(host, { family, verbatim: true });
     return { address: r.address, family: r.family as 4 | 6 };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new SendError(`cannot resolve host ${host}${code === 'ENOTFOUND' ? ': no such host' : code ? `: ${code}` : ''}`);
+    const why =
+      code === 'ENOTFOUND'
+        ? 'no such host'
+        : code === 'EAI_AGAIN'
+          ? 'name server not reachable (try again)'
+          : errnoText(e);
+    throw new SpaError('ERR_SPA_RESOLVE', `cannot resolve host ${host}: ${why}`);
   }
+}
+
+/**
+ * The local address this host would send from to reach `address`: a UDP socket `connect()`ed to it (connect on a
+ * datagram socket only picks the route and source address; nothing is sent), then `address()`. Behind NAT this is
+ * the private address, not the one the server sees.
+ */
+export function localAddressTowards(address: string, family: 4 | 6, port: number): Promise<string> {
+  const sock = createSocket(family === 6 ? 'udp6' : 'udp4');
+  return new Promise((resolve, reject) => {
+    const fail = (e: unknown) => {
+      sock.close();
+      reject(new SpaError('ERR_SPA_SEND', `--allow-ip auto: no route to ${hostPort(address, port)}: ${errnoText(e)}`));
+    };
+    sock.once('error', fail);
+    // the callback gets connect()'s error (ENETUNREACH, …) as its argument
+    sock.connect(port, address, (e?: Error) => {
+      if (e) return fail(e);
+      const local = sock.address().address;
+      sock.close();
+      resolve(local);
+    });
+  });
 }
 
 export function sendDatagram(bytes: Uint8Array, address: string, family: 4 | 6, port: number): Promise<void> {
@@ -34,7 +68,7 @@ export function sendDatagram(bytes: Uint8Array, address: string, family: 4 | 6, 
       if (done) return;
       done = true;
       sock.close();
-      if (e) reject(new SendError(`cannot send to ${family === 6 ? `[${address}]` : address}:${port}: ${e.code ?? e.message}`));
+      if (e) reject(new SpaError('ERR_SPA_SEND', `cannot send to ${hostPort(address, port)}: ${errnoText(e)}`));
       else resolve();
     };
     sock.once('error', finish);

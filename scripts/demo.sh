@@ -2,7 +2,7 @@
 # spa-knock demo: a real daemon, a real nftables rule, a real TCP connect, between two network namespaces that this
 # script creates and removes. Nothing leaves this machine: the only addresses used live inside those namespaces.
 #
-#   sudo npm run demo            (needs root, nft and ip: apt-get install -y nftables iproute2)
+#   sudo npm run demo            (needs root, nft and ip: apt-get install -y nftables iptables iproute2)
 #   DEMO_BACKEND=iptables sudo npm run demo
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +21,9 @@ need ip "apt-get install -y iproute2"
 need node "Node.js 20 or newer"
 if [ "$BACKEND" = nftables ]; then need nft "apt-get install -y nftables"; else need iptables "apt-get install -y iptables"; fi
 [ -d node_modules ] || { echo "demo: run 'npm ci' first"; exit 1; }
+# the source checkout's programs, run through tsx (the installed package runs dist/ instead)
+KNOCK=(node --import tsx client/cli.ts)
+KNOCKD=(node --import tsx server/main.ts)
 
 WORK=$(mktemp -d /tmp/spak-demo.XXXXXX)
 DAEMON_PID='' SERVICE_PID=''
@@ -44,7 +47,7 @@ for ns in "$SRV" "$CLI"; do ip -n "$ns" link set lo up; done
 ip -n "$SRV" link set spak-demo-a up; ip -n "$CLI" link set spak-demo-b up
 
 say "2. a key for the client (spa-knock keygen), and the daemon's config"
-node bin/spa-knock.js keygen --out "$WORK/alice.key"
+"${KNOCK[@]}" keygen --out "$WORK/alice.key"
 cat > "$WORK/spa-knockd.toml" <<TOML
 state_dir = "$WORK/state"
 [listen]
@@ -67,7 +70,7 @@ ip netns exec "$SRV" node -e '
   require("net").createServer((c) => { c.end("hello from the protected service\n"); }).listen(+process.argv[1], "::");
 ' "$TCP_PORT" &
 SERVICE_PID=$!
-ip netns exec "$SRV" node bin/spa-knockd.js --config "$WORK/spa-knockd.toml" >"$WORK/daemon.log" 2>&1 &
+ip netns exec "$SRV" "${KNOCKD[@]}" --config "$WORK/spa-knockd.toml" >"$WORK/daemon.log" 2>&1 &
 DAEMON_PID=$!
 for _ in $(seq 1 100); do grep -q '"event":"start"' "$WORK/daemon.log" 2>/dev/null && break; sleep 0.1; done
 grep -q '"event":"start"' "$WORK/daemon.log" || { echo "demo: the daemon did not start:"; cat "$WORK/daemon.log"; exit 1; }
@@ -87,7 +90,7 @@ say "4. before the knock, from $CLI"
 if probe "$SRV4"; then echo "demo: FAILED: the port should be closed"; exit 1; fi
 
 say "5. knock: spa-knock $SRV4 --key alice.key --open tcp/$TCP_PORT"
-ip netns exec "$CLI" node bin/spa-knock.js "$SRV4" --key "$WORK/alice.key" --open "tcp/$TCP_PORT"
+ip netns exec "$CLI" "${KNOCK[@]}" "$SRV4" --key "$WORK/alice.key" --open "tcp/$TCP_PORT"
 sleep 0.2
 grep '"event":"grant"' "$WORK/daemon.log" | tail -n1
 

@@ -37,14 +37,19 @@ export function formatKey(key: Uint8Array): string {
 /** Parse one key line (surrounding white space ignored). Never throws. */
 export function parseKey(text: string): KeyParse {
   const t = text.trim();
-  if (!t.startsWith(KEY_TEXT_PREFIX)) return { ok: false, reason: `not a spa-knock key (expected it to start with "${KEY_TEXT_PREFIX}")` };
+  if (!t.startsWith(KEY_TEXT_PREFIX))
+    return { ok: false, reason: `not a spa-knock key (expected it to start with "${KEY_TEXT_PREFIX}")` };
   const body = t.slice(KEY_TEXT_PREFIX.length);
   if (body.length !== BODY_LEN || !BODY_RE.test(body)) {
-    return { ok: false, reason: `malformed key (expected ${BODY_LEN} base64url characters after "${KEY_TEXT_PREFIX}")` };
+    return {
+      ok: false,
+      reason: `malformed key (expected ${BODY_LEN} base64url characters after "${KEY_TEXT_PREFIX}")`,
+    };
   }
   const raw = new Uint8Array(Buffer.from(body, 'base64url'));
   if (raw.length !== KEY_LEN + KEY_CHECKSUM_LEN) return { ok: false, reason: 'malformed key (bad length)' };
   const key = raw.slice(0, KEY_LEN);
-  if (!equalBytes(checksum(key), raw.subarray(KEY_LEN))) return { ok: false, reason: 'key checksum mismatch (typo or truncated copy?)' };
+  if (!equalBytes(checksum(key), raw.subarray(KEY_LEN)))
+    return { ok: false, reason: 'key checksum mismatch (typo or truncated copy?)' };
   return { ok: true, key };
 }

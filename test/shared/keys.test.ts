@@ -3,12 +3,25 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  chmodSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { KEY_TEXT_PREFIX } from '../../shared/constants.js';
-import { KeyFileError, readKeyFile, writeKeyFile } from '../../shared/keyfile.js';
+import { type ErrorCode, SpaError } from '../../shared/errors.js';
+import { readKeyFile, writeKeyFile } from '../../shared/keyfile.js';
 import { formatKey, generateKey, parseKey } from '../../shared/keys.js';
 
 const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
@@ -119,13 +132,12 @@ describe('key files', () => {
   const fresh = (): string => join(dir, `key${n++}`);
   const mode = (p: string): number => statSync(p).mode & 0o777;
 
-  function keyFileError(fn: () => unknown, code: KeyFileError['code']): KeyFileError {
+  function keyFileError(fn: () => unknown, code: ErrorCode): SpaError {
     try {
       fn();
     } catch (e) {
-      assert.ok(e instanceof KeyFileError, `expected a KeyFileError, got ${String(e)}`);
+      assert.ok(e instanceof SpaError, `expected a SpaError, got ${String(e)}`);
       assert.equal(e.code, code, e.message);
-      assert.equal(e.name, 'KeyFileError');
       assert.ok(!e.message.includes('\n'), 'one-line message');
       return e;
     }
@@ -196,23 +208,33 @@ describe('key files', () => {
 
   it('readKeyFile: a missing file is ERR_SPA_KEYFILE_READ', () => {
     const e = keyFileError(() => readKeyFile(join(dir, 'missing')), 'ERR_SPA_KEYFILE_READ');
-    assert.match(e.message, /no such file/);
+    assert.match(e.message, /missing: no such file or directory$/);
   });
 
   it('readKeyFile: a directory is refused (ERR_SPA_KEYFILE_READ, not a regular file)', () => {
     const d = fresh();
     mkdirSync(d, { mode: 0o700 });
     const e = keyFileError(() => readKeyFile(d), 'ERR_SPA_KEYFILE_READ');
-    assert.match(e.message, /not a regular file|is a directory/);
+    assert.match(e.message, /: a directory, not a regular file$/);
   });
 
   it('readKeyFile: two keys, garbage, an empty file, a bad checksum, a huge file are ERR_SPA_KEYFILE_INVALID', () => {
     const a = formatKey(generateKey());
     const b = formatKey(generateKey());
-    for (const text of [`${a}\n${b}\n`, `${a}\n${a}\n`, 'hello world\n', '', '\n\n# only a comment\n', a.slice(0, -1) + (a.endsWith('A') ? 'B' : 'A')]) {
+    for (const text of [
+      `${a}\n${b}\n`,
+      `${a}\n${a}\n`,
+      'hello world\n',
+      '',
+      '\n\n# only a comment\n',
+      a.slice(0, -1) + (a.endsWith('A') ? 'B' : 'A'),
+    ]) {
       keyFileError(() => readKeyFile(put(text)), 'ERR_SPA_KEYFILE_INVALID');
     }
-    assert.match(keyFileError(() => readKeyFile(put(`${a}\n${b}\n`)), 'ERR_SPA_KEYFILE_INVALID').message, /exactly one key/);
+    assert.match(
+      keyFileError(() => readKeyFile(put(`${a}\n${b}\n`)), 'ERR_SPA_KEYFILE_INVALID').message,
+      /exactly one key/,
+    );
     keyFileError(() => readKeyFile(put(`# pad\n${'#'.repeat(5000)}\n${a}\n`)), 'ERR_SPA_KEYFILE_INVALID');
   });
 
@@ -231,5 +253,55 @@ describe('key files', () => {
     assert.equal(toHex(readKeyFile(link)), toHex(key));
     chmodSync(target, 0o644);
     keyFileError(() => readKeyFile(link), 'ERR_SPA_KEYFILE_PERMS');
+  });
+
+  it('readKeyFile: a FIFO is refused at once (ERR_SPA_KEYFILE_READ), never waited on', () => {
+    const p = fresh();
+    execFileSync('mkfifo', ['-m', '600', p]);
+    assert.match(keyFileError(() => readKeyFile(p), 'ERR_SPA_KEYFILE_READ').message, /: a FIFO, not a regular file$/);
+  });
+
+  it('readKeyFile: a symlink loop and a path through a file are said in words, with the path', () => {
+    const loop = fresh();
+    symlinkSync(loop, loop);
+    const e1 = keyFileError(() => readKeyFile(loop), 'ERR_SPA_KEYFILE_READ');
+    assert.ok(e1.message.startsWith(`cannot read key file ${loop}: too many symbolic links`), e1.message);
+    const file = put('x');
+    const e2 = keyFileError(() => readKeyFile(join(file, 'k')), 'ERR_SPA_KEYFILE_READ');
+    assert.match(e2.message, /: a part of the path is not a directory$/);
+    for (const e of [e1, e2]) assert.doesNotMatch(e.message, /\bE[A-Z]{3,}\b/);
+  });
+
+  it('writeKeyFile with force replaces the name, not the file behind a hard link', () => {
+    const other = put('precious\n');
+    const p = fresh();
+    linkSync(other, p);
+    const key = generateKey();
+    writeKeyFile(p, key, { force: true });
+    assert.equal(readFileSync(other, 'utf8'), 'precious\n');
+    assert.equal(toHex(readKeyFile(p)), toHex(key));
+    assert.equal(statSync(p).nlink, 1);
+  });
+
+  // a FIFO at the path is tried in test/client/cli.test.ts: a regression would block open() in-process, where no
+  // test timeout can end it; there the CLI runs as a child process with a kill timeout
+  it('writeKeyFile refuses a directory and a symlink at the path (even with force) and leaves no temporary file', () => {
+    const sub = mkdtempSync(join(dir, 'odd-'));
+    const d = join(sub, 'dir');
+    mkdirSync(d);
+    const target = join(sub, 'target');
+    writeFileSync(target, 'keep\n');
+    const link = join(sub, 'link');
+    symlinkSync(target, link);
+    for (const [p, kind] of [
+      [d, 'a directory'],
+      [link, 'a symbolic link'],
+    ] as const) {
+      const e = keyFileError(() => writeKeyFile(p, generateKey(), { force: true }), 'ERR_SPA_KEYFILE_WRITE');
+      assert.ok(e.message.endsWith(`: it is ${kind}, not a regular file`), e.message);
+      keyFileError(() => writeKeyFile(p, generateKey()), 'ERR_SPA_KEYFILE_EXISTS');
+    }
+    assert.equal(readFileSync(target, 'utf8'), 'keep\n');
+    assert.deepEqual(readdirSync(sub).sort(), ['dir', 'link', 'target']);
   });
 });
