@@ -32,12 +32,6 @@ export const DEFAULT_MAX_GRANTS = 16;
 /** Largest config file the daemon reads, bytes. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 
-/**
- * @deprecated Config errors are `SpaError('ERR_SPA_CONFIG')`; test `.code`. This alias (the same class) stays only
- * until server/main.ts stops importing it.
- */
-export const ConfigError = SpaError;
-export type ConfigError = SpaError;
 
 export interface ClientConfig {
   readonly name: string;

@@ -22,12 +22,6 @@ export interface Listener {
   close(): Promise<void>;
 }
 
-/**
- * @deprecated Listen errors are `SpaError('ERR_SPA_LISTEN')`; test `.code`. This alias (the same class) stays only
- * until server/main.ts stops importing it.
- */
-export const ListenError = SpaError;
-export type ListenError = SpaError;
 
 export interface ListenOptions {
   address: string;

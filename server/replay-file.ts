@@ -18,12 +18,6 @@ import { SpaError, errnoText } from '../shared/errors.js';
 import type { ReplayRecord, ReplayState } from '../shared/replay.js';
 import { type Timers, realTimers } from './timers.js';
 
-/**
- * @deprecated State directory errors are `SpaError('ERR_SPA_STATE_DIR')`; test `.code`. This alias (the same
- * class) stays only until server/main.ts stops importing it.
- */
-export const StateDirError = SpaError;
-export type StateDirError = SpaError;
 
 const LINE_RE = /^(\d{1,16}) ([A-Za-z0-9:_-]{1,128})$/;
 const HEADER_RE = /^#floor (\d{1,16}) window (\d{1,16})$/;

@@ -68,7 +68,19 @@ export function parseIp(text: string, opts: { readonly zone?: 'strip' | 'refuse'
     bare = text.slice(0, pct);
   }
   if (!isStrictIp(bare)) return undefined;
-  return fromParsed(ipaddr.parse(bare));
+  return fromParsed(ipaddr.parse(dottedTailToHex(bare)));
+}
+
+/**
+ * `::10.0.0.1` → `::a00:1`. ipaddr.js reads every IPv6 text with a dotted tail as IPv4-mapped (`::10.0.0.1` came
+ * back as `::ffff:a00:1`), so the tail is rewritten as two hex groups first. Input is strict already.
+ */
+function dottedTailToHex(text: string): string {
+  if (!text.includes(':') || !text.includes('.')) return text;
+  const at = text.lastIndexOf(':');
+  const o = text.slice(at + 1).split('.').map(Number);
+  const g = (hi: number, lo: number) => ((hi << 8) | lo).toString(16);
+  return `${text.slice(0, at + 1)}${g(o[0] ?? 0, o[1] ?? 0)}:${g(o[2] ?? 0, o[3] ?? 0)}`;
 }
 
 /** Canonical text of an address, or undefined. */
@@ -135,7 +147,8 @@ export function parseCidr(text: string): { ok: true; cidr: Cidr } | { ok: false;
   const addrText = slash >= 0 ? text.slice(0, slash) : text;
   const lenText = slash >= 0 ? text.slice(slash + 1) : undefined;
   if (!isStrictIp(addrText)) return bad;
-  const ip = ipaddr.parse(addrText);
+  const hexText = dottedTailToHex(addrText);
+  const ip = ipaddr.parse(hexText);
   if (ip.kind() === 'ipv6' && (ip as ipaddr.IPv6).isIPv4MappedAddress()) {
     return { ok: false, reason: `"${text}" is an IPv4-mapped IPv6 block; write it as IPv4` };
   }
@@ -145,8 +158,8 @@ export function parseCidr(text: string): { ok: true; cidr: Cidr } | { ok: false;
   const prefix = lenText === undefined ? max : Number(lenText);
   if (prefix > max) return { ok: false, reason: `"${text}": the prefix length must be 0-${max}` };
   const network = family === 4
-    ? ipaddr.IPv4.networkAddressFromCIDR(`${addrText}/${prefix}`)
-    : ipaddr.IPv6.networkAddressFromCIDR(`${addrText}/${prefix}`);
+    ? ipaddr.IPv4.networkAddressFromCIDR(`${hexText}/${prefix}`)
+    : ipaddr.IPv6.networkAddressFromCIDR(`${hexText}/${prefix}`);
   const canonical = network.toString();
   if (canonical !== fromParsed(ip).text) {
     return { ok: false, reason: `"${text}" has host bits set; the block is ${canonical}/${prefix}` };

@@ -153,8 +153,3 @@ function syncDir(dir: string): void {
   }
 }
 
-/**
- * @deprecated Transitional alias, to be deleted at merge: server/config.ts and test/shared/address.test.ts (other
- * owners) still write `e instanceof KeyFileError`; every key file error is a SpaError with an ERR_SPA_KEYFILE_* code.
- */
-export const KeyFileError = SpaError;
