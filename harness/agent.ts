@@ -167,10 +167,11 @@ serveStdio<AgentOps>({
     if (!/^(?:[0-9a-f]{2})+$/i.test(hex)) return { ok: false, error: 'hex: not an even number of hex digits' };
     const s = udpSocket(host);
     try {
-      if (from !== undefined) await new Promise<void>((res, rej) => {
-        s.once('error', rej);
-        s.bind(0, from, res);
-      });
+      if (from !== undefined)
+        await new Promise<void>((res, rej) => {
+          s.once('error', rej);
+          s.bind(0, from, res);
+        });
       await new Promise<void>((res, rej) => s.send(Buffer.from(hex, 'hex'), port, host, (e) => (e ? rej(e) : res())));
       return { ok: true };
     } catch (e) {

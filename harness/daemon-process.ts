@@ -22,10 +22,14 @@ export class DaemonProcess {
 
   async start(timeoutMs = 15_000): Promise<void> {
     const from = this.lines.length;
-    const child = spawn('ip', ['netns', 'exec', this.ns, process.execPath, '--import', 'tsx', DAEMON, '--config', this.configPath], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', this.ns, process.execPath, '--import', 'tsx', DAEMON, '--config', this.configPath],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     this.#child = child;
     this.#exited = new Promise((r) => child.on('exit', (code) => r(code)));
     let buf = '';
@@ -55,12 +59,19 @@ export class DaemonProcess {
   }
 
   /** Resolve with the first log line from index `from` on that matches. */
-  async waitFor(pred: (l: Record<string, unknown>) => boolean, timeoutMs = 5000, from = 0): Promise<Record<string, unknown>> {
+  async waitFor(
+    pred: (l: Record<string, unknown>) => boolean,
+    timeoutMs = 5000,
+    from = 0,
+  ): Promise<Record<string, unknown>> {
     const end = Date.now() + timeoutMs;
     for (;;) {
       const hit = this.lines.slice(from).find(pred);
       if (hit) return hit;
-      if (Date.now() > end) throw new Error(`no such log line within ${timeoutMs} ms; log: ${JSON.stringify(this.lines.slice(from))} stderr: ${this.stderr}`);
+      if (Date.now() > end)
+        throw new Error(
+          `no such log line within ${timeoutMs} ms; log: ${JSON.stringify(this.lines.slice(from))} stderr: ${this.stderr}`,
+        );
       await new Promise((r) => setTimeout(r, 20));
     }
   }

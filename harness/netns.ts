@@ -170,7 +170,22 @@ export async function createPair(tag: string, opts: PairOptions = {}): Promise<N
   try {
     await must(['ip', 'netns', 'add', srv]);
     await must(['ip', 'netns', 'add', cli]);
-    await must(['ip', 'link', 'add', 'name', 'vsrv', 'netns', srv, 'type', 'veth', 'peer', 'name', 'vcli', 'netns', cli]);
+    await must([
+      'ip',
+      'link',
+      'add',
+      'name',
+      'vsrv',
+      'netns',
+      srv,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'vcli',
+      'netns',
+      cli,
+    ]);
     const setup: [string, string, string, string][] = [
       [srv, 'vsrv', `${srv4}/24`, `${srv6}/64`],
       [cli, 'vcli', `${cli4}/24`, `${cli6}/64`],
@@ -230,9 +245,11 @@ export async function startAgent(ns: string): Promise<Agent> {
     pid: child.pid,
     listenTcp: (port) => mustOk(`listenTcp ${port}`, child.call('listenTcp', { port })),
     listenUdp: (port) => mustOk(`listenUdp ${port}`, child.call('listenUdp', { port })),
-    tcpConnect: (host, port, timeoutMs = 400, src?: string) => probe(child.call('tcpConnect', { host, port, timeoutMs, ...from(src) })),
+    tcpConnect: (host, port, timeoutMs = 400, src?: string) =>
+      probe(child.call('tcpConnect', { host, port, timeoutMs, ...from(src) })),
     udpProbe: (host, port, timeoutMs = 400) => probe(child.call('udpProbe', { host, port, timeoutMs })),
-    udpSend: (host, port, hex, src?: string) => mustOk(`udpSend to ${host} ${port}`, child.call('udpSend', { host, port, hex, ...from(src) })),
+    udpSend: (host, port, hex, src?: string) =>
+      mustOk(`udpSend to ${host} ${port}`, child.call('udpSend', { host, port, hex, ...from(src) })),
     hold: async (host, port, timeoutMs = 400) => {
       const r = await child.call('hold', { host, port, timeoutMs });
       const handle = r.handle;

@@ -56,7 +56,9 @@ export function missingPrerequisites(tools: readonly string[]): Missing | undefi
   const absent = [...new Set(['ip', ...tools])].filter((t) => !onPath(t));
   if (absent.length > 0) {
     what.push(...absent.map((t) => `${t} not found`));
-    fix.push(`apt-get install -y ${[...new Set(absent.map((t) => (Object.hasOwn(TOOL_PACKAGES, t) ? TOOL_PACKAGES[t as Tool] : t)))].join(' ')}`);
+    fix.push(
+      `apt-get install -y ${[...new Set(absent.map((t) => (Object.hasOwn(TOOL_PACKAGES, t) ? TOOL_PACKAGES[t as Tool] : t)))].join(' ')}`,
+    );
   }
   return what.length === 0 ? undefined : { what: what.join(', '), fix: fix.join('; ') };
 }

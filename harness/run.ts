@@ -13,10 +13,18 @@ export interface RunResult {
 }
 
 /** `prefix` runs the command through another one first, e.g. ['ip', 'netns', 'exec', 'ns'] (`pair.wrap(ns)`). */
-export function runTs(script: string, args: readonly string[], opts: { prefix?: readonly string[]; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+export function runTs(
+  script: string,
+  args: readonly string[],
+  opts: { prefix?: readonly string[]; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<RunResult> {
   const argv = [...(opts.prefix ?? []), process.execPath, '--import', 'tsx', script, ...args];
   return new Promise((resolve, reject) => {
-    const p = spawn(argv[0] as string, argv.slice(1), { cwd: ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(argv[0] as string, argv.slice(1), {
+      cwd: ROOT,
+      env: opts.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

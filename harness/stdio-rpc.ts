@@ -91,11 +91,17 @@ export interface RpcChildOptions {
  * Start `argv` (e.g. `ip netns exec NS node --import tsx FILE`: `ip netns exec` execs, so the PID is the helper's)
  * and wait for its ready line. Throws, with the child's stderr, if it does not start.
  */
-export async function startRpcChild<O extends OpMap<O>>(argv: readonly string[], opts: RpcChildOptions): Promise<RpcChild<O>> {
+export async function startRpcChild<O extends OpMap<O>>(
+  argv: readonly string[],
+  opts: RpcChildOptions,
+): Promise<RpcChild<O>> {
   const [cmd, ...args] = argv;
   if (cmd === undefined) throw new Error('startRpcChild: empty command');
   const { name } = opts;
-  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}) });
+  const child = spawn(cmd, args, {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+  });
   const exited = new Promise<void>((r) => child.on('close', () => r()));
   let alive = true;
   let stderr = '';
@@ -158,7 +164,11 @@ export async function startRpcChild<O extends OpMap<O>>(argv: readonly string[],
       child.stdin.write(`${JSON.stringify({ ...callArgs, op, id })}\n`);
       const r = await reply;
       // the child answers with the op's reply fields (its handlers are typechecked against the same op map)
-      return { ...(r as Partial<O[typeof op]['rep']>), ok: r['ok'] === true, ...(typeof r['error'] === 'string' ? { error: r['error'] } : {}) };
+      return {
+        ...(r as Partial<O[typeof op]['rep']>),
+        ok: r['ok'] === true,
+        ...(typeof r['error'] === 'string' ? { error: r['error'] } : {}),
+      };
     },
     close: async (graceMs = 2000) => {
       if (!alive) return;

@@ -39,8 +39,12 @@ export interface Spec {
   readonly expect: 'accept' | Exclude<Expectation, { result: 'accept' }>['reason'];
 }
 
-
-const ssh: KnockRequest = { type: 'open', timestamp: NOW_MS - 1_200, accesses: [{ proto: 'tcp', port: 22 }], duration: 0 };
+const ssh: KnockRequest = {
+  type: 'open',
+  timestamp: NOW_MS - 1_200,
+  accesses: [{ proto: 'tcp', port: 22 }],
+  duration: 0,
+};
 
 export const SPECS: readonly Spec[] = [
   /* ---- accepted ---- */
@@ -53,7 +57,8 @@ export const SPECS: readonly Spec[] = [
   },
   {
     name: 'open-several-ports-v4-allow-address',
-    description: 'Open tcp/22, tcp/443 and udp/51820 for 120 s, for the explicit IPv4 address 198.51.100.7; client clock 0.8 s ahead.',
+    description:
+      'Open tcp/22, tcp/443 and udp/51820 for 120 s, for the explicit IPv4 address 198.51.100.7; client clock 0.8 s ahead.',
     key: KEY_A,
     request: {
       type: 'open',
@@ -90,7 +95,7 @@ export const SPECS: readonly Spec[] = [
   },
   {
     name: 'open-empty-access-list',
-    description: 'Open everything the client\'s policy allows (access count 0) for 60 s. 78 bytes: the smallest packet.',
+    description: "Open everything the client's policy allows (access count 0) for 60 s. 78 bytes: the smallest packet.",
     key: KEY_A,
     request: { type: 'open', timestamp: NOW_MS - 300, accesses: [], duration: 60 },
     expect: 'accept',
@@ -152,7 +157,8 @@ export const SPECS: readonly Spec[] = [
   },
   {
     name: 'reject-unknown-key',
-    description: 'A valid packet sealed with a key the verifier does not have (construction.sender_key_hex): its key id matches no configured key in any epoch.',
+    description:
+      'A valid packet sealed with a key the verifier does not have (construction.sender_key_hex): its key id matches no configured key in any epoch.',
     key: KEY_A,
     sender: KEY_STRANGER,
     request: ssh,
@@ -160,7 +166,8 @@ export const SPECS: readonly Spec[] = [
   },
   {
     name: 'reject-unknown-key-far-epoch',
-    description: 'Sealed with the right key but stamped one hour before now_ms: its key id belongs to an epoch the verifier does not index, so it is unknown-key, not stale.',
+    description:
+      'Sealed with the right key but stamped one hour before now_ms: its key id belongs to an epoch the verifier does not index, so it is unknown-key, not stale.',
     key: KEY_A,
     request: { ...ssh, timestamp: NOW_MS - 3_600_000 },
     expect: 'unknown-key',
@@ -207,7 +214,8 @@ export const SPECS: readonly Spec[] = [
   },
   {
     name: 'reject-key-id-epoch-mismatch',
-    description: 'Authentic, but the key id in clear is the one of the epoch after the timestamp\'s epoch (both epochs are indexed): malformed.',
+    description:
+      "Authentic, but the key id in clear is the one of the epoch after the timestamp's epoch (both epochs are indexed): malformed.",
     key: KEY_A,
     request: { ...ssh, timestamp: NOW_MS - 45_000 },
     keyIdEpoch: epochOf(NOW_MS - 45_000) + 1,
@@ -215,7 +223,8 @@ export const SPECS: readonly Spec[] = [
   },
   {
     name: 'reject-stale-past',
-    description: 'Stamped 61 s before now_ms: the key id (epoch of now - 61 s, indexed) and the tag are fine, the time window is not.',
+    description:
+      'Stamped 61 s before now_ms: the key id (epoch of now - 61 s, indexed) and the tag are fine, the time window is not.',
     key: KEY_A,
     request: { ...ssh, timestamp: NOW_MS - W - 1_000 },
     expect: 'stale',
@@ -228,4 +237,3 @@ export const SPECS: readonly Spec[] = [
     expect: 'stale',
   },
 ];
-

@@ -33,7 +33,9 @@ async function main(): Promise<void> {
     cpu: cpus()[0]?.model.trim() ?? '?',
     node: process.version,
     kernel: release(),
-    loadavg_at_start: loadavg().map((x) => x.toFixed(2)).join(' '),
+    loadavg_at_start: loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' '),
     nft: await toolVersion(['nft', '--version']),
     iptables: await toolVersion(['iptables', '--version']),
   };
@@ -53,7 +55,15 @@ async function main(): Promise<void> {
       checkInterrupted();
       latency.push(await benchBackend(b, sz));
     }
-    const report: Report = { machine, options: { quick: opts.quick, backends: opts.backends }, verification, coldVerify, processStart, latency, elapsedS: (Date.now() - t0) / 1000 };
+    const report: Report = {
+      machine,
+      options: { quick: opts.quick, backends: opts.backends },
+      verification,
+      coldVerify,
+      processStart,
+      latency,
+      elapsedS: (Date.now() - t0) / 1000,
+    };
     if (opts.json) process.stdout.write(`${JSON.stringify(jsonReport(report))}\n`);
     else printTable(report);
     if (latency.some((b) => b.failures.length > 0)) process.exitCode = 1;

@@ -32,7 +32,6 @@ export const DEFAULT_MAX_GRANTS = 16;
 /** Largest config file the daemon reads, bytes. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 
-
 export interface ClientConfig {
   readonly name: string;
   readonly format: 'spak1';
@@ -58,7 +57,10 @@ export interface Config {
   };
   readonly grant: { readonly duration: number; readonly maxDuration: number; readonly maxGrants: number };
   readonly replay: { readonly window: number };
-  readonly log: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'; readonly rejectSummaryInterval: number };
+  readonly log: {
+    readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+    readonly rejectSummaryInterval: number;
+  };
   readonly clients: readonly ClientConfig[];
   /** Names of the clients whose key is written in the config itself (`key =`): the file then holds secrets. */
   readonly inlineKeys: readonly string[];
@@ -98,7 +100,11 @@ const clientSchema = z.strictObject({
 });
 
 const listenDefaults = { port: DEFAULT_PORT, address: '::', receive_buffer: DEFAULT_RECEIVE_BUFFER };
-const grantDefaults = { duration: DEFAULT_GRANT_DURATION_S, max_duration: DEFAULT_MAX_DURATION_S, max_grants: DEFAULT_MAX_GRANTS };
+const grantDefaults = {
+  duration: DEFAULT_GRANT_DURATION_S,
+  max_duration: DEFAULT_MAX_DURATION_S,
+  max_grants: DEFAULT_MAX_GRANTS,
+};
 
 const schema = z.strictObject({
   state_dir: z.string().min(1).default('/var/lib/spa-knockd'),
@@ -109,7 +115,12 @@ const schema = z.strictObject({
         .string()
         .refine((s) => isStrictIp(s), 'must be an IPv4 or IPv6 address such as "::" or "0.0.0.0"')
         .default('::'),
-      receive_buffer: z.number().int('must be a whole number of bytes').min(65536).max(1 << 30).default(DEFAULT_RECEIVE_BUFFER),
+      receive_buffer: z
+        .number()
+        .int('must be a whole number of bytes')
+        .min(65536)
+        .max(1 << 30)
+        .default(DEFAULT_RECEIVE_BUFFER),
     })
     .default(listenDefaults),
   firewall: z.strictObject({
@@ -148,7 +159,10 @@ const configError = (msg: string) => new SpaError('ERR_SPA_CONFIG', msg);
 /** Parse and validate config text. `path` is used in messages and to resolve relative key_file paths. */
 export function parseConfig(text: string, path: string): Config {
   const where = (segs: readonly PropertyKey[]) => {
-    const line = lineOf(text, segs.filter((s): s is string | number => typeof s !== 'symbol'));
+    const line = lineOf(
+      text,
+      segs.filter((s): s is string | number => typeof s !== 'symbol'),
+    );
     return `config ${path}${line ? ` line ${line}` : ''}`;
   };
   let raw: unknown;
@@ -174,7 +188,10 @@ export function parseConfig(text: string, path: string): Config {
       message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
       at = [...p, issue.keys[0] ?? ''];
     }
-    const more = res.error.issues.length > 1 ? ` (and ${res.error.issues.length - 1} more problem${res.error.issues.length > 2 ? 's' : ''})` : '';
+    const more =
+      res.error.issues.length > 1
+        ? ` (and ${res.error.issues.length - 1} more problem${res.error.issues.length > 2 ? 's' : ''})`
+        : '';
     throw configError(`${where(at)}: ${pathText(p)}: ${message}${more}`);
   }
   const c = res.data;
@@ -185,7 +202,8 @@ export function parseConfig(text: string, path: string): Config {
     const problem = tableNameProblem(c.firewall.backend, c.firewall.table);
     if (problem !== undefined) fail(['firewall', 'table'], problem);
   }
-  if (c.grant.duration > c.grant.max_duration) fail(['grant', 'duration'], `must not exceed grant.max_duration (${c.grant.max_duration})`);
+  if (c.grant.duration > c.grant.max_duration)
+    fail(['grant', 'duration'], `must not exceed grant.max_duration (${c.grant.max_duration})`);
 
   const names = new Set<string>();
   const keys = new Map<string, string>();
@@ -194,7 +212,8 @@ export function parseConfig(text: string, path: string): Config {
     if (names.has(cl.name)) fail(['client', i, 'name'], `duplicate client name "${cl.name}"`);
     names.add(cl.name);
     let key: Uint8Array;
-    if ((cl.key === undefined) === (cl.key_file === undefined)) fail(['client', i], 'set exactly one of "key" or "key_file"');
+    if ((cl.key === undefined) === (cl.key_file === undefined))
+      fail(['client', i], 'set exactly one of "key" or "key_file"');
     if (cl.key !== undefined) {
       const k = parseKey(cl.key);
       if (!k.ok) fail(['client', i, 'key'], k.reason);
@@ -208,7 +227,8 @@ export function parseConfig(text: string, path: string): Config {
       } catch (e) {
         // key file errors carry an ERR_SPA_KEYFILE_* code and a one-line message
         const code = (e as { code?: unknown }).code;
-        if (typeof code === 'string' && code.startsWith('ERR_SPA_KEYFILE')) fail(['client', i, 'key_file'], (e as Error).message);
+        if (typeof code === 'string' && code.startsWith('ERR_SPA_KEYFILE'))
+          fail(['client', i, 'key_file'], (e as Error).message);
         throw e;
       }
     }
@@ -218,7 +238,10 @@ export function parseConfig(text: string, path: string): Config {
     keys.set(hex, cl.name);
     cl.open.forEach((a, j) => {
       if (!c.firewall.protect.some((p) => sameAccess(p, a))) {
-        fail(['client', i, 'open', j], `${formatAccess(a)} is not in firewall.protect (it would already be open to everyone)`);
+        fail(
+          ['client', i, 'open', j],
+          `${formatAccess(a)} is not in firewall.protect (it would already be open to everyone)`,
+        );
       }
     });
     const maxDuration = Math.min(cl.max_duration ?? c.grant.max_duration, c.grant.max_duration);
@@ -266,7 +289,8 @@ function readConfigFile(path: string): { text: string; mode: number } {
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw configError(`cannot read config ${path}: not a regular file`);
-    if (st.size > MAX_CONFIG_BYTES) throw configError(`cannot read config ${path}: larger than ${MAX_CONFIG_BYTES} bytes; not a config file`);
+    if (st.size > MAX_CONFIG_BYTES)
+      throw configError(`cannot read config ${path}: larger than ${MAX_CONFIG_BYTES} bytes; not a config file`);
     // read at most one byte more than the cap: a file that grows while being read is caught too
     const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
     let n = 0;
@@ -274,7 +298,8 @@ function readConfigFile(path: string): { text: string; mode: number } {
       const got = readSync(fd, buf, n, buf.length - n, null);
       if (got === 0) break;
       n += got;
-      if (n > MAX_CONFIG_BYTES) throw configError(`cannot read config ${path}: larger than ${MAX_CONFIG_BYTES} bytes; not a config file`);
+      if (n > MAX_CONFIG_BYTES)
+        throw configError(`cannot read config ${path}: larger than ${MAX_CONFIG_BYTES} bytes; not a config file`);
     }
     return { text: buf.subarray(0, n).toString('utf8'), mode: st.mode & 0o7777 };
   } catch (e) {
@@ -293,7 +318,10 @@ export function loadConfig(path: string): Config {
   const { text, mode } = readConfigFile(path);
   const octal = mode.toString(8).padStart(4, '0');
   if ((mode & 0o002) !== 0) {
-    throw new SpaError('ERR_SPA_CONFIG_PERMS', `config ${path} is writable by others (mode ${octal}); run: chmod o-w ${path}`);
+    throw new SpaError(
+      'ERR_SPA_CONFIG_PERMS',
+      `config ${path} is writable by others (mode ${octal}); run: chmod o-w ${path}`,
+    );
   }
   const config = parseConfig(text, path);
   if (config.inlineKeys.length > 0 && (mode & 0o077) !== 0) {

@@ -95,7 +95,10 @@ export class Daemon {
       maxGrantsOf: (client) => maxGrants.get(client) ?? c.grant.maxGrants,
       onExpire: (entries) => {
         for (const e of entries) {
-          deps.log.info({ event: 'expire', address: e.address, accesses: fmtEntries([e]), owner: e.owner }, 'grant expired');
+          deps.log.info(
+            { event: 'expire', address: e.address, accesses: fmtEntries([e]), owner: e.owner },
+            'grant expired',
+          );
         }
       },
       onError: (err) => deps.log.error({ event: 'firewall-error', err }, 'revoking an expired grant failed; retrying'),
@@ -121,7 +124,10 @@ export class Daemon {
       await this.#d.backend.install(planOf(c), this.#now());
       const restored = await this.grants.restore();
       if (restored.length > 0) {
-        this.#d.log.info({ event: 'restore', grants: restored.length }, 'kept grants that were open before the restart');
+        this.#d.log.info(
+          { event: 'restore', grants: restored.length },
+          'kept grants that were open before the restart',
+        );
       }
     } catch (e) {
       await listener.close();
@@ -166,7 +172,10 @@ export class Daemon {
       this.rejects.add(v.code);
       if (v.code === 'state-write' && !this.#stateFailing) {
         this.#stateFailing = true;
-        log.error({ event: 'state-write-error', client: v.client, err: v.error }, 'cannot write the replay record: knocks are refused until it can');
+        log.error(
+          { event: 'state-write-error', client: v.client, err: v.error },
+          'cannot write the replay record: knocks are refused until it can',
+        );
       }
       return;
     }

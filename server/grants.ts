@@ -46,7 +46,9 @@ export interface GrantOutcome {
   readonly expiresAt: number;
 }
 
-export type OpenResult = { readonly ok: true; readonly outcomes: readonly GrantOutcome[] } | { readonly ok: false; readonly reason: 'grant-limit' };
+export type OpenResult =
+  | { readonly ok: true; readonly outcomes: readonly GrantOutcome[] }
+  | { readonly ok: false; readonly reason: 'grant-limit' };
 
 export interface CloseResult {
   /** The knocker's live grants, now removed. */
@@ -118,9 +120,11 @@ export class GrantManager {
       else if (cur.expiresAt < expiresAt) o = { access, action: 'extended', owner: cur.owner, expiresAt };
       else o = { access, action: 'unchanged', owner: cur.owner, expiresAt: cur.expiresAt };
       outcomes.push(o);
-      if (o.action !== 'unchanged') writes.push({ ...key, expiresAt: o.expiresAt, ...(o.owner !== undefined ? { owner: o.owner } : {}) });
+      if (o.action !== 'unchanged')
+        writes.push({ ...key, expiresAt: o.expiresAt, ...(o.owner !== undefined ? { owner: o.owner } : {}) });
     }
-    if (outcomes.some((o) => o.action === 'opened') && !this.#withinLimit(d, now)) return { ok: false, reason: 'grant-limit' };
+    if (outcomes.some((o) => o.action === 'opened') && !this.#withinLimit(d, now))
+      return { ok: false, reason: 'grant-limit' };
     if (writes.length > 0) {
       await this.#o.backend.grant(writes, now);
       for (const e of writes) this.#live.set(keyOf(e), e);
@@ -133,7 +137,8 @@ export class GrantManager {
   #withinLimit(d: Decision, now: number): boolean {
     const max = this.#o.maxGrantsOf?.(d.client) ?? Infinity;
     const held = new Set<string>();
-    for (const l of this.#live.values()) if (l.owner === d.client && l.expiresAt > now) held.add(`${l.family}|${l.address}`);
+    for (const l of this.#live.values())
+      if (l.owner === d.client && l.expiresAt > now) held.add(`${l.family}|${l.address}`);
     return held.has(`${d.family}|${d.address}`) || held.size < max;
   }
 
@@ -166,7 +171,8 @@ export class GrantManager {
   /** Is this (address, access) granted right now? */
   isOpen(address: string, access: Access): boolean {
     const now = this.#o.now();
-    for (const l of this.#live.values()) if (l.address === address && sameAccess(l.access, access) && l.expiresAt > now) return true;
+    for (const l of this.#live.values())
+      if (l.address === address && sameAccess(l.access, access) && l.expiresAt > now) return true;
     return false;
   }
 

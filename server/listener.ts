@@ -22,7 +22,6 @@ export interface Listener {
   close(): Promise<void>;
 }
 
-
 export interface ListenOptions {
   address: string;
   port: number;
@@ -38,7 +37,9 @@ export function openUdpListener(opts: ListenOptions): Promise<Listener> {
   return new Promise((resolve, reject) => {
     const onBindError = (err: NodeJS.ErrnoException) => {
       sock.close();
-      reject(new SpaError('ERR_SPA_LISTEN', `cannot listen on udp ${hostPort(opts.address, opts.port)}: ${errnoText(err)}`));
+      reject(
+        new SpaError('ERR_SPA_LISTEN', `cannot listen on udp ${hostPort(opts.address, opts.port)}: ${errnoText(err)}`),
+      );
     };
     sock.once('error', onBindError);
     sock.bind({ address: opts.address, port: opts.port, exclusive: true }, () => {
@@ -49,7 +50,12 @@ export function openUdpListener(opts: ListenOptions): Promise<Listener> {
         receiveBuffer = sock.getRecvBufferSize();
       } catch (err) {
         sock.close();
-        reject(new SpaError('ERR_SPA_LISTEN', `cannot set the receive buffer of udp ${hostPort(opts.address, opts.port)}: ${errnoText(err)}`));
+        reject(
+          new SpaError(
+            'ERR_SPA_LISTEN',
+            `cannot set the receive buffer of udp ${hostPort(opts.address, opts.port)}: ${errnoText(err)}`,
+          ),
+        );
         return;
       }
       sock.on('error', opts.onError);

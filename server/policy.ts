@@ -72,6 +72,14 @@ export function decide(client: ClientConfig, req: KnockRequest, source: IpAddres
   const duration = Math.min(asked, client.maxDuration);
   return {
     ok: true,
-    decision: { client: client.name, type: req.type, family: target.family, address: target.text, source: source.text, accesses, duration },
+    decision: {
+      client: client.name,
+      type: req.type,
+      family: target.family,
+      address: target.text,
+      source: source.text,
+      accesses,
+      duration,
+    },
   };
 }

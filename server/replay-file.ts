@@ -11,13 +11,22 @@
  * (`state-write`) and keeps serving. A write cut short may leave a torn line: the next append starts on a new line.
  * @module
  */
-import { closeSync, fdatasync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fdatasync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { REPLAY_SYNC_DELAY_MS } from '../shared/constants.js';
 import { SpaError, errnoText } from '../shared/errors.js';
 import type { ReplayRecord, ReplayState } from '../shared/replay.js';
 import { type Timers, realTimers } from './timers.js';
-
 
 const LINE_RE = /^(\d{1,16}) ([A-Za-z0-9:_-]{1,128})$/;
 const HEADER_RE = /^#floor (\d{1,16}) window (\d{1,16})$/;
@@ -69,7 +78,8 @@ export class ReplayFile {
     try {
       text = readFileSync(this.path, 'utf8');
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new SpaError('ERR_SPA_STATE_DIR', `cannot read ${this.path}: ${errnoText(e)}`);
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new SpaError('ERR_SPA_STATE_DIR', `cannot read ${this.path}: ${errnoText(e)}`);
     }
     let floor = 0;
     let fileWindow: number | undefined;

@@ -37,12 +37,16 @@ export class Verifier {
   constructor(opts: VerifierOptions) {
     this.#formats = opts.formats;
     this.#replay = opts.replay;
-    this.#policy = { defaultDuration: opts.defaultDuration, ...(opts.broadcasts ? { broadcasts: opts.broadcasts } : {}) };
+    this.#policy = {
+      defaultDuration: opts.defaultDuration,
+      ...(opts.broadcasts ? { broadcasts: opts.broadcasts } : {}),
+    };
   }
 
   /** `source` is the sender's address as the socket reported it (IPv4-mapped forms and zones are normalised here). */
   verify(buf: Uint8Array, source: string, nowMs: number): Verdict {
-    if (!this.#formats.some((f) => buf.length >= f.minSize && buf.length <= f.maxSize)) return { ok: false, code: 'size' };
+    if (!this.#formats.some((f) => buf.length >= f.minSize && buf.length <= f.maxSize))
+      return { ok: false, code: 'size' };
     const format = this.#formats.find((f) => buf.length >= f.minSize && buf.length <= f.maxSize && f.claims(buf));
     if (!format) return { ok: false, code: 'version' };
     const auth = format.authenticate(buf, nowMs);

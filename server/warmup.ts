@@ -30,10 +30,18 @@ export function warmUp(now: number, rounds = WARMUP_ROUNDS): void {
     maxGrants: 1,
     requireSourceAddress: false,
   };
-  const v = new Verifier({ formats: [new Spak1Format([client], 60_000)], replay: new ReplayGuard({ windowMs: 60_000 }), defaultDuration: 30 });
+  const v = new Verifier({
+    formats: [new Spak1Format([client], 60_000)],
+    replay: new ReplayGuard({ windowMs: 60_000 }),
+    defaultDuration: 30,
+  });
   const keys = deriveKeys(key);
   for (let i = 0; i < rounds; i++) {
-    const pkt = sealPacket(keys, { type: 'open', timestamp: now, accesses: i % 2 ? [] : [{ proto: 'tcp', port: 22 }], duration: 0 }, randomBytes(24));
+    const pkt = sealPacket(
+      keys,
+      { type: 'open', timestamp: now, accesses: i % 2 ? [] : [{ proto: 'tcp', port: 22 }], duration: 0 },
+      randomBytes(24),
+    );
     if (i % 3 === 0) pkt[40] = (pkt[40] ?? 0) ^ 1; // a share of MAC failures too
     v.verify(pkt, '192.0.2.1', now);
   }

@@ -74,7 +74,11 @@ export function dedupeAccesses(list: readonly Access[]): Access[] {
  * Compare an installed list of accesses with the expected one as sets. Undefined when they hold the same accesses,
  * else one line for the operator: `protected list differs: installed [tcp/22], expected [tcp/22, udp/53]`.
  */
-export function accessListDiff(installed: readonly Access[], expected: readonly Access[], label = 'protected list'): string | undefined {
+export function accessListDiff(
+  installed: readonly Access[],
+  expected: readonly Access[],
+  label = 'protected list',
+): string | undefined {
   const have = [...new Set(installed.map(formatAccess))].sort();
   const want = [...new Set(expected.map(formatAccess))].sort();
   if (have.join(',') === want.join(',')) return undefined;

@@ -78,7 +78,10 @@ export function parseIp(text: string, opts: { readonly zone?: 'strip' | 'refuse'
 function dottedTailToHex(text: string): string {
   if (!text.includes(':') || !text.includes('.')) return text;
   const at = text.lastIndexOf(':');
-  const o = text.slice(at + 1).split('.').map(Number);
+  const o = text
+    .slice(at + 1)
+    .split('.')
+    .map(Number);
   const g = (hi: number, lo: number) => ((hi << 8) | lo).toString(16);
   return `${text.slice(0, at + 1)}${g(o[0] ?? 0, o[1] ?? 0)}:${g(o[2] ?? 0, o[3] ?? 0)}`;
 }
@@ -141,7 +144,10 @@ export function ungrantableReason(a: IpAddress): string | undefined {
  * would silently mean 10.0.0.0/8), IPv4-mapped prefixes are refused (write the IPv4 form), zones are refused.
  */
 export function parseCidr(text: string): { ok: true; cidr: Cidr } | { ok: false; reason: string } {
-  const bad = { ok: false as const, reason: `"${text}" is not an address or CIDR block like "203.0.113.0/24" or "2001:db8::/32"` };
+  const bad = {
+    ok: false as const,
+    reason: `"${text}" is not an address or CIDR block like "203.0.113.0/24" or "2001:db8::/32"`,
+  };
   if (typeof text !== 'string') return bad;
   const slash = text.indexOf('/');
   const addrText = slash >= 0 ? text.slice(0, slash) : text;
@@ -157,9 +163,10 @@ export function parseCidr(text: string): { ok: true; cidr: Cidr } | { ok: false;
   if (lenText !== undefined && !/^(0|[1-9][0-9]{0,2})$/.test(lenText)) return bad;
   const prefix = lenText === undefined ? max : Number(lenText);
   if (prefix > max) return { ok: false, reason: `"${text}": the prefix length must be 0-${max}` };
-  const network = family === 4
-    ? ipaddr.IPv4.networkAddressFromCIDR(`${hexText}/${prefix}`)
-    : ipaddr.IPv6.networkAddressFromCIDR(`${hexText}/${prefix}`);
+  const network =
+    family === 4
+      ? ipaddr.IPv4.networkAddressFromCIDR(`${hexText}/${prefix}`)
+      : ipaddr.IPv6.networkAddressFromCIDR(`${hexText}/${prefix}`);
   const canonical = network.toString();
   if (canonical !== fromParsed(ip).text) {
     return { ok: false, reason: `"${text}" has host bits set; the block is ${canonical}/${prefix}` };
@@ -180,7 +187,14 @@ export function inAnyCidr(a: IpAddress, list: readonly Cidr[]): boolean {
  * IPv4 directed-broadcast addresses of this host's own subnets, from `os.networkInterfaces()` output (passed in,
  * so this stays pure). A grant for one of them would let a knock aim at a whole subnet.
  */
-export function subnetBroadcasts(ifaces: Readonly<Record<string, readonly { family: string | number; address: string; netmask: string; cidr?: string | null }[] | undefined>>): Set<string> {
+export function subnetBroadcasts(
+  ifaces: Readonly<
+    Record<
+      string,
+      readonly { family: string | number; address: string; netmask: string; cidr?: string | null }[] | undefined
+    >
+  >,
+): Set<string> {
   const out = new Set<string>();
   for (const list of Object.values(ifaces)) {
     for (const i of list ?? []) {

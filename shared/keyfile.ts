@@ -152,4 +152,3 @@ function syncDir(dir: string): void {
     // the key is written; only its durability across a power cut is less certain
   }
 }
-

@@ -72,7 +72,9 @@ export interface PacketParts {
 
 export type WireReject = 'size' | 'version' | 'mac' | 'malformed';
 
-export type Result<T, E extends string> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly code: E };
+export type Result<T, E extends string> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly code: E };
 
 const ok = <T>(value: T): { ok: true; value: T } => ({ ok: true, value });
 const fail = <E extends string>(code: E): { ok: false; code: E } => ({ ok: false, code });
@@ -80,7 +82,8 @@ const fail = <E extends string>(code: E): { ok: false; code: E } => ({ ok: false
 /** Encode the payload. Throws RangeError on a request the protocol cannot carry (caller bug or bad CLI input). */
 export function encodePayload(req: KnockRequest): Uint8Array {
   if (!Number.isSafeInteger(req.timestamp) || req.timestamp < 0) throw new RangeError('timestamp out of range');
-  if (!Number.isInteger(req.duration) || req.duration < 0 || req.duration > 0xffff) throw new RangeError('duration must be 0..65535 seconds');
+  if (!Number.isInteger(req.duration) || req.duration < 0 || req.duration > 0xffff)
+    throw new RangeError('duration must be 0..65535 seconds');
   if (req.accesses.length > MAX_ACCESSES) throw new RangeError(`at most ${MAX_ACCESSES} accesses per packet`);
   let addr: Uint8Array = new Uint8Array([ADDR_NONE]);
   if (req.allowAddress !== undefined) {

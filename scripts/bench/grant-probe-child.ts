@@ -29,7 +29,9 @@ const TCP22 = { proto: 'tcp', port: 22 } as const;
 const PLAN = { protect: [TCP22] };
 
 function backendFor(name: BackendName, mode: 'persistent' | 'oneshot' = 'persistent'): FirewallBackend {
-  return name === 'nftables' ? new NftablesBackend({ table: 'spak_probe', mode }) : new IptablesBackend({ chain: 'SPAK_PROBE' });
+  return name === 'nftables'
+    ? new NftablesBackend({ table: 'spak_probe', mode })
+    : new IptablesBackend({ chain: 'SPAK_PROBE' });
 }
 
 /** grant() of a new address each time (10.251.S.100 + i), timed. */

@@ -93,7 +93,9 @@ export async function benchBackend(backend: BackendName, sz: KnockSizes): Promis
 
     // the firewall change alone, from a fresh node process in the server namespace (as the daemon runs), before the
     // daemon starts; its own table/chain, removed again; the addresses are never used for traffic
-    progress(`${backend}: firewall change alone (grant via the backend, ${sz.fwRuns} x back to back, after ${GAP_MS} ms idle, new addresses${nft ? ', oneshot' : ''})`);
+    progress(
+      `${backend}: firewall change alone (grant via the backend, ${sz.fwRuns} x back to back, after ${GAP_MS} ms idle, new addresses${nft ? ', oneshot' : ''})`,
+    );
     const probe = await startChild<GrantProbeOps>('grant-probe-child.ts', pair.srv);
     scope.defer(() => probe.kill());
     const fwr = await probe.call('fw', { backend, subnet, n: sz.fwRuns, gaps: [0, GAP_MS], oneshot: nft }, 120_000);
@@ -125,12 +127,17 @@ export async function benchBackend(backend: BackendName, sz: KnockSizes): Promis
 
     // the gate is really there, and the path is really up
     const control = await knocker.call('probe', { port: CONTROL, timeoutMs: 1000 }, 5000);
-    if (!control.ok) throw new Error(`${backend}: the unprotected control port ${CONTROL} is not reachable: ${control.error ?? '?'}`);
+    if (!control.ok)
+      throw new Error(`${backend}: the unprotected control port ${CONTROL} is not reachable: ${control.error ?? '?'}`);
     const closed = await knocker.call('probe', { port: SSH, timeoutMs: 200 }, 5000);
-    if (closed.ok || closed.error !== 'timeout') throw new Error(`${backend}: tcp/${SSH} is not closed before any knock (${closed.ok ? 'connected' : closed.error ?? '?'})`);
+    if (closed.ok || closed.error !== 'timeout')
+      throw new Error(
+        `${backend}: tcp/${SSH} is not closed before any knock (${closed.ok ? 'connected' : (closed.error ?? '?')})`,
+      );
 
     const grantAfter = (from: number, timeoutMs = 5000) => daemon.waitFor((l) => l.event === 'grant', timeoutMs, from);
-    const revokeAfter = (from: number, timeoutMs = 5000) => daemon.waitFor((l) => l.event === 'revoke', timeoutMs, from);
+    const revokeAfter = (from: number, timeoutMs = 5000) =>
+      daemon.waitFor((l) => l.event === 'revoke', timeoutMs, from);
     const knock = async (type: 'open' | 'close') => {
       const r = await knocker.call('knock', { type }, 5000);
       if (!r.ok) throw new Error(`knock: ${r.error ?? '?'}`);
@@ -151,10 +158,15 @@ export async function benchBackend(backend: BackendName, sz: KnockSizes): Promis
     const burst = await knocker.call('burst', { n: sz.knocks, gapMs: GAP_MS }, sz.knocks * GAP_MS * 4 + 30_000);
     if (!burst.ok) throw new Error(`burst: ${burst.error ?? '?'}`);
     const end = Date.now() + 10_000;
-    while ((daemon.events('grant', mark).length < sz.knocks || daemon.events('revoke', mark).length < sz.knocks) && Date.now() < end) await sleep(20);
+    while (
+      (daemon.events('grant', mark).length < sz.knocks || daemon.events('revoke', mark).length < sz.knocks) &&
+      Date.now() < end
+    )
+      await sleep(20);
     const grants = daemon.events('grant', mark);
     const failures: string[] = [];
-    if (grants.length < sz.knocks) failures.push(`${backend}: only ${grants.length} of ${sz.knocks} burst knocks were granted`);
+    if (grants.length < sz.knocks)
+      failures.push(`${backend}: only ${grants.length} of ${sz.knocks} burst knocks were granted`);
     const lat = grants.map((l) => Number(l['latency_ms'])).filter((x) => Number.isFinite(x));
     checkInterrupted();
 

@@ -71,7 +71,13 @@ async function e2e(m: E2eParams): Promise<{ ok: boolean; error?: string; ms: num
   const t = mustTarget();
   const pre = await attempt(t.host, t.tcpPort, m.closedCheckMs);
   if (pre.ok) return { ok: false, error: 'the port was already open before the knock', ms: NaN, attempts: 0 };
-  if (pre.error !== 'timeout') return { ok: false, error: `closed-check failed with ${pre.error ?? '?'} (expected a dropped SYN)`, ms: NaN, attempts: 0 };
+  if (pre.error !== 'timeout')
+    return {
+      ok: false,
+      error: `closed-check failed with ${pre.error ?? '?'} (expected a dropped SYN)`,
+      ms: NaN,
+      attempts: 0,
+    };
   const bytes = packet(t, 'open');
   return await new Promise((resolve) => {
     const socks = new Set<net.Socket>();

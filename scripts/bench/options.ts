@@ -87,7 +87,8 @@ export function parseOptions(argv: readonly string[] = process.argv.slice(2)): O
     process.exit(0);
   }
   const b = values.backend ?? 'all';
-  if (b !== 'all' && b !== 'nftables' && b !== 'iptables') usage(`--backend must be nftables, iptables or all (got "${b}")`);
+  if (b !== 'all' && b !== 'nftables' && b !== 'iptables')
+    usage(`--backend must be nftables, iptables or all (got "${b}")`);
   return {
     quick: values.quick ?? false,
     json: values.json ?? false,
@@ -98,5 +99,8 @@ export function parseOptions(argv: readonly string[] = process.argv.slice(2)): O
 /** Root, `ip` and the chosen backends' tools, or exit 1 with one line saying what is missing and how to get it. */
 export function checkPrerequisites(opts: Options): void {
   const missing = missingPrerequisites(opts.backends.flatMap((b) => BACKEND_TOOLS[b]));
-  if (missing) die(`cannot run (it creates network namespaces and firewall rules inside them): ${missing.what} (fix: ${missing.fix})`);
+  if (missing)
+    die(
+      `cannot run (it creates network namespaces and firewall rules inside them): ${missing.what} (fix: ${missing.fix})`,
+    );
 }

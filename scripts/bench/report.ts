@@ -27,7 +27,9 @@ function table(rows: readonly (readonly string[])[], right: readonly boolean[]):
   const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length))) ?? [];
   return rows
     .map((r, i) => {
-      const line = r.map((cell, c) => (right[c] ? cell.padStart(widths[c] ?? 0) : cell.padEnd(widths[c] ?? 0))).join('  ');
+      const line = r
+        .map((cell, c) => (right[c] ? cell.padStart(widths[c] ?? 0) : cell.padEnd(widths[c] ?? 0)))
+        .join('  ');
       return i === 0 ? `${line}\n${widths.map((w) => '-'.repeat(w)).join('  ')}` : line;
     })
     .join('\n');
@@ -41,7 +43,14 @@ function verificationTable(r: Report): string[] {
     table(
       [
         ['case', 'clients', 'packets/round', 'packets/s', 'µs/packet', 'µs min..max'],
-        ...r.verification.map((c) => [c.name, String(c.clients), String(c.packetsPerRound), thousands(c.pps), f2(c.usPerPacket), `${f2(c.usMin)}..${f2(c.usMax)}`]),
+        ...r.verification.map((c) => [
+          c.name,
+          String(c.clients),
+          String(c.packetsPerRound),
+          thousands(c.pps),
+          f2(c.usPerPacket),
+          `${f2(c.usMin)}..${f2(c.usMax)}`,
+        ]),
       ],
       [false, true, true, true, true, true],
     ),
@@ -52,7 +61,8 @@ function verificationTable(r: Report): string[] {
 
 function latencyTable(r: Report): string[] {
   const rows: string[][] = [['backend', 'figure', 'n', 'median', 'p90', 'p99', 'max']];
-  const row = (backend: string, figure: string, s: Stats) => rows.push([backend, figure, String(s.n), f2(s.median), f2(s.p90), f2(s.p99), f2(s.max)]);
+  const row = (backend: string, figure: string, s: Stats) =>
+    rows.push([backend, figure, String(s.n), f2(s.median), f2(s.p90), f2(s.p99), f2(s.max)]);
   for (const b of r.latency) {
     row(b.backend, 'daemon: datagram → firewall committed', b.daemon);
     row(b.backend, 'client: knock sent → TCP connect', b.e2e);
@@ -105,14 +115,23 @@ export function jsonReport(r: Report): unknown {
       us_per_packet_min: r3(c.usMin),
       us_per_packet_max: r3(c.usMax),
     })),
-    verification_cold_us: { every_ms: r.coldVerify.gapMs, first: r3(r.coldVerify.firstUs), rest: roundStats(r.coldVerify.rest) },
+    verification_cold_us: {
+      every_ms: r.coldVerify.gapMs,
+      first: r3(r.coldVerify.firstUs),
+      rest: roundStats(r.coldVerify.rest),
+    },
     process_start_ms: roundStats(r.processStart),
     latency_ms: Object.fromEntries(
       r.latency.map((b) => [
         b.backend,
         {
           daemon: roundStats(b.daemon),
-          end_to_end: { ...roundStats(b.e2e), attempts_median: b.e2eAttempts, attempt_interval_ms: E2E.intervalMs, attempt_timeout_ms: E2E.attemptTimeoutMs },
+          end_to_end: {
+            ...roundStats(b.e2e),
+            attempts_median: b.e2eAttempts,
+            attempt_interval_ms: E2E.intervalMs,
+            attempt_timeout_ms: E2E.attemptTimeoutMs,
+          },
           end_to_end_daemon_side: roundStats(b.e2eDaemon),
           first_grant_cold: r3(b.firstGrantMs),
           backend_grant_alone: {

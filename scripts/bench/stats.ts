@@ -34,4 +34,11 @@ export function stats(xs: readonly number[]): Stats {
 
 export const r3 = (x: number): number => Math.round(x * 1000) / 1000;
 
-export const roundStats = (s: Stats): Stats => ({ n: s.n, median: r3(s.median), p90: r3(s.p90), p99: r3(s.p99), max: r3(s.max), min: r3(s.min) });
+export const roundStats = (s: Stats): Stats => ({
+  n: s.n,
+  median: r3(s.median),
+  p90: r3(s.p90),
+  p99: r3(s.p99),
+  max: r3(s.max),
+  min: r3(s.min),
+});

@@ -38,7 +38,10 @@ export interface BuildOptions {
 export function buildVerifier(n: number, opts: BuildOptions = {}): BenchVerifier {
   const clients = Array.from({ length: n }, (_, i) => ({ name: `client${i}`, key: generateKey(), open: ['tcp/22'] }));
   const { stateDir } = opts;
-  const config = parseConfig(configText({ protect: ['tcp/22'], duration: 30, clients, ...(stateDir ? { stateDir } : {}) }), 'bench.toml');
+  const config = parseConfig(
+    configText({ protect: ['tcp/22'], duration: 30, clients, ...(stateDir ? { stateDir } : {}) }),
+    'bench.toml',
+  );
   const now = Date.now();
   const windowMs = config.replay.window * 1000;
   const rf = stateDir ? new ReplayFile(config.stateDir) : undefined;

@@ -59,7 +59,12 @@ interface Subject {
  * `warmup` untimed then `rounds` timed rounds of `perRound` packets for each subject, alternating between the
  * subjects round by round, so drift (the machine, the heap) hits them alike. Reports each subject's median round.
  */
-async function measure(subjects: readonly Subject[], perRound: number, sz: ThroughputSizes, expect: string): Promise<VerifyCase[]> {
+async function measure(
+  subjects: readonly Subject[],
+  perRound: number,
+  sz: ThroughputSizes,
+  expect: string,
+): Promise<VerifyCase[]> {
   const total = sz.warmup + sz.rounds;
   const sets = subjects.map((s) => Array.from({ length: total }, (_, i) => s.make(i)));
   const us = subjects.map((): number[] => []);
@@ -73,13 +78,22 @@ async function measure(subjects: readonly Subject[], perRound: number, sz: Throu
   }
   return subjects.map((sub, j) => {
     const st = stats(us[j] ?? []);
-    return { name: sub.name, clients: sub.clients, packetsPerRound: perRound, rounds: sz.rounds, pps: 1e6 / st.median, usPerPacket: st.median, usMin: st.min, usMax: st.max };
+    return {
+      name: sub.name,
+      clients: sub.clients,
+      packetsPerRound: perRound,
+      rounds: sz.rounds,
+      pps: 1e6 / st.median,
+      usPerPacket: st.median,
+      usMin: st.min,
+      usMax: st.max,
+    };
   });
 }
 
 const flipByte = (p: Uint8Array, i: number): Uint8Array => {
   const q = p.slice();
-  q[i]! ^= 1;
+  q[i] = (q[i] ?? 0) ^ 1;
   return q;
 };
 
@@ -96,7 +110,11 @@ async function warmUp(valid: number): Promise<void> {
     timeRound(b, good.slice(0, valid), 'replay');
     timeRound(b, bad, 'mac');
     timeRound(b, unknown, 'unknown-key');
-    timeRound(b, Array.from({ length: valid }, () => randomBytes(40)), 'size');
+    timeRound(
+      b,
+      Array.from({ length: valid }, () => randomBytes(40)),
+      'size',
+    );
     await yieldToLoop();
     checkInterrupted();
   }
@@ -128,13 +146,46 @@ export async function benchVerification(sz: ThroughputSizes, scope: Scope): Prom
     per.map((p) => ({ name, clients: p.n, bench: p.b, make: () => make(p) }));
   const out: VerifyCase[] = [];
   const fresh: Subject[] = [
-    ...per.map((p) => ({ name: 'valid (fresh nonce)', clients: p.n, bench: p.b, make: () => validPackets(p.b, valid) })),
+    ...per.map((p) => ({
+      name: 'valid (fresh nonce)',
+      clients: p.n,
+      bench: p.b,
+      make: () => validPackets(p.b, valid),
+    })),
     { name: 'valid + replay.log write', clients: 10, bench: withLog, make: () => validPackets(withLog, valid) },
   ];
   out.push(...(await measure(fresh, valid, sz, 'ok')));
-  out.push(...(await measure(subjects('replayed (already accepted)', (p) => p.accepted), valid, sz, 'replay')));
-  out.push(...(await measure(subjects('tampered (MAC fails)', (p) => p.tampered), cheap, sz, 'mac')));
-  out.push(...(await measure(subjects('unknown key id', (p) => p.unknown), cheap, sz, 'unknown-key')));
-  out.push(...(await measure(subjects('wrong size (40 bytes)', (p) => p.short), cheap, sz, 'size')));
+  out.push(
+    ...(await measure(
+      subjects('replayed (already accepted)', (p) => p.accepted),
+      valid,
+      sz,
+      'replay',
+    )),
+  );
+  out.push(
+    ...(await measure(
+      subjects('tampered (MAC fails)', (p) => p.tampered),
+      cheap,
+      sz,
+      'mac',
+    )),
+  );
+  out.push(
+    ...(await measure(
+      subjects('unknown key id', (p) => p.unknown),
+      cheap,
+      sz,
+      'unknown-key',
+    )),
+  );
+  out.push(
+    ...(await measure(
+      subjects('wrong size (40 bytes)', (p) => p.short),
+      cheap,
+      sz,
+      'size',
+    )),
+  );
   return out;
 }

@@ -18,7 +18,15 @@ import { type Access, accessListDiff } from '../../shared/access.js';
 import { grantKeyString } from '../../shared/address.js';
 import { MIN_GRANT_MS } from '../../shared/constants.js';
 import type { FirewallBackend, FirewallPlan, GrantEntry } from './backend.js';
-import { type CheckedPlan, checkGrantKey, checkGrants, checkKeys, checkNow, checkPlan, firewallError } from './validate.js';
+import {
+  type CheckedPlan,
+  checkGrantKey,
+  checkGrants,
+  checkKeys,
+  checkNow,
+  checkPlan,
+  firewallError,
+} from './validate.js';
 
 export type FakeOp = 'install' | 'grant' | 'revoke' | 'list' | 'check' | 'uninstall' | 'close';
 
@@ -137,7 +145,8 @@ export class FakeBackend implements FirewallBackend {
     checkNow(now);
     if (grants.length === 0) return;
     this.requireInstalled();
-    for (const g of grants) this.kernel.grants.set(grantKeyString(g), { ...g, expiresAt: Math.max(g.expiresAt, now + MIN_GRANT_MS) });
+    for (const g of grants)
+      this.kernel.grants.set(grantKeyString(g), { ...g, expiresAt: Math.max(g.expiresAt, now + MIN_GRANT_MS) });
   }
 
   async revoke(entries: readonly Omit<GrantEntry, 'expiresAt'>[]): Promise<void> {
@@ -163,7 +172,9 @@ export class FakeBackend implements FirewallBackend {
     const diff = accessListDiff(have.protect, want.protect);
     if (diff !== undefined) problems.push(diff);
     if (have.silencePortUnreachable !== want.silencePortUnreachable) {
-      problems.push(`fake output rule is ${have.silencePortUnreachable ? 'installed' : 'missing'} but silence_port_unreachable is ${want.silencePortUnreachable ? 'on' : 'off'}`);
+      problems.push(
+        `fake output rule is ${have.silencePortUnreachable ? 'installed' : 'missing'} but silence_port_unreachable is ${want.silencePortUnreachable ? 'on' : 'off'}`,
+      );
     }
     return problems;
   }
@@ -181,5 +192,7 @@ export class FakeBackend implements FirewallBackend {
 }
 
 function copy<T extends object>(entries: readonly T[]): T[] {
-  return Array.isArray(entries) ? entries.map((e) => ({ ...e, ...('access' in e ? { access: { ...(e.access as object) } } : {}) })) : [];
+  return Array.isArray(entries)
+    ? entries.map((e) => ({ ...e, ...('access' in e ? { access: { ...(e.access as object) } } : {}) }))
+    : [];
 }

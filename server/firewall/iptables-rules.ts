@@ -45,11 +45,18 @@ export function dropRule(chain: string, a: Access): string {
 /** The output chain's one rule: drop this host's ICMP (v4 type 3 code 3) / ICMPv6 (type 1 code 4) port unreachable. */
 export function silenceRule(chain: string, f: Family): string {
   const out = outChainName(chain);
-  return f === 4 ? `-A ${out} -p icmp -m icmp --icmp-type 3/3 -j DROP` : `-A ${out} -p ipv6-icmp -m icmp6 --icmpv6-type 1/4 -j DROP`;
+  return f === 4
+    ? `-A ${out} -p icmp -m icmp --icmp-type 3/3 -j DROP`
+    : `-A ${out} -p ipv6-icmp -m icmp6 --icmpv6-type 1/4 -j DROP`;
 }
 
 /** The full content of our input chain for one family. */
-export function chainLines(chain: string, f: Family, protect: readonly Access[], grants: Iterable<GrantEntry>): string[] {
+export function chainLines(
+  chain: string,
+  f: Family,
+  protect: readonly Access[],
+  grants: Iterable<GrantEntry>,
+): string[] {
   const lines = [`-A ${chain} -i lo -j RETURN`, `-A ${chain} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN`];
   for (const g of grants) if (g.family === f) lines.push(grantRule(chain, g));
   for (const a of protect) lines.push(dropRule(chain, a));
@@ -113,13 +120,19 @@ export function parseGrantRule(f: Family, w: readonly string[]): GrantEntry | un
   const ip = parseIpOfFamily(f, addr);
   if (ip === undefined) return undefined;
   const owner = cm[2] !== undefined && OWNER_RE.test(cm[2]) ? cm[2] : undefined;
-  return { family: f, address: ip.text, access: { proto, port }, expiresAt: Number(cm[1]), ...(owner !== undefined ? { owner } : {}) };
+  return {
+    family: f,
+    address: ip.text,
+    access: { proto, port },
+    expiresAt: Number(cm[1]),
+    ...(owner !== undefined ? { owner } : {}),
+  };
 }
 
 /** A drop rule back to its access; undefined if it is not one we write. */
 export function parseDropRule(w: readonly string[]): Access | undefined {
   const o = options(w);
-  if (!o || o.get('-j')?.[0] !== 'DROP' || o.has('-s') || o.has('-i')) return undefined;
+  if (o?.get('-j')?.[0] !== 'DROP' || o.has('-s') || o.has('-i')) return undefined;
   const proto = o.get('-p')?.[0];
   const port = Number(o.get('--dport')?.[0]);
   return isProto(proto) && isPort(port) ? { proto, port } : undefined;
@@ -152,7 +165,12 @@ export function parseSnapshot(chain: string, f: Family, text: string): Snapshot 
     { name: chain, hook: 'INPUT' },
     { name: outChainName(chain), hook: 'OUTPUT' },
   ] as const;
-  const snaps = targets.map(() => ({ exists: false, lines: [] as string[], jumps: [] as string[], hookJumpPositions: [] as number[] }));
+  const snaps = targets.map(() => ({
+    exists: false,
+    lines: [] as string[],
+    jumps: [] as string[],
+    hookJumpPositions: [] as number[],
+  }));
   const grants: GrantEntry[] = [];
   const protect: Access[] = [];
   const pos: Record<string, number> = { INPUT: 0, OUTPUT: 0 };
@@ -205,13 +223,21 @@ function restore(lines: readonly string[]): string {
  * rule 1 of INPUT, and the output chain with its jump from rule 1 of OUTPUT when `silence`, else removed (with the
  * plain OUTPUT jumps to it; another rule jumping to it makes the commit fail, so nothing changes).
  */
-export function installText(chain: string, f: Family, snap: Snapshot, protect: readonly Access[], grants: Iterable<GrantEntry>, silence: boolean): string {
+export function installText(
+  chain: string,
+  f: Family,
+  snap: Snapshot,
+  protect: readonly Access[],
+  grants: Iterable<GrantEntry>,
+  silence: boolean,
+): string {
   const out = outChainName(chain);
   const lines = [`:${chain} - [0:0]`];
   if (silence || snap.output.exists) lines.push(`:${out} - [0:0]`);
   lines.push(...fixJump('INPUT', chain, snap.input));
   if (silence) lines.push(...fixJump('OUTPUT', out, snap.output));
-  else if (snap.output.exists) lines.push(...snap.output.hookJumpPositions.map(() => `-D OUTPUT -j ${out}`), `-X ${out}`);
+  else if (snap.output.exists)
+    lines.push(...snap.output.hookJumpPositions.map(() => `-D OUTPUT -j ${out}`), `-X ${out}`);
   lines.push(...chainLines(chain, f, protect, grants));
   if (silence) lines.push(silenceRule(chain, f));
   return restore(lines);
@@ -242,18 +268,30 @@ export function undoInstallText(chain: string, snap: Snapshot, silence: boolean)
 /** Input that removes every jump to our chains and the chains themselves; undefined when there is nothing. */
 export function uninstallText(chain: string, snap: Snapshot): string | undefined {
   const lines = [...snap.input.jumps, ...snap.output.jumps].map((l) => l.replace(/^-A /, '-D '));
-  for (const [name, s] of [[chain, snap.input], [outChainName(chain), snap.output]] as const) {
+  for (const [name, s] of [
+    [chain, snap.input],
+    [outChainName(chain), snap.output],
+  ] as const) {
     if (s.exists) lines.push(`-F ${name}`, `-X ${name}`);
   }
   return lines.length === 0 ? undefined : restore(lines);
 }
 
 /** Problems of one family against the plan (empty: as expected). `label` is `IPv4`/`IPv6`. */
-export function snapshotProblems(chain: string, f: Family, snap: Snapshot, protect: readonly Access[], silence: boolean, label: string, protectDiff: string | undefined): string[] {
+export function snapshotProblems(
+  chain: string,
+  f: Family,
+  snap: Snapshot,
+  protect: readonly Access[],
+  silence: boolean,
+  label: string,
+  protectDiff: string | undefined,
+): string[] {
   const problems: string[] = [];
   if (!snap.input.exists) {
     problems.push(`iptables chain ${chain} is missing (${label})`);
-    if (snap.input.jumps.length > 0) problems.push(`${snap.input.jumps.length} rule(s) jump to the missing chain (${label})`);
+    if (snap.input.jumps.length > 0)
+      problems.push(`${snap.input.jumps.length} rule(s) jump to the missing chain (${label})`);
     return problems;
   }
   problems.push(...jumpProblems('INPUT', chain, snap.input, label));
@@ -263,10 +301,12 @@ export function snapshotProblems(chain: string, f: Family, snap: Snapshot, prote
   }
   const out = outChainName(chain);
   if (silence) {
-    if (!snap.output.exists) problems.push(`iptables chain ${out} is missing but silence_port_unreachable is on (${label})`);
+    if (!snap.output.exists)
+      problems.push(`iptables chain ${out} is missing but silence_port_unreachable is on (${label})`);
     else {
       problems.push(...jumpProblems('OUTPUT', out, snap.output, label));
-      if (snap.output.lines.join('\n') !== silenceRule(chain, f)) problems.push(`iptables chain ${out} rules differ from the plan (${label})`);
+      if (snap.output.lines.join('\n') !== silenceRule(chain, f))
+        problems.push(`iptables chain ${out} rules differ from the plan (${label})`);
     }
   } else if (snap.output.exists || snap.output.jumps.length > 0) {
     problems.push(`iptables chain ${out} exists but silence_port_unreachable is off (${label})`);
@@ -278,6 +318,7 @@ function jumpProblems(hook: 'INPUT' | 'OUTPUT', target: string, s: ChainSnapshot
   const n = s.hookJumpPositions.length;
   if (n === 0) return [`no jump from ${hook} to ${target} (${label})`];
   if (n > 1) return [`${n} jumps from ${hook} to ${target} (${label})`];
-  if (s.hookJumpPositions[0] !== 1) return [`jump to ${target} is rule ${s.hookJumpPositions[0]} of ${hook}, not rule 1 (${label})`];
+  if (s.hookJumpPositions[0] !== 1)
+    return [`jump to ${target} is rule ${s.hookJumpPositions[0]} of ${hook}, not rule 1 (${label})`];
   return [];
 }

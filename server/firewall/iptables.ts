@@ -23,11 +23,18 @@ import { type Access, accessListDiff } from '../../shared/access.js';
 import { type Family, grantKeyString } from '../../shared/address.js';
 import { IPTABLES_TIMEOUT_MS, MIN_GRANT_MS } from '../../shared/constants.js';
 import type { FirewallBackend, FirewallPlan, GrantEntry } from './backend.js';
-import { chainText, installText, parseSnapshot, type Snapshot, snapshotProblems, undoInstallText, uninstallText } from './iptables-rules.js';
+import {
+  chainText,
+  installText,
+  parseSnapshot,
+  type Snapshot,
+  snapshotProblems,
+  undoInstallText,
+  uninstallText,
+} from './iptables-rules.js';
 import { tableNameProblem } from './names.js';
 import { SerialQueue, describeFailure, oneLine, run, withWrap } from './process.js';
 import { checkGrants, checkKeys, checkNow, checkPlan, firewallError } from './validate.js';
-
 
 export interface IptablesOptions {
   /** Our chain in the filter table. Default `SPA_KNOCK`. Checked by names.ts `tableNameProblem`. */
@@ -63,7 +70,8 @@ export class IptablesBackend implements FirewallBackend {
   constructor(opts: IptablesOptions = {}) {
     const chain = opts.chain ?? 'SPA_KNOCK';
     const problem = typeof chain === 'string' ? tableNameProblem('iptables', chain) : 'not a string';
-    if (problem !== undefined) throw firewallError(`invalid firewall.table ${JSON.stringify(String(chain)).slice(0, 40)}: ${problem}`);
+    if (problem !== undefined)
+      throw firewallError(`invalid firewall.table ${JSON.stringify(String(chain)).slice(0, 40)}: ${problem}`);
     if (opts.wrap !== undefined && !opts.wrap.every((w) => typeof w === 'string')) {
       throw firewallError('invalid wrap: not a list of strings');
     }
@@ -75,7 +83,10 @@ export class IptablesBackend implements FirewallBackend {
   // ------------------------------------------------------------------------------------------------ commands
   private async restore(f: Family, text: string): Promise<void> {
     const tool = TOOLS[f];
-    const r = await run(withWrap(this.wrap, [tool.restore, '-w', '--noflush']), { input: text, timeoutMs: this.timeoutMs });
+    const r = await run(withWrap(this.wrap, [tool.restore, '-w', '--noflush']), {
+      input: text,
+      timeoutMs: this.timeoutMs,
+    });
     if (r.code === 0) return;
     if (r.spawnError === undefined && !r.timedOut && r.stderr.trim() !== '') {
       const main = r.stderr.split('\n').find((l) => l.trim() !== '' && !l.startsWith('Try ')) ?? '';
@@ -109,7 +120,8 @@ export class IptablesBackend implements FirewallBackend {
         try {
           await this.restore(f, installText(this.chain, f, snap, protect, grants.values(), silence));
         } catch (err) {
-          for (const d of done) await this.bestEffort(d, undoInstallText(this.chain, snaps.get(d) as Snapshot, silence));
+          for (const d of done)
+            await this.bestEffort(d, undoInstallText(this.chain, snaps.get(d) as Snapshot, silence));
           throw err;
         }
         done.push(f);

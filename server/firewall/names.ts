@@ -46,7 +46,9 @@ masquerade meter meters missing netdev nftrace notrack obriport obrname oifgroup
 replace return rtclassid rule ruleset secmarks sets skgid snat symhash typeof vmap tables hooks synproxys`;
 
 /** Every word refused as an nft table name. */
-export const NFT_KEYWORDS: ReadonlySet<string> = new Set(`${NFT_SCANNER_WORDS} ${NFT_MEASURED_BAD}`.split(/\s+/).filter((w) => w !== ''));
+export const NFT_KEYWORDS: ReadonlySet<string> = new Set(
+  `${NFT_SCANNER_WORDS} ${NFT_MEASURED_BAD}`.split(/\s+/).filter((w) => w !== ''),
+);
 
 /** Why `name` cannot be spa-knockd's table (nftables) or chain (iptables), or undefined when it can. */
 export function tableNameProblem(backend: 'nftables' | 'iptables', name: string): string | undefined {
@@ -54,12 +56,14 @@ export function tableNameProblem(backend: 'nftables' | 'iptables', name: string)
     if (typeof name !== 'string' || !NFT_TABLE_RE.test(name)) {
       return 'an nftables table name must be lower case: a letter, then up to 27 letters, digits or _';
     }
-    if (NFT_KEYWORDS.has(name)) return `"${name}" is an nft keyword, which nft cannot use as a table name; choose another`;
+    if (NFT_KEYWORDS.has(name))
+      return `"${name}" is an nft keyword, which nft cannot use as a table name; choose another`;
     return undefined;
   }
   if (typeof name !== 'string' || !IPT_CHAIN_RE.test(name)) {
     return 'an iptables chain name must be a letter, then up to 23 letters, digits or _';
   }
-  if (IPT_BUILTIN.has(name.toUpperCase())) return `"${name}" is a built-in iptables chain; name a chain of spa-knock's own`;
+  if (IPT_BUILTIN.has(name.toUpperCase()))
+    return `"${name}" is a built-in iptables chain; name a chain of spa-knock's own`;
   return undefined;
 }

@@ -107,7 +107,13 @@ function parseElem(e: unknown): NftElem {
     return { parts: partsOf(val), raw, timeoutS: timeout, expiresS: expires, comment };
   }
   const v = value.safeParse(e);
-  return { parts: v.success ? partsOf(v.data) : undefined, raw, timeoutS: undefined, expiresS: undefined, comment: undefined };
+  return {
+    parts: v.success ? partsOf(v.data) : undefined,
+    raw,
+    timeoutS: undefined,
+    expiresS: undefined,
+    comment: undefined,
+  };
 }
 
 /** Parse `nft -j list table inet <table>` output: the sets and chains of that table. Throws ERR_SPA_FIREWALL. */

@@ -54,7 +54,8 @@ export const SET_TYPES: Readonly<Record<'allow4' | 'allow6' | 'protect', readonl
 
 /** Priority of both chains (`filter - 10`): before a default `filter` table, so our drop is seen first. */
 export const CHAIN_PRIO = -10;
-const chainSpec = (hook: 'input' | 'output'): string => `{ type filter hook ${hook} priority filter - 10; policy accept; }`;
+const chainSpec = (hook: 'input' | 'output'): string =>
+  `{ type filter hook ${hook} priority filter - 10; policy accept; }`;
 
 /** `90061500` → `1d1h1m1s500ms` (nft refuses large plain `NNNms` values; the compound form has no such limit). */
 export function nftDuration(ms: number): string {
@@ -102,7 +103,11 @@ export function installLines(table: string, plan: CheckedPlan): string[] {
   const t = `inet ${table}`;
   const elements = plan.protect.map((a: Access) => `${a.proto} . ${a.port}`).join(', ');
   const output = plan.silencePortUnreachable
-    ? [`add chain ${t} output ${chainSpec('output')}`, `flush chain ${t} output`, ...NFT_OUTPUT_RULES.map((r) => `add rule ${t} output ${r}`)]
+    ? [
+        `add chain ${t} output ${chainSpec('output')}`,
+        `flush chain ${t} output`,
+        ...NFT_OUTPUT_RULES.map((r) => `add rule ${t} output ${r}`),
+      ]
     : [`add chain ${t} output ${chainSpec('output')}`, `flush chain ${t} output`, `delete chain ${t} output`];
   return [
     `add table ${t}`,
@@ -125,13 +130,22 @@ export interface CarriedGrant extends GrantKey {
 }
 
 /** Replace the table whole (one transaction), re-adding the given grants with their remaining timeouts and owners. */
-export function replaceLines(table: string, plan: CheckedPlan, grants: readonly CarriedGrant[], minMs: number): string[] {
+export function replaceLines(
+  table: string,
+  plan: CheckedPlan,
+  grants: readonly CarriedGrant[],
+  minMs: number,
+): string[] {
   const t = `inet ${table}`;
   const lines = [`add table ${t}`, `delete table ${t}`, ...installLines(table, plan)];
   for (const f of [4, 6] as const) {
     const els = grants
       .filter((g) => g.family === f && (g.remainingMs === undefined || g.remainingMs >= minMs))
-      .map((g) => (g.remainingMs === undefined ? `${elemKey(g)}${g.owner !== undefined ? ` comment "${g.owner}"` : ''}` : elemWithTimeout(g, g.remainingMs, g.owner)));
+      .map((g) =>
+        g.remainingMs === undefined
+          ? `${elemKey(g)}${g.owner !== undefined ? ` comment "${g.owner}"` : ''}`
+          : elemWithTimeout(g, g.remainingMs, g.owner),
+      );
     if (els.length > 0) lines.push(`add element ${t} ${setName(f)} { ${els.join(', ')} }`);
   }
   return lines;

@@ -106,7 +106,7 @@ export class NftShell {
     if (!p) return; // stray output between requests: nothing waits for it
     if (line === p.token) {
       const last = p.lines[p.lines.length - 1];
-      if (last !== undefined && last.startsWith('Error: syntax error')) p.lines.pop();
+      if (last?.startsWith('Error: syntax error')) p.lines.pop();
       this.pending = undefined;
       this.skipCaret = true;
       clearTimeout(p.timer);

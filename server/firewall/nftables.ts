@@ -23,7 +23,14 @@ import { grantKeyString } from '../../shared/address.js';
 import { MIN_GRANT_MS, NFT_RECYCLE_AFTER, NFT_TIMEOUT_MS } from '../../shared/constants.js';
 import type { FirewallBackend, FirewallPlan, GrantEntry } from './backend.js';
 import { tableNameProblem } from './names.js';
-import { type NftListedGrant, type NftTableListing, accessOfElem, grantsOfListing, parseNftTable, parseNftTables } from './nft-json.js';
+import {
+  type NftListedGrant,
+  type NftTableListing,
+  accessOfElem,
+  grantsOfListing,
+  parseNftTable,
+  parseNftTables,
+} from './nft-json.js';
 import {
   CHAIN_PRIO,
   NFT_OUTPUT_RULES,
@@ -75,7 +82,9 @@ export class NftablesBackend implements FirewallBackend {
     const table = opts.table ?? 'spa_knock';
     const problem = (opts.nameProblem ?? ((n: string) => tableNameProblem('nftables', n)))(table);
     if (typeof table !== 'string' || problem !== undefined) {
-      throw firewallError(`invalid firewall.table ${JSON.stringify(String(table)).slice(0, 40)}: ${problem ?? 'not a string'}`);
+      throw firewallError(
+        `invalid firewall.table ${JSON.stringify(String(table)).slice(0, 40)}: ${problem ?? 'not a string'}`,
+      );
     }
     if (opts.wrap !== undefined && !opts.wrap.every((w) => typeof w === 'string')) {
       throw firewallError('invalid wrap: not a list of strings');
@@ -122,7 +131,8 @@ export class NftablesBackend implements FirewallBackend {
     const existed = (await this.tableHandle()) !== undefined;
     if (existed) await this.readBack('it exists but'); // unreadable: change nothing
     const first = await this.runScript(installLines(this.table, plan));
-    const failed = (msg: string): Error => firewallError(`nft install of table ${this.t} (firewall.table) failed: ${msg}`);
+    const failed = (msg: string): Error =>
+      firewallError(`nft install of table ${this.t} (firewall.table) failed: ${msg}`);
     if (!first.ok) {
       if (first.kind === 'process' || !existed) throw failed(first.message);
       // Maybe an incompatible table of the same name (older/newer layout): replace it whole, keeping the grants.
@@ -148,7 +158,9 @@ export class NftablesBackend implements FirewallBackend {
     try {
       await this.listTable();
     } catch (err) {
-      throw firewallError(`nft table ${this.t}: ${context} cannot be read (${(err as Error).message}): choose another firewall.table`);
+      throw firewallError(
+        `nft table ${this.t}: ${context} cannot be read (${(err as Error).message}): choose another firewall.table`,
+      );
     }
   }
 
@@ -180,7 +192,9 @@ export class NftablesBackend implements FirewallBackend {
     this.shell ??= new NftShell(this.nftArgv(['-i']), this.timeoutMs, this.recycleAfter);
     this.addRefreshes = false;
     const set = `${this.t} spak_probe`;
-    const made = await this.shell.transact(`add set ${set} { type ipv4_addr; flags timeout; }; add element ${set} { 127.0.0.1 timeout 10s }`);
+    const made = await this.shell.transact(
+      `add set ${set} { type ipv4_addr; flags timeout; }; add element ${set} { 127.0.0.1 timeout 10s }`,
+    );
     if (!made.ok) return;
     try {
       const again = await this.shell.transact(`add element ${set} { 127.0.0.1 timeout 1h }`);
@@ -211,13 +225,18 @@ export class NftablesBackend implements FirewallBackend {
           const expiresAt = Math.max(g.expiresAt, now + MIN_GRANT_MS);
           applied.push({ ...g, expiresAt });
           const known = this.known.get(grantKeyString(g));
-          if (fast && known !== undefined && known.owner === g.owner) refresh.push(elemWithTimeout(g, expiresAt - now, g.owner));
+          if (fast && known !== undefined && known.owner === g.owner)
+            refresh.push(elemWithTimeout(g, expiresAt - now, g.owner));
           else replace.push({ ...g, expiresAt });
         }
         if (refresh.length > 0) cmds.push(`add element ${set} { ${refresh.join(', ')} }`);
         if (replace.length > 0) {
           const withTimeout = replace.map((g) => elemWithTimeout(g, g.expiresAt - now, g.owner)).join(', ');
-          cmds.push(`add element ${set} { ${withTimeout} }`, `delete element ${set} { ${replace.map(elemKey).join(', ')} }`, `add element ${set} { ${withTimeout} }`);
+          cmds.push(
+            `add element ${set} { ${withTimeout} }`,
+            `delete element ${set} { ${replace.map(elemKey).join(', ')} }`,
+            `add element ${set} { ${withTimeout} }`,
+          );
         }
       }
       await this.change('grant', cmds);
@@ -282,7 +301,9 @@ export class NftablesBackend implements FirewallBackend {
     if (r.code !== 0) {
       if (r.spawnError === undefined && /Error: No such file or directory/.test(r.stderr)) return undefined;
       throw firewallError(
-        r.spawnError === undefined && /Error: /.test(r.stderr) ? `nft list failed: ${nftErrorMessage(r.stderr.split('\n'))}` : describeFailure(argv, r),
+        r.spawnError === undefined && /Error: /.test(r.stderr)
+          ? `nft list failed: ${nftErrorMessage(r.stderr.split('\n'))}`
+          : describeFailure(argv, r),
       );
     }
     return parseNftTable(r.stdout, 'inet', this.table);
@@ -302,7 +323,13 @@ export class NftablesBackend implements FirewallBackend {
     return this.queue.run(async () => {
       const listed = (await this.readGrants(now)) ?? [];
       this.remember(listed, true);
-      return listed.map(({ family, address, access, expiresAt, owner }) => ({ family, address, access, expiresAt, ...(owner !== undefined ? { owner } : {}) }));
+      return listed.map(({ family, address, access, expiresAt, owner }) => ({
+        family,
+        address,
+        access,
+        expiresAt,
+        ...(owner !== undefined ? { owner } : {}),
+      }));
     });
   }
 
@@ -318,34 +345,47 @@ export class NftablesBackend implements FirewallBackend {
           problems.push(`nft set ${this.t} ${name} is missing`);
           continue;
         }
-        if (set.type.join(' . ') !== SET_TYPES[name].join(' . ')) problems.push(`nft set ${name} has type ${set.type.join(' . ')}`);
+        if (set.type.join(' . ') !== SET_TYPES[name].join(' . '))
+          problems.push(`nft set ${name} has type ${set.type.join(' . ')}`);
         if (name !== 'protect' && !set.flags.includes('timeout')) problems.push(`nft set ${name} lacks flags timeout`);
       }
       const pset = listing.sets.get('protect');
       if (pset) {
         const have = pset.elems.map((e) => accessOfElem(e.parts));
-        const diff = accessListDiff(have.filter((a) => a !== undefined), want.protect);
+        const diff = accessListDiff(
+          have.filter((a) => a !== undefined),
+          want.protect,
+        );
         if (diff !== undefined) problems.push(diff);
         const odd = pset.elems.filter((_, i) => have[i] === undefined).map((e) => e.raw);
-        if (odd.length > 0) problems.push(`nft set protect holds elements spa-knockd does not write: ${odd.join(', ')}`);
+        if (odd.length > 0)
+          problems.push(`nft set protect holds elements spa-knockd does not write: ${odd.join(', ')}`);
       }
       problems.push(...(await this.checkChain(listing, 'input', NFT_RULES)));
       if (want.silencePortUnreachable) problems.push(...(await this.checkChain(listing, 'output', NFT_OUTPUT_RULES)));
-      else if (listing.chains.has('output')) problems.push(`nft chain ${this.t} output exists but silence_port_unreachable is off`);
+      else if (listing.chains.has('output'))
+        problems.push(`nft chain ${this.t} output exists but silence_port_unreachable is off`);
       return problems;
     });
   }
 
-  private async checkChain(listing: NftTableListing, hook: 'input' | 'output', want: readonly string[]): Promise<string[]> {
+  private async checkChain(
+    listing: NftTableListing,
+    hook: 'input' | 'output',
+    want: readonly string[],
+  ): Promise<string[]> {
     const chain = listing.chains.get(hook);
     if (!chain) return [`nft chain ${this.t} ${hook} is missing`];
     const problems: string[] = [];
     if (chain.type !== 'filter' || chain.hook !== hook || chain.prio !== CHAIN_PRIO) {
-      problems.push(`nft chain ${hook} is not "type filter hook ${hook} priority filter - 10" (found ${String(chain.type)} ${String(chain.hook)} ${String(chain.prio)})`);
+      problems.push(
+        `nft chain ${hook} is not "type filter hook ${hook} priority filter - 10" (found ${String(chain.type)} ${String(chain.hook)} ${String(chain.prio)})`,
+      );
     }
     if (chain.policy !== 'accept') problems.push(`nft chain ${hook} has policy ${String(chain.policy)}`);
     const rules = await this.listChainRules(hook);
-    if (rules.join('\n') !== want.join('\n')) problems.push(`nft chain ${hook} rules differ: found [${rules.join('; ')}]`);
+    if (rules.join('\n') !== want.join('\n'))
+      problems.push(`nft chain ${hook} rules differ: found [${rules.join('; ')}]`);
     return problems;
   }
 

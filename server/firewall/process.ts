@@ -91,8 +91,10 @@ export function describeFailure(argv: readonly string[], r: RunResult): string {
   const name = argv.join(' ');
   if (r.spawnError !== undefined) {
     // with a wrap (tests: ip netns exec) the tool is not argv[0]; name the tool the operator must install
-    const tool = argv.find((a) => /^(nft|iptables|ip6tables|iptables-restore|ip6tables-restore)$/.test(a)) ?? argv[0] ?? '';
-    if (/ENOENT/.test(r.spawnError)) return `cannot run ${shortCmd(name)}: ${tool} not found (install the ${tool === 'nft' ? 'nftables' : 'iptables'} package)`;
+    const tool =
+      argv.find((a) => /^(nft|iptables|ip6tables|iptables-restore|ip6tables-restore)$/.test(a)) ?? argv[0] ?? '';
+    if (/ENOENT/.test(r.spawnError))
+      return `cannot run ${shortCmd(name)}: ${tool} not found (install the ${tool === 'nft' ? 'nftables' : 'iptables'} package)`;
     return `cannot run ${shortCmd(name)}: ${r.spawnError}`;
   }
   if (r.timedOut) return `${shortCmd(name)} timed out`;

@@ -73,7 +73,11 @@ export function checkGrants(entries: readonly GrantEntry[]): GrantEntry[] {
     const k = checkGrantKey(e);
     const { expiresAt, owner } = e as { expiresAt?: unknown; owner?: unknown };
     const o = checkOwner(owner);
-    byKey.set(grantKeyString(k), { ...k, expiresAt: checkExpiresAt(expiresAt), ...(o !== undefined ? { owner: o } : {}) });
+    byKey.set(grantKeyString(k), {
+      ...k,
+      expiresAt: checkExpiresAt(expiresAt),
+      ...(o !== undefined ? { owner: o } : {}),
+    });
   }
   return [...byKey.values()];
 }

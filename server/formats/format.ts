@@ -15,7 +15,9 @@ export interface Authenticated {
   readonly replayId: string;
 }
 
-export type AuthResult = { readonly ok: true; readonly value: Authenticated } | { readonly ok: false; readonly code: RejectReason };
+export type AuthResult =
+  | { readonly ok: true; readonly value: Authenticated }
+  | { readonly ok: false; readonly code: RejectReason };
 
 export interface PacketFormat {
   readonly name: string;

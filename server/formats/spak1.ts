@@ -29,7 +29,9 @@ export class Spak1Format implements PacketFormat {
   #to = -1;
 
   constructor(clients: readonly ClientConfig[], windowMs: number) {
-    this.#clients = clients.filter((c) => c.format === 'spak1').map((client) => ({ client, keys: deriveKeys(client.key) }));
+    this.#clients = clients
+      .filter((c) => c.format === 'spak1')
+      .map((client) => ({ client, keys: deriveKeys(client.key) }));
     this.#windowMs = windowMs;
   }
 

@@ -23,7 +23,10 @@ for (const which of ['require', 'skip']) {
   test(`a missing tool makes the suite fail (${which === 'require' ? 'requireNetns' : 'netnsSkip'}), with the fix`, async () => {
     const r = await runTs(FIXTURE, [which], { env });
     assert.equal(r.code, 1, `exit code ${r.code}: ${r.stdout}${r.stderr}`);
-    assert.match(r.stdout, /netns tests cannot run: spak-no-such-tool not found \(fix: apt-get install -y spak-no-such-tool\)/);
+    assert.match(
+      r.stdout,
+      /netns tests cannot run: spak-no-such-tool not found \(fix: apt-get install -y spak-no-such-tool\)/,
+    );
     assert.match(r.stdout, /# fail 1/);
   });
 }

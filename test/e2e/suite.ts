@@ -73,7 +73,9 @@ export function e2eSuite(backend: Backend, tag: string, subnet: number): void {
       await knockOk(w.pair.srv4, '--key', keys.alice!, '--allow-ip', w.pair.cli6);
       assert.equal(await opens(w.pair.srv6), true, 'the IPv6 address named in the packet may connect');
       assert.equal(await isOpen(w.pair.srv4), false, 'the IPv4 source itself was not granted');
-      const g = await w.daemon.waitFor((l) => l.event === 'grant' && l.address === w.pair.cli6 && l.source === w.pair.cli4);
+      const g = await w.daemon.waitFor(
+        (l) => l.event === 'grant' && l.address === w.pair.cli6 && l.source === w.pair.cli4,
+      );
       assert.ok(g);
       await knockOk(w.pair.srv4, '--key', keys.alice!, '--allow-ip', w.pair.cli6, '--close');
       await w.daemon.waitFor((l) => l.event === 'revoke' && l.address === w.pair.cli6 && l.source === w.pair.cli4);
@@ -139,7 +141,11 @@ export function e2eSuite(backend: Backend, tag: string, subnet: number): void {
       await settle();
       assert.equal(await isOpen(w.pair.srv4), false, 'still refused after kill -9 and restart');
       const restartedAt = w.daemon.lines.findLastIndex((l) => l.event === 'start');
-      await w.daemon.waitFor((l) => l.event === 'rejects' && ((l.by as Record<string, number>).replay ?? 0) === 1, 3000, restartedAt);
+      await w.daemon.waitFor(
+        (l) => l.event === 'rejects' && ((l.by as Record<string, number>).replay ?? 0) === 1,
+        3000,
+        restartedAt,
+      );
       await knockOk(w.pair.srv4, '--key', keys.alice!);
       assert.equal(await opens(w.pair.srv4), true, 'control: a fresh knock opens after the restart');
       await knockOk(w.pair.srv4, '--key', keys.alice!, '--close');

@@ -51,7 +51,10 @@ describe('config', () => {
     assert.ok(alice);
     assert.deepEqual(alice.key, keyOf(1));
     assert.deepEqual(alice.open, [{ proto: 'tcp', port: 22 }]);
-    assert.deepEqual(alice.sources.map((s) => s.text), ['0.0.0.0/0', '::/0']);
+    assert.deepEqual(
+      alice.sources.map((s) => s.text),
+      ['0.0.0.0/0', '::/0'],
+    );
     assert.equal(alice.maxDuration, 300);
     assert.equal(alice.maxGrants, 16);
     assert.equal(alice.requireSourceAddress, false);
@@ -64,9 +67,25 @@ describe('config', () => {
   });
 
   test('the full example from the docs parses', () => {
-    const c = parseConfig(configText({ clients: [{ name: 'bob', key: keyOf(2), open: ['tcp/22'], sources: ['192.0.2.0/24', '2001:db8::/32'], max_duration: 60 }] }), 'x.toml');
+    const c = parseConfig(
+      configText({
+        clients: [
+          {
+            name: 'bob',
+            key: keyOf(2),
+            open: ['tcp/22'],
+            sources: ['192.0.2.0/24', '2001:db8::/32'],
+            max_duration: 60,
+          },
+        ],
+      }),
+      'x.toml',
+    );
     assert.equal(c.clients[0]?.maxDuration, 60);
-    assert.deepEqual(c.clients[0]?.sources.map((s) => s.text), ['192.0.2.0/24', '2001:db8::/32']);
+    assert.deepEqual(
+      c.clients[0]?.sources.map((s) => s.text),
+      ['192.0.2.0/24', '2001:db8::/32'],
+    );
   });
 
   test('the example in docs/config.md parses, with the values it shows', () => {
@@ -98,31 +117,55 @@ describe('config', () => {
     assert.match(errorOf(`[listen]\nport = 70000\n${minimal}`), /line 2: listen\.port: .*65535/);
     assert.match(errorOf(`[grant]\nduration = 1.5\n${minimal}`), /line 2: grant\.duration: must be a whole number/);
     assert.match(errorOf(`[replay]\nwindow = 0\n${minimal}`), /line 2: replay\.window/);
-    assert.match(errorOf(`[listen]\naddress = "localhost"\n${minimal}`), /line 2: listen\.address: must be an IPv4 or IPv6 address/);
+    assert.match(
+      errorOf(`[listen]\naddress = "localhost"\n${minimal}`),
+      /line 2: listen\.address: must be an IPv4 or IPv6 address/,
+    );
     assert.match(errorOf(minimal.replace('[firewall]', '[firewall]\nbackend = "pf"')), /line 3: firewall\.backend/);
   });
 
   test('bad accesses and sources', () => {
-    assert.match(errorOf(minimal.replace('open = ["tcp/22"]', 'open = ["tcp/22", "ssh"]')), /line 8: client\[0\]\.open\[1\]: "ssh" is not an access/);
-    assert.match(errorOf(minimal.replace('protect = ["tcp/22"]', 'protect = ["tcp/0"]')), /line 3: firewall\.protect\[0\]/);
-    assert.match(errorOf(minimal + 'sources = ["10.0.0.0/33"]\n'), /line 9: client\[0\]\.sources\[0\]: "10\.0\.0\.0\/33": the prefix length must be 0-32/);
+    assert.match(
+      errorOf(minimal.replace('open = ["tcp/22"]', 'open = ["tcp/22", "ssh"]')),
+      /line 8: client\[0\]\.open\[1\]: "ssh" is not an access/,
+    );
+    assert.match(
+      errorOf(minimal.replace('protect = ["tcp/22"]', 'protect = ["tcp/0"]')),
+      /line 3: firewall\.protect\[0\]/,
+    );
+    assert.match(
+      errorOf(minimal + 'sources = ["10.0.0.0/33"]\n'),
+      /line 9: client\[0\]\.sources\[0\]: "10\.0\.0\.0\/33": the prefix length must be 0-32/,
+    );
     assert.match(errorOf(minimal + 'sources = ["010.0.0.0/8"]\n'), /"010\.0\.0\.0\/8" is not an address or CIDR/);
     assert.match(errorOf(minimal + 'sources = ["10.0.0.0/8x"]\n'), /"10\.0\.0\.0\/8x" is not an address or CIDR/);
-    assert.deepEqual(parseConfig(minimal + 'sources = ["192.0.2.7", "2001:db8::/32"]\n', 'x').clients[0]?.sources.map((c) => c.text), ['192.0.2.7/32', '2001:db8::/32']);
+    assert.deepEqual(
+      parseConfig(minimal + 'sources = ["192.0.2.7", "2001:db8::/32"]\n', 'x').clients[0]?.sources.map((c) => c.text),
+      ['192.0.2.7/32', '2001:db8::/32'],
+    );
   });
 
   test('a client may only open protected accesses', () => {
-    assert.match(errorOf(minimal.replace('open = ["tcp/22"]', 'open = ["tcp/80"]')), /line 8: client\[0\]\.open\[0\]: tcp\/80 is not in firewall\.protect/);
+    assert.match(
+      errorOf(minimal.replace('open = ["tcp/22"]', 'open = ["tcp/80"]')),
+      /line 8: client\[0\]\.open\[0\]: tcp\/80 is not in firewall\.protect/,
+    );
   });
 
   test('clients: at least one, unique names, unique keys, exactly one of key/key_file', () => {
-    assert.match(errorOf('[firewall]\nprotect = ["tcp/22"]\n'), /^config \S+: client: at least one \[\[client\]\] section is required$/);
+    assert.match(
+      errorOf('[firewall]\nprotect = ["tcp/22"]\n'),
+      /^config \S+: client: at least one \[\[client\]\] section is required$/,
+    );
     assert.match(errorOf('state_dir = "/x"\n'), /: firewall: is required/);
     const second = `[[client]]\nname = "alice"\nkey = "${formatKey(keyOf(2))}"\nopen = ["tcp/22"]\n`;
     assert.match(errorOf(minimal + second), /line 10: client\[1\]\.name: duplicate client name "alice"/);
     const sameKey = `[[client]]\nname = "bob"\nkey = "${formatKey(keyOf(1))}"\nopen = ["tcp/22"]\n`;
     assert.match(errorOf(minimal + sameKey), /client\[1\]\.key: same key as client "alice"/);
-    assert.match(errorOf(minimal.replace(/key = .*/, '')), /line 5: client\[0\]: set exactly one of "key" or "key_file"/);
+    assert.match(
+      errorOf(minimal.replace(/key = .*/, '')),
+      /line 5: client\[0\]: set exactly one of "key" or "key_file"/,
+    );
   });
 
   test('a mistyped key is caught by its checksum', () => {
@@ -139,23 +182,54 @@ describe('config', () => {
     writeFileSync(cfgPath, minimal.replace(/key = .*/, 'key_file = "alice.key"'));
     assert.deepEqual(loadConfig(cfgPath).clients[0]?.key, keyOf(3));
     chmodSync(kf, 0o644);
-    assert.throws(() => loadConfig(cfgPath), (e: Error) => e instanceof SpaError && e.code === 'ERR_SPA_CONFIG' && /client\[0\]\.key_file: key file .* is readable by group or others/.test(e.message));
+    assert.throws(
+      () => loadConfig(cfgPath),
+      (e: Error) =>
+        e instanceof SpaError &&
+        e.code === 'ERR_SPA_CONFIG' &&
+        /client\[0\]\.key_file: key file .* is readable by group or others/.test(e.message),
+    );
   });
 
   test('firewall.table names fit the backend', () => {
-    assert.match(errorOf(minimal.replace('[firewall]', '[firewall]\ntable = "SPA"')), /line 3: firewall\.table: an nftables table name must be lower case/);
-    assert.match(errorOf(minimal.replace('[firewall]', '[firewall]\nbackend = "iptables"\ntable = "input"')), /line 4: firewall\.table: "input" is a built-in iptables chain/);
-    assert.match(errorOf(minimal.replace('[firewall]', '[firewall]\ntable = "a b"')), /line 3: firewall\.table: an nftables table name must be/);
-    assert.match(errorOf(minimal.replace('[firewall]', '[firewall]\nbackend = "iptables"\ntable = "a-b"')), /line 4: firewall\.table: an iptables chain name must be/);
-    assert.equal(parseConfig(minimal.replace('[firewall]', '[firewall]\nbackend = "iptables"\ntable = "KNOCK_GATE"'), 'x').firewall.table, 'KNOCK_GATE');
+    assert.match(
+      errorOf(minimal.replace('[firewall]', '[firewall]\ntable = "SPA"')),
+      /line 3: firewall\.table: an nftables table name must be lower case/,
+    );
+    assert.match(
+      errorOf(minimal.replace('[firewall]', '[firewall]\nbackend = "iptables"\ntable = "input"')),
+      /line 4: firewall\.table: "input" is a built-in iptables chain/,
+    );
+    assert.match(
+      errorOf(minimal.replace('[firewall]', '[firewall]\ntable = "a b"')),
+      /line 3: firewall\.table: an nftables table name must be/,
+    );
+    assert.match(
+      errorOf(minimal.replace('[firewall]', '[firewall]\nbackend = "iptables"\ntable = "a-b"')),
+      /line 4: firewall\.table: an iptables chain name must be/,
+    );
+    assert.equal(
+      parseConfig(minimal.replace('[firewall]', '[firewall]\nbackend = "iptables"\ntable = "KNOCK_GATE"'), 'x').firewall
+        .table,
+      'KNOCK_GATE',
+    );
   });
 
   test('a missing config file is one clear line', () => {
-    assert.throws(() => loadConfig(join(dir, 'nope.toml')), (e: Error) => e instanceof SpaError && e.code === 'ERR_SPA_CONFIG' && /^cannot read config \/.*nope\.toml: no such file or directory$/.test(e.message));
+    assert.throws(
+      () => loadConfig(join(dir, 'nope.toml')),
+      (e: Error) =>
+        e instanceof SpaError &&
+        e.code === 'ERR_SPA_CONFIG' &&
+        /^cannot read config \/.*nope\.toml: no such file or directory$/.test(e.message),
+    );
   });
 
   test('grant.duration cannot exceed grant.max_duration; client max is capped by the global one', () => {
-    assert.match(errorOf(`[grant]\nduration = 600\n${minimal}`), /grant\.duration: must not exceed grant\.max_duration \(300\)/);
+    assert.match(
+      errorOf(`[grant]\nduration = 600\n${minimal}`),
+      /grant\.duration: must not exceed grant\.max_duration \(300\)/,
+    );
     const c = parseConfig(minimal + 'max_duration = 9000\n', 'x.toml');
     assert.equal(c.clients[0]?.maxDuration, 300);
   });
@@ -174,8 +248,14 @@ describe('config: issue 11 (sources, new keys, file hygiene)', () => {
   };
 
   test('a CIDR block with host bits set is refused (it would match more than it says)', () => {
-    assert.match(errorOf(minimal + 'sources = ["10.1.2.3/0"]\n'), /client\[0\]\.sources\[0\]: "10\.1\.2\.3\/0" has host bits set; the block is 0\.0\.0\.0\/0/);
-    assert.match(errorOf(minimal + 'sources = ["2001:db8::1/32"]\n'), /"2001:db8::1\/32" has host bits set; the block is 2001:db8::\/32/);
+    assert.match(
+      errorOf(minimal + 'sources = ["10.1.2.3/0"]\n'),
+      /client\[0\]\.sources\[0\]: "10\.1\.2\.3\/0" has host bits set; the block is 0\.0\.0\.0\/0/,
+    );
+    assert.match(
+      errorOf(minimal + 'sources = ["2001:db8::1/32"]\n'),
+      /"2001:db8::1\/32" has host bits set; the block is 2001:db8::\/32/,
+    );
     assert.match(errorOf(minimal + 'sources = ["::ffff:10.0.0.0/104"]\n'), /IPv4-mapped IPv6 block; write it as IPv4/);
   });
 
@@ -192,27 +272,51 @@ describe('config: issue 11 (sources, new keys, file hygiene)', () => {
 
   test('new keys: receive_buffer, silence_port_unreachable, max_grants, require_source_address', () => {
     const text = minimal
-      .replace('[firewall]', '[listen]\nreceive_buffer = 1048576\n[grant]\nmax_grants = 4\n[firewall]\nsilence_port_unreachable = true')
-      .concat('require_source_address = true\nmax_grants = 2\n', '[[client]]\nname = "bob"\nkey = "' + formatKey(keyOf(2)) + '"\nopen = ["tcp/22"]\n');
+      .replace(
+        '[firewall]',
+        '[listen]\nreceive_buffer = 1048576\n[grant]\nmax_grants = 4\n[firewall]\nsilence_port_unreachable = true',
+      )
+      .concat(
+        'require_source_address = true\nmax_grants = 2\n',
+        '[[client]]\nname = "bob"\nkey = "' + formatKey(keyOf(2)) + '"\nopen = ["tcp/22"]\n',
+      );
     const c = parseConfig(text, 'x');
     assert.equal(c.listen.receiveBuffer, 1048576);
     assert.equal(c.firewall.silencePortUnreachable, true);
     assert.equal(c.grant.maxGrants, 4);
-    assert.deepEqual(c.clients.map((cl) => [cl.name, cl.maxGrants, cl.requireSourceAddress]), [['alice', 2, true], ['bob', 4, false]]);
+    assert.deepEqual(
+      c.clients.map((cl) => [cl.name, cl.maxGrants, cl.requireSourceAddress]),
+      [
+        ['alice', 2, true],
+        ['bob', 4, false],
+      ],
+    );
     assert.match(errorOf(minimal + 'require_source_address = "yes"\n'), /client\[0\]\.require_source_address/);
     assert.match(errorOf(minimal + 'max_grants = 0\n'), /client\[0\]\.max_grants/);
     assert.match(errorOf(`[listen]\nreceive_buffer = 100\n${minimal}`), /line 2: listen\.receive_buffer/);
-    assert.match(errorOf(minimal.replace('[firewall]', '[firewall]\nsilence_port_unreachable = 1')), /firewall\.silence_port_unreachable/);
+    assert.match(
+      errorOf(minimal.replace('[firewall]', '[firewall]\nsilence_port_unreachable = 1')),
+      /firewall\.silence_port_unreachable/,
+    );
   });
 
   test('firewall.table: config refuses exactly what tableNameProblem (server/firewall/names.ts) refuses, with its words', () => {
-    for (const [backend, name] of [['nftables', 'a b'], ['nftables', 'a'.repeat(29)], ['nftables', 'Spa'], ['iptables', 'forward'], ['iptables', '1x']] as const) {
+    for (const [backend, name] of [
+      ['nftables', 'a b'],
+      ['nftables', 'a'.repeat(29)],
+      ['nftables', 'Spa'],
+      ['iptables', 'forward'],
+      ['iptables', '1x'],
+    ] as const) {
       const problem = tableNameProblem(backend, name);
       assert.ok(problem, name);
       const msg = errorOf(minimal.replace('[firewall]', `[firewall]\nbackend = "${backend}"\ntable = "${name}"`));
       assert.ok(msg.endsWith(`firewall.table: ${problem}`), msg);
     }
-    assert.equal(parseConfig(minimal.replace('[firewall]', '[firewall]\ntable = "knock_gate"'), 'x').firewall.table, 'knock_gate');
+    assert.equal(
+      parseConfig(minimal.replace('[firewall]', '[firewall]\ntable = "knock_gate"'), 'x').firewall.table,
+      'knock_gate',
+    );
   });
 
   test('only a regular file is read: /dev/zero and a FIFO are refused at once, not read without end', () => {
@@ -236,7 +340,10 @@ describe('config: issue 11 (sources, new keys, file hygiene)', () => {
     assert.equal(errOf(() => loadConfig(dir)).message, `cannot read config ${dir}: not a regular file`);
     const f = join(dir, 'plain');
     writeFileSync(f, '');
-    assert.equal(errOf(() => loadConfig(join(f, 'x.toml'))).message, `cannot read config ${f}/x.toml: a part of the path is not a directory`);
+    assert.equal(
+      errOf(() => loadConfig(join(f, 'x.toml'))).message,
+      `cannot read config ${f}/x.toml: a part of the path is not a directory`,
+    );
   });
 
   test('a config holding inline keys is held to the key-file rule; a config others can write is refused', () => {
@@ -248,7 +355,10 @@ describe('config: issue 11 (sources, new keys, file hygiene)', () => {
       chmodSync(p, mode);
       const e = errOf(() => loadConfig(p));
       assert.equal(e.code, 'ERR_SPA_CONFIG_PERMS');
-      assert.equal(e.message, `config ${p} holds keys (client "alice") but group or others have access (mode 0${mode.toString(8)}); run: chmod 600 ${p}`);
+      assert.equal(
+        e.message,
+        `config ${p} holds keys (client "alice") but group or others have access (mode 0${mode.toString(8)}); run: chmod 600 ${p}`,
+      );
     }
     // no inline key: readable by others is fine (the key files are checked on their own) …
     const kf = join(dir, 'k2.key');

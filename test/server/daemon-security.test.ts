@@ -149,7 +149,10 @@ describe('grants between clients (11b)', () => {
     await daemon.start();
     await send(daemon, knock(ALICE, clock.now(), { duration: 300 }), ALICE_IP);
     await send(daemon, knock(BOB, clock.now(), { duration: 1, allowAddress: ALICE_IP }), BOB_IP);
-    assert.deepEqual(backend.held.map((g) => [g.owner, g.expiresAt - clock.now()]), [['alice', 300_000]]);
+    assert.deepEqual(
+      backend.held.map((g) => [g.owner, g.expiresAt - clock.now()]),
+      [['alice', 300_000]],
+    );
     const g = sink.events('grant')[1];
     assert.deepEqual([g?.client, g?.opened, g?.unchanged], ['bob', [], ['tcp/22']]);
     await daemon.stop();
@@ -173,7 +176,8 @@ describe('grants between clients (11b)', () => {
   test('one key cannot fill the sets: beyond max_grants distinct addresses → grant-limit', async () => {
     const { daemon, backend, clock } = setup({ extra: 'max_grants = 3\n' });
     await daemon.start();
-    for (let i = 1; i <= 5; i++) await send(daemon, knock(CAROL, clock.now(), { allowAddress: `192.0.2.${i}` }), BOB_IP);
+    for (let i = 1; i <= 5; i++)
+      await send(daemon, knock(CAROL, clock.now(), { allowAddress: `192.0.2.${i}` }), BOB_IP);
     assert.equal(backend.held.length, 3);
     assert.deepEqual(daemon.rejects.totals(), { 'grant-limit': 2 });
     await daemon.stop();
@@ -205,7 +209,10 @@ describe('ungrantable addresses (11c)', () => {
     const { daemon, backend, clock } = setup({ broadcasts: new Set(['10.9.255.255']) });
     await daemon.start();
     await send(daemon, knock(ALICE, clock.now(), { allowAddress: ALICE_IP }), '127.0.0.1');
-    assert.deepEqual(backend.held.map((g) => g.address), [ALICE_IP]);
+    assert.deepEqual(
+      backend.held.map((g) => g.address),
+      [ALICE_IP],
+    );
     for (const src of ['224.0.0.9', '10.9.255.255', '255.255.255.255', 'ff02::1']) {
       await send(daemon, knock(ALICE, clock.now(), { allowAddress: BOB_IP }), src);
     }
@@ -214,7 +221,7 @@ describe('ungrantable addresses (11c)', () => {
     await daemon.stop();
   });
 
-  test('by default the broadcasts come from this host\'s interfaces', () => {
+  test("by default the broadcasts come from this host's interfaces", () => {
     // no `broadcasts` given: constructing computes them from os.networkInterfaces() without error
     const d = new Daemon({ config: config(), backend: new FakeBackend(), log: logSink().log, warmUp: false });
     assert.ok(d);
@@ -231,7 +238,11 @@ describe('sender binding: require_source_address (11d)', () => {
     // carol's knock names her address; an on-path copier races it from elsewhere
     const named = knock(CAROL, clock.now(), { allowAddress: ALICE_IP });
     await send(daemon, named, '192.0.2.200');
-    assert.deepEqual(backend.held.map((g) => g.address), [ALICE_IP], 'the copier got nothing');
+    assert.deepEqual(
+      backend.held.map((g) => g.address),
+      [ALICE_IP],
+      'the copier got nothing',
+    );
     await send(daemon, named, ALICE_IP); // the original, arriving second: a replay, harmless
     assert.deepEqual(daemon.rejects.totals(), { 'source-required': 1, replay: 1 });
     await daemon.stop();
@@ -242,7 +253,8 @@ describe('replay records that cannot be written (issue 5)', () => {
   class FlakyReplayFile extends ReplayFile {
     failing = false;
     override append(r: Parameters<ReplayFile['append']>[0]): void {
-      if (this.failing) throw new SpaError('ERR_SPA_STATE_DIR', `cannot write ${this.path}: no space left on the device`);
+      if (this.failing)
+        throw new SpaError('ERR_SPA_STATE_DIR', `cannot write ${this.path}: no space left on the device`);
       super.append(r);
     }
   }
@@ -257,7 +269,7 @@ describe('replay records that cannot be written (issue 5)', () => {
     assert.deepEqual(daemon.rejects.totals(), { 'state-write': 3 });
     const errs = sink.events('state-write-error');
     assert.equal(errs.length, 1, 'one line, not one per knock');
-    assert.match(String((errs[0]?.err as { message?: string }).message), /no space left/);
+    assert.match(String((errs[0]?.err as { message?: string } | undefined)?.message), /no space left/);
     rf.failing = false;
     await send(daemon, knock(ALICE, clock.now()), ALICE_IP);
     assert.equal(backend.held.length, 1);
@@ -278,7 +290,13 @@ describe('kernel drops in the reject summary (11h)', () => {
     await clock.advance(10_000);
     await clock.advance(10_000);
     const s = sink.events('rejects');
-    assert.deepEqual(s.map((l) => [l.total, l.drops]), [[1, 30], [0, 5]]);
+    assert.deepEqual(
+      s.map((l) => [l.total, l.drops]),
+      [
+        [1, 30],
+        [0, 5],
+      ],
+    );
     await daemon.stop();
   });
 });
@@ -302,7 +320,10 @@ describe('receive buffer (11h)', () => {
 describe('silence_port_unreachable (11i)', () => {
   test('planOf carries firewall.silence_port_unreachable to the backend', async () => {
     assert.equal(planOf(config()).silencePortUnreachable, false);
-    const c = parseConfig(configText({ extra: '' }).replace('[firewall]', '[firewall]\nsilence_port_unreachable = true'), 'x');
+    const c = parseConfig(
+      configText({ extra: '' }).replace('[firewall]', '[firewall]\nsilence_port_unreachable = true'),
+      'x',
+    );
     assert.equal(planOf(c).silencePortUnreachable, true);
     const { daemon, backend } = setup();
     await daemon.start();

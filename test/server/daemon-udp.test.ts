@@ -31,7 +31,12 @@ async function until(what: string, cond: () => boolean, ms = 5000): Promise<void
   }
 }
 
-async function sendTo(family: 'udp4' | 'udp6', address: string, port: number, datagrams: readonly Uint8Array[]): Promise<void> {
+async function sendTo(
+  family: 'udp4' | 'udp6',
+  address: string,
+  port: number,
+  datagrams: readonly Uint8Array[],
+): Promise<void> {
   const s = createSocket(family);
   try {
     for (const d of datagrams) await new Promise((r, j) => s.send(d, port, address, (e) => (e ? j(e) : r(undefined))));
@@ -40,13 +45,22 @@ async function sendTo(family: 'udp4' | 'udp6', address: string, port: number, da
   }
 }
 
-for (const [family, address, source] of [['udp4', '127.0.0.1', 4], ['udp6', '::1', 6]] as const) {
+for (const [family, address, source] of [
+  ['udp4', '127.0.0.1', 4],
+  ['udp6', '::1', 6],
+] as const) {
   describe(`daemon on a real UDP socket, ${address}`, () => {
     test('a knock opens a grant for the sender; junk is counted; the summary has the kernel drops', async () => {
       const backend = new FakeBackend();
       const sink = logSink();
       // loopback is never granted (issue 11): let the knock name a documentation address instead
-      const daemon = new Daemon({ config: configOn(address), backend, log: sink.log, warmUp: false, broadcasts: new Set() });
+      const daemon = new Daemon({
+        config: configOn(address),
+        backend,
+        log: sink.log,
+        warmUp: false,
+        broadcasts: new Set(),
+      });
       await daemon.start();
       try {
         const start = sink.events('start')[0];
@@ -57,13 +71,23 @@ for (const [family, address, source] of [['udp4', '127.0.0.1', 4], ['udp6', '::1
         // Linux reports double what it grants, up to 2 × net.core.rmem_max
         assert.ok(typeof start?.receive_buffer === 'number' && start.receive_buffer > 0);
         const allow = source === 4 ? '192.0.2.10' : '2001:db8::10';
-        await sendTo(family, address, port, [buildPacket(ALICE, { type: 'open', accesses: [TCP22], duration: 0, allowAddress: allow }, Date.now()).bytes]);
+        await sendTo(family, address, port, [
+          buildPacket(ALICE, { type: 'open', accesses: [TCP22], duration: 0, allowAddress: allow }, Date.now()).bytes,
+        ]);
         await until('the grant', () => backend.held.length === 1);
-        assert.deepEqual(backend.held.map((g) => [g.family, g.address, g.owner]), [[source, allow, 'alice']]);
+        assert.deepEqual(
+          backend.held.map((g) => [g.family, g.address, g.owner]),
+          [[source, allow, 'alice']],
+        );
         // a knock for the loopback sender itself is refused as `address`
-        await sendTo(family, address, port, [buildPacket(ALICE, { type: 'open', accesses: [TCP22], duration: 0 }, Date.now()).bytes]);
+        await sendTo(family, address, port, [
+          buildPacket(ALICE, { type: 'open', accesses: [TCP22], duration: 0 }, Date.now()).bytes,
+        ]);
         await sendTo(family, address, port, [new Uint8Array(3), new Uint8Array(600), new Uint8Array(100).fill(7)]);
-        await until('the rejects', () => Object.values(daemon.rejects.totals()).reduce((a, b) => a + (b ?? 0), 0) === 4);
+        await until(
+          'the rejects',
+          () => Object.values(daemon.rejects.totals()).reduce((a, b) => a + (b ?? 0), 0) === 4,
+        );
         assert.deepEqual(daemon.rejects.totals(), { address: 1, size: 2, version: 1 });
         daemon.flushRejectSummary();
         const s = sink.events('rejects')[0];
@@ -83,7 +107,8 @@ test('a port in use is one ERR_SPA_LISTEN line, with errno words', async () => {
     const port = s.address().port;
     await assert.rejects(
       openUdpListener({ address: '127.0.0.1', port, onMessage: () => undefined, onError: () => undefined }),
-      (e: Error & { code?: string }) => e.code === 'ERR_SPA_LISTEN' && e.message === `cannot listen on udp 127.0.0.1:${port}: address already in use`,
+      (e: Error & { code?: string }) =>
+        e.code === 'ERR_SPA_LISTEN' && e.message === `cannot listen on udp 127.0.0.1:${port}: address already in use`,
     );
   } finally {
     s.close();

@@ -26,7 +26,9 @@ const ALICE = keyOf(1);
 const BOB = keyOf(2);
 const TCP22 = { proto: 'tcp', port: 22 } as const;
 
-function setup(opts: { kernelExpiry?: boolean; stateDir?: string; clock?: FakeClock; listenError?: Error; warmUp?: boolean } = {}) {
+function setup(
+  opts: { kernelExpiry?: boolean; stateDir?: string; clock?: FakeClock; listenError?: Error; warmUp?: boolean } = {},
+) {
   const config = parseConfig(
     configText({
       protect: ['tcp/22', 'tcp/443'],
@@ -56,7 +58,16 @@ function setup(opts: { kernelExpiry?: boolean; stateDir?: string; clock?: FakeCl
     };
   };
   const replayFile = opts.stateDir ? new ReplayFile(opts.stateDir) : undefined;
-  const daemon = new Daemon({ config, backend, log: sink.log, now: clock.now, timers: clock, listen, warmUp: opts.warmUp ?? false, ...(replayFile ? { replayFile } : {}) });
+  const daemon = new Daemon({
+    config,
+    backend,
+    log: sink.log,
+    now: clock.now,
+    timers: clock,
+    listen,
+    warmUp: opts.warmUp ?? false,
+    ...(replayFile ? { replayFile } : {}),
+  });
   return { daemon, backend, clock, sink, config, bound: () => bound, closed: () => closed };
 }
 
@@ -68,7 +79,10 @@ describe('daemon (in-process, fake clock and firewall)', () => {
   test('start installs the plan, adopts kernel grants, listens where configured', async () => {
     const { daemon, backend, bound, sink } = setup({ warmUp: true });
     await daemon.start();
-    assert.deepEqual(backend.calls.map((c) => c.op), ['install', 'list']);
+    assert.deepEqual(
+      backend.calls.map((c) => c.op),
+      ['install', 'list'],
+    );
     assert.deepEqual(daemon.rejects.totals(), {}, 'the warm-up leaves no trace in the counters');
     assert.deepEqual(backend.installed, [TCP22, { proto: 'tcp', port: 443 }]);
     assert.deepEqual(bound(), { address: '::', port: 62201 });
@@ -91,7 +105,11 @@ describe('daemon (in-process, fake clock and firewall)', () => {
     assert.deepEqual(g[0]?.accesses, ['tcp/22']);
     assert.equal(g[0]?.expires, new Date(clock.now() + 30_000).toISOString());
     const all = sink.raw.join('');
-    assert.ok(!all.includes(formatKey(ALICE)) && !all.includes(toHex(pkt)) && !all.includes(Buffer.from(pkt).toString('base64')));
+    assert.ok(
+      !all.includes(formatKey(ALICE)) &&
+        !all.includes(toHex(pkt)) &&
+        !all.includes(Buffer.from(pkt).toString('base64')),
+    );
     await clock.advance(30_001);
     assert.ok(!backend.isOpen(4, '203.0.113.9', TCP22, clock.now()), 'expired');
     await daemon.stop();
@@ -187,7 +205,10 @@ describe('daemon (in-process, fake clock and firewall)', () => {
     await clock.advance(4_999);
     assert.equal(backend.held.length, 2);
     await clock.advance(2);
-    assert.deepEqual(backend.held.map((g) => g.address), ['192.0.2.1']);
+    assert.deepEqual(
+      backend.held.map((g) => g.address),
+      ['192.0.2.1'],
+    );
     assert.equal(sink.events('expire').length, 1);
     await daemon.stop();
     assert.equal(backend.held.length, 0, 'nobody would revoke them later: fail closed');

@@ -46,11 +46,19 @@ export interface ContractHarness {
 }
 
 const rejectsFw = async (p: Promise<unknown>, what: string): Promise<void> => {
-  await assert.rejects(p, (e: unknown) => e instanceof SpaError && e.code === 'ERR_SPA_FIREWALL' && !e.message.includes('\n'), what);
+  await assert.rejects(
+    p,
+    (e: unknown) => e instanceof SpaError && e.code === 'ERR_SPA_FIREWALL' && !e.message.includes('\n'),
+    what,
+  );
 };
 
 const byKey = (list: readonly GrantEntry[]): GrantEntry[] =>
-  [...list].sort((a, b) => `${a.family}${a.address}${a.access.proto}${a.access.port}`.localeCompare(`${b.family}${b.address}${b.access.proto}${b.access.port}`));
+  [...list].sort((a, b) =>
+    `${a.family}${a.address}${a.access.proto}${a.access.port}`.localeCompare(
+      `${b.family}${b.address}${b.access.proto}${b.access.port}`,
+    ),
+  );
 
 /** The shared cases. `make` builds the harness once per backend. */
 export function contractCases(label: string, make: () => Promise<ContractHarness>, skip: string | false = false): void {
@@ -68,14 +76,20 @@ export function contractCases(label: string, make: () => Promise<ContractHarness
      * commit (later than `now` on a loaded machine). The cases compare values at least 5 s apart.
      */
     const near = (got: number | undefined, want: number): void => {
-      assert.ok(got !== undefined && got <= want + 1000 && got >= want - 2000, `expiresAt off by ${(got ?? NaN) - want} ms`);
+      assert.ok(
+        got !== undefined && got <= want + 1000 && got >= want - 2000,
+        `expiresAt off by ${(got ?? NaN) - want} ms`,
+      );
     };
 
     before(async () => {
       h = await make();
     });
     after(async () => {
-      await h?.fw().uninstall().catch(() => undefined);
+      await h
+        ?.fw()
+        .uninstall()
+        .catch(() => undefined);
       await h?.close();
     });
 
@@ -85,10 +99,24 @@ export function contractCases(label: string, make: () => Promise<ContractHarness
       await h.fw().install(PLAN, h.now());
       assert.deepEqual(await h.fw().check(PLAN), []);
       const problems = await h.fw().check({ protect: [TCP] });
-      assert.ok(problems.length > 0 && problems.every((p) => p.startsWith('protected list differs: installed [tcp/2201, udp/2253], expected [tcp/2201]')), problems.join('\n'));
+      assert.ok(
+        problems.length > 0 &&
+          problems.every((p) =>
+            p.startsWith('protected list differs: installed [tcp/2201, udp/2253], expected [tcp/2201]'),
+          ),
+        problems.join('\n'),
+      );
       if (h.traffic) {
         const t = h.traffic;
-        assert.deepEqual(await Promise.all([t.open(4, TCP), t.open(6, TCP), t.open(4, UDP), t.open(6, { proto: 'tcp', port: P_OPEN })]), [false, false, false, true]);
+        assert.deepEqual(
+          await Promise.all([
+            t.open(4, TCP),
+            t.open(6, TCP),
+            t.open(4, UDP),
+            t.open(6, { proto: 'tcp', port: P_OPEN }),
+          ]),
+          [false, false, false, true],
+        );
       }
     });
 
@@ -103,15 +131,23 @@ export function contractCases(label: string, make: () => Promise<ContractHarness
       const now = h.now();
       await h.fw().grant([g(4, TCP, now + 30_000, 'alice'), g(6, UDP, now + 60_000, 'bob.b@x-1_2')], now);
       const listed = byKey(await h.fw().list(h.now()));
-      assert.deepEqual(listed.map((x) => [x.family, x.address, x.access, x.owner]), [
-        [4, h.addr[4], TCP, 'alice'],
-        [6, h.addr[6], UDP, 'bob.b@x-1_2'],
-      ]);
+      assert.deepEqual(
+        listed.map((x) => [x.family, x.address, x.access, x.owner]),
+        [
+          [4, h.addr[4], TCP, 'alice'],
+          [6, h.addr[6], UDP, 'bob.b@x-1_2'],
+        ],
+      );
       near(listed[0]?.expiresAt, now + 30_000);
       near(listed[1]?.expiresAt, now + 60_000);
       if (h.traffic) {
         const t = h.traffic;
-        assert.deepEqual(await Promise.all([t.open(4, TCP), t.open(6, TCP), t.open(6, UDP), t.open(4, UDP)]), [true, false, true, false]);
+        assert.deepEqual(await Promise.all([t.open(4, TCP), t.open(6, TCP), t.open(6, UDP), t.open(4, UDP)]), [
+          true,
+          false,
+          true,
+          false,
+        ]);
       }
     });
 
@@ -146,8 +182,12 @@ export function contractCases(label: string, make: () => Promise<ContractHarness
       await h.fw().revoke([g(4, TCP, 0), absent]);
       await h.fw().revoke([g(4, TCP, 0)]);
       await h.fw().revoke([absent]);
-      assert.deepEqual((await h.fw().list(h.now())).map((x) => x.family), [6]);
-      if (h.traffic) assert.deepEqual(await Promise.all([h.traffic.open(4, TCP), h.traffic.open(6, TCP)]), [false, true]);
+      assert.deepEqual(
+        (await h.fw().list(h.now())).map((x) => x.family),
+        [6],
+      );
+      if (h.traffic)
+        assert.deepEqual(await Promise.all([h.traffic.open(4, TCP), h.traffic.open(6, TCP)]), [false, true]);
     });
 
     test('expiry: a grant lasts at least MIN_GRANT_MS; then it is gone (kernel expiry) or listed as expired', async () => {
@@ -156,7 +196,10 @@ export function contractCases(label: string, make: () => Promise<ContractHarness
       const now = h.now();
       await h.fw().grant([g(4, TCP, now - 5000, 'alice')], now); // in the past: raised to now + MIN_GRANT_MS
       const [first] = await h.fw().list(h.now());
-      assert.ok(first && first.expiresAt <= now + MIN_GRANT_MS + 1000 && first.expiresAt >= now - 1000, 'raised to MIN_GRANT_MS');
+      assert.ok(
+        first && first.expiresAt <= now + MIN_GRANT_MS + 1000 && first.expiresAt >= now - 1000,
+        'raised to MIN_GRANT_MS',
+      );
       await h.advance(MIN_GRANT_MS + 1200);
       const later = await h.fw().list(h.now());
       if (h.fw().kernelExpiry) assert.deepEqual(later, [], 'the kernel expired it');
@@ -181,17 +224,32 @@ export function contractCases(label: string, make: () => Promise<ContractHarness
       await fw2.install(plan2, h.now());
       assert.deepEqual(await fw2.check(plan2), []);
       const listed = byKey(await fw2.list(h.now()));
-      assert.deepEqual(listed.map((x) => [x.family, x.access, x.owner]), [
-        [4, TCP, 'alice'],
-        [6, TCP, undefined],
-      ]);
+      assert.deepEqual(
+        listed.map((x) => [x.family, x.access, x.owner]),
+        [
+          [4, TCP, 'alice'],
+          [6, TCP, undefined],
+        ],
+      );
       near(listed[0]?.expiresAt, now + 60_000);
       if (h.traffic) {
         const t = h.traffic;
-        assert.deepEqual(await Promise.all([t.open(4, TCP), t.open(6, TCP), t.open(4, UDP), t.open(4, { proto: 'tcp', port: P_OPEN })]), [true, true, true, false]);
+        assert.deepEqual(
+          await Promise.all([
+            t.open(4, TCP),
+            t.open(6, TCP),
+            t.open(4, UDP),
+            t.open(4, { proto: 'tcp', port: P_OPEN }),
+          ]),
+          [true, true, true, false],
+        );
       }
       await fw2.grant([g(4, TCP, h.now() + 30_000, 'bob')], h.now());
-      assert.equal((await fw2.list(h.now())).find((x) => x.family === 4)?.owner, 'bob', 'the restarted object writes owners too');
+      assert.equal(
+        (await fw2.list(h.now())).find((x) => x.family === 4)?.owner,
+        'bob',
+        'the restarted object writes owners too',
+      );
     });
 
     test('invalid input is refused before anything is applied', async () => {
@@ -220,29 +278,48 @@ export function contractCases(label: string, make: () => Promise<ContractHarness
       await rejectsFw(h.fw().grant([ok], Number.NaN), 'NaN clock');
       await rejectsFw(h.fw().revoke([{ family: 4, address: '1.2.3.4 -j ACCEPT', access: TCP }]), 'revoke');
       await rejectsFw(h.fw().install({ protect: [{ proto: 'tcp', port: 70_000 }] }, now), 'install');
-      await rejectsFw(h.fw().install({ protect: [TCP], silencePortUnreachable: 'yes' as unknown as boolean }, now), 'install');
+      await rejectsFw(
+        h.fw().install({ protect: [TCP], silencePortUnreachable: 'yes' as unknown as boolean }, now),
+        'install',
+      );
       assert.deepEqual(await h.fw().list(h.now()), [], 'the valid entry of a refused batch was not applied');
       assert.deepEqual(await h.fw().check(PLAN), [], 'a refused install changed nothing');
       // canonical forms are accepted and listed canonically
       const [head = '', tail = ''] = h.addr[6].split('::');
-      const groups = [...head.split(':'), ...Array<string>(8 - head.split(':').length - tail.split(':').length).fill('0'), ...tail.split(':')];
+      const groups = [
+        ...head.split(':'),
+        ...Array<string>(8 - head.split(':').length - tail.split(':').length).fill('0'),
+        ...tail.split(':'),
+      ];
       const loud = groups.join(':').toUpperCase(); // the full, upper-case form of the same address
       await h.fw().grant([{ family: 6, address: loud, access: TCP, expiresAt: now + 30_000 }], now);
-      assert.deepEqual((await h.fw().list(h.now())).map((x) => x.address), [h.addr[6]]);
+      assert.deepEqual(
+        (await h.fw().list(h.now())).map((x) => x.address),
+        [h.addr[6]],
+      );
     });
 
     test('silencePortUnreachable: installed, checked both ways, and removed when turned off', async () => {
       await h.reset();
       const silent: FirewallPlan = { ...PLAN, silencePortUnreachable: true };
-      if (h.traffic) assert.deepEqual(await Promise.all([h.traffic.closedUdp(4), h.traffic.closedUdp(6)]), ['ECONNREFUSED', 'ECONNREFUSED']);
+      if (h.traffic)
+        assert.deepEqual(await Promise.all([h.traffic.closedUdp(4), h.traffic.closedUdp(6)]), [
+          'ECONNREFUSED',
+          'ECONNREFUSED',
+        ]);
       await h.fw().install(silent, h.now());
       assert.deepEqual(await h.fw().check(silent), []);
       assert.ok((await h.fw().check(PLAN)).length > 0, 'check sees the output rule the plan does not want');
-      if (h.traffic) assert.deepEqual(await Promise.all([h.traffic.closedUdp(4), h.traffic.closedUdp(6)]), ['timeout', 'timeout']);
+      if (h.traffic)
+        assert.deepEqual(await Promise.all([h.traffic.closedUdp(4), h.traffic.closedUdp(6)]), ['timeout', 'timeout']);
       await h.fw().install(PLAN, h.now());
       assert.deepEqual(await h.fw().check(PLAN), []);
       assert.ok((await h.fw().check(silent)).length > 0, 'check sees the output rule missing');
-      if (h.traffic) assert.deepEqual(await Promise.all([h.traffic.closedUdp(4), h.traffic.closedUdp(6)]), ['ECONNREFUSED', 'ECONNREFUSED']);
+      if (h.traffic)
+        assert.deepEqual(await Promise.all([h.traffic.closedUdp(4), h.traffic.closedUdp(6)]), [
+          'ECONNREFUSED',
+          'ECONNREFUSED',
+        ]);
       await h.fw().install(silent, h.now());
       await h.fw().uninstall();
       if (h.traffic) assert.equal(await h.traffic.closedUdp(4), 'ECONNREFUSED', 'uninstall removes the output rule');
@@ -256,7 +333,8 @@ export function contractCases(label: string, make: () => Promise<ContractHarness
       await h.fw().uninstall();
       assert.ok((await h.fw().check(PLAN)).length > 0);
       assert.deepEqual(await h.fw().list(h.now()), []);
-      if (h.traffic) assert.deepEqual(await Promise.all([h.traffic.open(4, TCP), h.traffic.open(6, UDP)]), [true, true]);
+      if (h.traffic)
+        assert.deepEqual(await Promise.all([h.traffic.open(4, TCP), h.traffic.open(6, UDP)]), [true, true]);
     });
   });
 }
@@ -305,7 +383,11 @@ s.on('error', (e) => done(e.code || e.message));
 s.on('message', () => done('answered'));
 s.connect(Number(port), host, () => s.send('probe'));`;
 
-async function realHarness(tag: string, subnet: number, build: (wrap: string[]) => FirewallBackend): Promise<ContractHarness> {
+async function realHarness(
+  tag: string,
+  subnet: number,
+  build: (wrap: string[]) => FirewallBackend,
+): Promise<ContractHarness> {
   const pair: NetnsPair = await createPair(tag, { subnet });
   let cli: Agent;
   try {
@@ -336,8 +418,22 @@ async function realHarness(tag: string, subnet: number, build: (wrap: string[]) 
     advance: sleep,
     addr: { 4: pair.cli4, 6: pair.cli6 },
     traffic: {
-      open: async (f, a) => (a.proto === 'tcp' ? await cli.tcpConnect(target(f), a.port, BLOCK_MS) : await cli.udpProbe(target(f), a.port, BLOCK_MS)).ok,
-      closedUdp: async (f) => (await pair.exec(pair.cli, [process.execPath, '-e', UDP_CLOSED_PROBE, target(f), String(P_CLOSED), String(BLOCK_MS)])).stdout,
+      open: async (f, a) =>
+        (a.proto === 'tcp'
+          ? await cli.tcpConnect(target(f), a.port, BLOCK_MS)
+          : await cli.udpProbe(target(f), a.port, BLOCK_MS)
+        ).ok,
+      closedUdp: async (f) =>
+        (
+          await pair.exec(pair.cli, [
+            process.execPath,
+            '-e',
+            UDP_CLOSED_PROBE,
+            target(f),
+            String(P_CLOSED),
+            String(BLOCK_MS),
+          ])
+        ).stdout,
     },
     close: async () => {
       await fw.close().catch(() => undefined);
@@ -346,7 +442,11 @@ async function realHarness(tag: string, subnet: number, build: (wrap: string[]) 
   };
 }
 
-contractCases('nftables', () => realHarness('fwc-nft', 13, (wrap) => new NftablesBackend({ wrap })), netnsSkip(['nft']));
+contractCases(
+  'nftables',
+  () => realHarness('fwc-nft', 13, (wrap) => new NftablesBackend({ wrap })),
+  netnsSkip(['nft']),
+);
 contractCases(
   'iptables',
   () => realHarness('fwc-ipt', 14, (wrap) => new IptablesBackend({ wrap })),

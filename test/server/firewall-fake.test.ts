@@ -10,8 +10,16 @@ import { FakeBackend, newFakeKernel } from '../../server/firewall/fake.js';
 
 const TCP = { proto: 'tcp', port: 22 } as const;
 const UDP = { proto: 'udp', port: 53 } as const;
-const g4 = (expiresAt: number, access: GrantEntry['access'] = TCP): GrantEntry => ({ family: 4, address: '192.0.2.7', access, expiresAt });
-const fwError = (message?: string) => (e: unknown): boolean => e instanceof SpaError && e.code === 'ERR_SPA_FIREWALL' && (message === undefined || e.message === message);
+const g4 = (expiresAt: number, access: GrantEntry['access'] = TCP): GrantEntry => ({
+  family: 4,
+  address: '192.0.2.7',
+  access,
+  expiresAt,
+});
+const fwError =
+  (message?: string) =>
+  (e: unknown): boolean =>
+    e instanceof SpaError && e.code === 'ERR_SPA_FIREWALL' && (message === undefined || e.message === message);
 
 describe('FakeBackend', () => {
   test('records calls in order with copies of the arguments', async () => {

@@ -33,7 +33,11 @@ const failure = (p: Promise<unknown>): Promise<unknown> =>
 describe('iptables backend without a kernel', () => {
   test('the constructor validates the chain name, naming firewall.table', () => {
     for (const bad of ['INPUT', 'A B', `X${'y'.repeat(24)}`]) {
-      assert.throws(() => new IptablesBackend({ chain: bad }), (e: unknown) => fwError(e) && /firewall\.table/.test(e.message), bad);
+      assert.throws(
+        () => new IptablesBackend({ chain: bad }),
+        (e: unknown) => fwError(e) && /firewall\.table/.test(e.message),
+        bad,
+      );
     }
     assert.doesNotThrow(() => new IptablesBackend({ chain: 'SPA_KNOCK2' }));
   });
@@ -54,8 +58,14 @@ describe('iptables backend in a namespace', { skip }, () => {
     expiresAt,
     ...(owner !== undefined ? { owner } : {}),
   });
-  const v6 = (expiresAt: number, access: GrantEntry['access'] = TCP): GrantEntry => ({ family: 6, address: pair.cli6, access, expiresAt });
-  const canTcp = async (host: string, port: number): Promise<boolean> => (await cli.tcpConnect(host, port, BLOCK_MS)).ok;
+  const v6 = (expiresAt: number, access: GrantEntry['access'] = TCP): GrantEntry => ({
+    family: 6,
+    address: pair.cli6,
+    access,
+    expiresAt,
+  });
+  const canTcp = async (host: string, port: number): Promise<boolean> =>
+    (await cli.tcpConnect(host, port, BLOCK_MS)).ok;
   const rules = async (tool: 'iptables' | 'ip6tables'): Promise<string[]> => {
     const r = await pair.exec(pair.srv, [tool, '-S']);
     assert.equal(r.code, 0, r.stderr);
@@ -100,17 +110,31 @@ describe('iptables backend in a namespace', { skip }, () => {
     assert.deepEqual(await fw.check(SILENT), []);
     for (const tool of TOOLS) {
       const r = await rules(tool);
-      assert.deepEqual(r.filter((l) => l.startsWith('-A INPUT')), ['-A INPUT -j SPA_KNOCK', `-A INPUT -p tcp -m tcp --dport ${P_HOST} -j ACCEPT`]);
-      assert.deepEqual(r.filter((l) => l.startsWith('-A OUTPUT')), ['-A OUTPUT -j SPA_KNOCK_OUT', `-A OUTPUT -p tcp -m tcp --sport ${P_HOST} -j ACCEPT`]);
-      assert.deepEqual(r.filter((l) => l.startsWith('-A SPA_KNOCK ')), [
-        '-A SPA_KNOCK -i lo -j RETURN',
-        '-A SPA_KNOCK -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN',
-        `-A SPA_KNOCK -p tcp -m tcp --dport ${P_TCP} -j DROP`,
-        `-A SPA_KNOCK -p udp -m udp --dport ${P_UDP} -j DROP`,
-      ]);
-      assert.deepEqual(r.filter((l) => l.startsWith('-A SPA_KNOCK_OUT')), [
-        tool === 'iptables' ? '-A SPA_KNOCK_OUT -p icmp -m icmp --icmp-type 3/3 -j DROP' : '-A SPA_KNOCK_OUT -p ipv6-icmp -m icmp6 --icmpv6-type 1/4 -j DROP',
-      ]);
+      assert.deepEqual(
+        r.filter((l) => l.startsWith('-A INPUT')),
+        ['-A INPUT -j SPA_KNOCK', `-A INPUT -p tcp -m tcp --dport ${P_HOST} -j ACCEPT`],
+      );
+      assert.deepEqual(
+        r.filter((l) => l.startsWith('-A OUTPUT')),
+        ['-A OUTPUT -j SPA_KNOCK_OUT', `-A OUTPUT -p tcp -m tcp --sport ${P_HOST} -j ACCEPT`],
+      );
+      assert.deepEqual(
+        r.filter((l) => l.startsWith('-A SPA_KNOCK ')),
+        [
+          '-A SPA_KNOCK -i lo -j RETURN',
+          '-A SPA_KNOCK -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN',
+          `-A SPA_KNOCK -p tcp -m tcp --dport ${P_TCP} -j DROP`,
+          `-A SPA_KNOCK -p udp -m udp --dport ${P_UDP} -j DROP`,
+        ],
+      );
+      assert.deepEqual(
+        r.filter((l) => l.startsWith('-A SPA_KNOCK_OUT')),
+        [
+          tool === 'iptables'
+            ? '-A SPA_KNOCK_OUT -p icmp -m icmp --icmp-type 3/3 -j DROP'
+            : '-A SPA_KNOCK_OUT -p ipv6-icmp -m icmp6 --icmpv6-type 1/4 -j DROP',
+        ],
+      );
     }
     await fw.install(PLAN, Date.now());
     for (const tool of TOOLS) {
@@ -125,9 +149,15 @@ describe('iptables backend in a namespace', { skip }, () => {
     await fw.grant([v4(now + 30_000, TCP, 'alice')], now);
     await fw.grant([v4(now + 90_000, TCP, 'bob')], now);
     const mine = (await rules('iptables')).filter((l) => l.includes(`-s ${pair.cli4}/32`));
-    assert.deepEqual(mine, [`-A SPA_KNOCK -s ${pair.cli4}/32 -p tcp -m tcp --dport ${P_TCP} -m comment --comment "spa-knock exp=${now + 90_000} owner=bob" -j RETURN`]);
+    assert.deepEqual(mine, [
+      `-A SPA_KNOCK -s ${pair.cli4}/32 -p tcp -m tcp --dport ${P_TCP} -m comment --comment "spa-knock exp=${now + 90_000} owner=bob" -j RETURN`,
+    ]);
     await fw.grant([v4(now + 90_000)], now);
-    assert.ok((await rules('iptables')).includes(`-A SPA_KNOCK -s ${pair.cli4}/32 -p tcp -m tcp --dport ${P_TCP} -m comment --comment "spa-knock exp=${now + 90_000}" -j RETURN`));
+    assert.ok(
+      (await rules('iptables')).includes(
+        `-A SPA_KNOCK -s ${pair.cli4}/32 -p tcp -m tcp --dport ${P_TCP} -m comment --comment "spa-knock exp=${now + 90_000}" -j RETURN`,
+      ),
+    );
   });
 
   test('revoke closes at once and a held connection keeps working', async () => {
@@ -146,11 +176,14 @@ describe('iptables backend in a namespace', { skip }, () => {
     const fw2 = new IptablesBackend({ wrap: pair.wrap(pair.srv) });
     await fw2.install(PLAN, Date.now());
     assert.deepEqual(await fw2.check(PLAN), []);
-    assert.deepEqual((await rules('iptables')).filter((l) => l.startsWith('-A INPUT')), [
-      '-A INPUT -j SPA_KNOCK',
-      '-A INPUT -p tcp -m tcp --dport 9 -j ACCEPT',
-      `-A INPUT -p tcp -m tcp --dport ${P_HOST} -j ACCEPT`,
-    ]);
+    assert.deepEqual(
+      (await rules('iptables')).filter((l) => l.startsWith('-A INPUT')),
+      [
+        '-A INPUT -j SPA_KNOCK',
+        '-A INPUT -p tcp -m tcp --dport 9 -j ACCEPT',
+        `-A INPUT -p tcp -m tcp --dport ${P_HOST} -j ACCEPT`,
+      ],
+    );
     await ipt('iptables', '-D', 'INPUT', '-p', 'tcp', '--dport', '9', '-j', 'ACCEPT');
     await fw2.close();
   });
@@ -160,7 +193,10 @@ describe('iptables backend in a namespace', { skip }, () => {
     await fw.grant([v4(now + 30_000, UDP, 'carol')], now);
     const fw3 = new IptablesBackend({ wrap: pair.wrap(pair.srv) });
     await fw3.grant([v4(now + 30_000)], now);
-    assert.deepEqual((await fw3.list(now)).map((g) => [g.access.proto, g.owner]).sort(), [['tcp', undefined], ['udp', 'carol']]);
+    assert.deepEqual((await fw3.list(now)).map((g) => [g.access.proto, g.owner]).sort(), [
+      ['tcp', undefined],
+      ['udp', 'carol'],
+    ]);
     assert.deepEqual(await fw3.check(PLAN), []);
     await fw3.revoke([v4(0), v4(0, UDP)]);
     assert.equal(await canTcp(pair.srv4, P_TCP), false);
@@ -207,7 +243,9 @@ describe('iptables backend in a namespace', { skip }, () => {
     await fw.install(PLAN, now);
     await fw.grant([v4(now + 60_000, TCP, 'alice')], now);
     let before = await both();
-    const failOutput = await withFake6('input=$(cat)\ncase "$input" in *OUTPUT*) echo "simulated failure in the OUTPUT part" >&2; exit 1;; esac\nprintf "%s\\n" "$input" | exec /usr/sbin/ip6tables-restore "$@"');
+    const failOutput = await withFake6(
+      'input=$(cat)\ncase "$input" in *OUTPUT*) echo "simulated failure in the OUTPUT part" >&2; exit 1;; esac\nprintf "%s\\n" "$input" | exec /usr/sbin/ip6tables-restore "$@"',
+    );
     const err = await failure(failOutput.install({ protect: [UDP], silencePortUnreachable: true }, now));
     assert.ok(fwError(err) && /OUTPUT part/.test(err.message), String(err));
     assert.deepEqual(await both(), before, 'the IPv4 commit was undone');

@@ -32,7 +32,11 @@ const failure = (p: Promise<unknown>): Promise<unknown> =>
 describe('nftables backend without a kernel', () => {
   test('the constructor refuses table names nft cannot use, naming firewall.table', () => {
     for (const bad of ['bad name; flush ruleset', 'Upper', 'counters', 'sets', 'flush']) {
-      assert.throws(() => new NftablesBackend({ table: bad }), (e: unknown) => fwError(e) && /firewall\.table/.test(e.message), bad);
+      assert.throws(
+        () => new NftablesBackend({ table: bad }),
+        (e: unknown) => fwError(e) && /firewall\.table/.test(e.message),
+        bad,
+      );
     }
     assert.doesNotThrow(() => new NftablesBackend({ table: 'spa_knock_2' }));
   });
@@ -52,18 +56,28 @@ describe('nftables backend in a namespace', { skip }, () => {
     expiresAt,
     ...(owner !== undefined ? { owner } : {}),
   });
-  const v6 = (expiresAt: number, access: GrantEntry['access'] = TCP): GrantEntry => ({ family: 6, address: pair.cli6, access, expiresAt });
-  const canTcp = async (host: string, port: number): Promise<boolean> => (await cli.tcpConnect(host, port, BLOCK_MS)).ok;
+  const v6 = (expiresAt: number, access: GrantEntry['access'] = TCP): GrantEntry => ({
+    family: 6,
+    address: pair.cli6,
+    access,
+    expiresAt,
+  });
+  const canTcp = async (host: string, port: number): Promise<boolean> =>
+    (await cli.tcpConnect(host, port, BLOCK_MS)).ok;
   const nft = async (args: string[], input?: string): Promise<string> => {
     const r = await pair.exec(pair.srv, ['nft', ...args], input !== undefined ? { input } : {});
     assert.equal(r.code, 0, r.stderr);
     return r.stdout;
   };
   const tableNames = async (): Promise<string[]> =>
-    (JSON.parse(await nft(['-j', 'list', 'tables'])) as { nftables: { table?: { name: string } }[] }).nftables.flatMap((i) => (i.table ? [i.table.name] : []));
+    (JSON.parse(await nft(['-j', 'list', 'tables'])) as { nftables: { table?: { name: string } }[] }).nftables.flatMap(
+      (i) => (i.table ? [i.table.name] : []),
+    );
   const chainRules = async (chain: string): Promise<string[]> => {
     const lines = (await nft(['list', 'chain', 'inet', 'spa_knock', chain])).split('\n').map((l) => l.trim());
-    return lines.slice(lines.findIndex((l) => l.startsWith('type filter hook')) + 1).filter((l) => l !== '' && l !== '}');
+    return lines
+      .slice(lines.findIndex((l) => l.startsWith('type filter hook')) + 1)
+      .filter((l) => l !== '' && l !== '}');
   };
 
   before(async () => {
@@ -127,7 +141,10 @@ describe('nftables backend in a namespace', { skip }, () => {
 
   test('an element without comment (older version) or with a comment we did not write lists without owner', async () => {
     await fw.install(PLAN, Date.now());
-    await nft(['-f', '-'], `add element inet spa_knock allow4 { ${pair.cli4} . tcp . ${P_TCP} timeout 30s, ${pair.cli4} . udp . ${P_UDP} timeout 30s comment "not a name!" }\n`);
+    await nft(
+      ['-f', '-'],
+      `add element inet spa_knock allow4 { ${pair.cli4} . tcp . ${P_TCP} timeout 30s, ${pair.cli4} . udp . ${P_UDP} timeout 30s comment "not a name!" }\n`,
+    );
     const listed = await fw.list(Date.now());
     assert.equal(listed.length, 2);
     assert.ok(listed.every((g) => g.owner === undefined && !('owner' in g)));
@@ -139,19 +156,25 @@ describe('nftables backend in a namespace', { skip }, () => {
 
   test('install replaces an incompatible table of the same name, keeping its grants and owners', async () => {
     await fw.uninstall();
-    await nft(['-f', '-'], [
-      'table inet spa_knock {',
-      '  set allow4 { type ipv4_addr . inet_proto . inet_service; flags timeout,interval; }',
-      '  set protect { type inet_service; }',
-      '}',
-      `add element inet spa_knock allow4 { ${pair.cli4} . tcp . ${P_TCP} timeout 30s comment "alice" }`,
-      '',
-    ].join('\n'));
+    await nft(
+      ['-f', '-'],
+      [
+        'table inet spa_knock {',
+        '  set allow4 { type ipv4_addr . inet_proto . inet_service; flags timeout,interval; }',
+        '  set protect { type inet_service; }',
+        '}',
+        `add element inet spa_knock allow4 { ${pair.cli4} . tcp . ${P_TCP} timeout 30s comment "alice" }`,
+        '',
+      ].join('\n'),
+    );
     assert.ok((await fw.check(PLAN)).length > 0);
     await fw.install(PLAN, Date.now());
     assert.deepEqual(await fw.check(PLAN), []);
     const listed = await fw.list(Date.now());
-    assert.deepEqual(listed.map((g) => [g.address, g.owner]), [[pair.cli4, 'alice']]);
+    assert.deepEqual(
+      listed.map((g) => [g.address, g.owner]),
+      [[pair.cli4, 'alice']],
+    );
     assert.ok(await canTcp(pair.srv4, P_TCP));
     await fw.revoke(listed);
   });
@@ -159,7 +182,8 @@ describe('nftables backend in a namespace', { skip }, () => {
   test('a table name nft takes but cannot list: install fails naming firewall.table and leaves nothing', async () => {
     // `counters` is refused by names.ts; the constructor's name check is bypassed here to show the install's own check
     await fw.uninstall();
-    const mk = (table: string): NftablesBackend => new NftablesBackend({ table, wrap: pair.wrap(pair.srv), nameProblem: () => undefined });
+    const mk = (table: string): NftablesBackend =>
+      new NftablesBackend({ table, wrap: pair.wrap(pair.srv), nameProblem: () => undefined });
     const kw = mk('counters');
     const err = await failure(kw.install(PLAN, Date.now()));
     assert.ok(fwError(err), String(err));
@@ -181,7 +205,9 @@ describe('nftables backend in a namespace', { skip }, () => {
     assert.ok((await tableNames()).includes('sets'));
     assert.doesNotMatch(await nft(['list', 'ruleset']), /table inet sets \{[^}]*chain/, 'no chain was added to it');
     await kw2.close();
-    const handle = (JSON.parse(await nft(['-j', 'list', 'tables'])) as { nftables: { table?: { name: string; handle: number } }[] }).nftables.find((i) => i.table?.name === 'sets')?.table?.handle;
+    const handle = (
+      JSON.parse(await nft(['-j', 'list', 'tables'])) as { nftables: { table?: { name: string; handle: number } }[] }
+    ).nftables.find((i) => i.table?.name === 'sets')?.table?.handle;
     await nft(['delete', 'table', 'inet', 'handle', String(handle)]);
   });
 
@@ -191,7 +217,10 @@ describe('nftables backend in a namespace', { skip }, () => {
     await nft(['flush', 'chain', 'inet', 'spa_knock', 'input']);
     await nft(['flush', 'chain', 'inet', 'spa_knock', 'output']);
     const problems = await fw.check(silent);
-    assert.deepEqual(problems.map((p) => p.replace(/: found.*/, '')), ['nft chain input rules differ', 'nft chain output rules differ']);
+    assert.deepEqual(
+      problems.map((p) => p.replace(/: found.*/, '')),
+      ['nft chain input rules differ', 'nft chain output rules differ'],
+    );
     await fw.install(PLAN, Date.now());
     assert.deepEqual(await fw.check(PLAN), []);
   });
@@ -208,7 +237,11 @@ describe('nftables backend in a namespace', { skip }, () => {
 
   test('nft missing: one ERR_SPA_FIREWALL line, for install, grant and list', async () => {
     const bogus = new NftablesBackend({ wrap: ['env', 'PATH=/nonexistent'] });
-    for (const p of [bogus.install(PLAN, Date.now()), bogus.grant([v4(Date.now() + 5000)], Date.now()), bogus.list(Date.now())]) {
+    for (const p of [
+      bogus.install(PLAN, Date.now()),
+      bogus.grant([v4(Date.now() + 5000)], Date.now()),
+      bogus.list(Date.now()),
+    ]) {
       const err = await failure(p);
       assert.ok(fwError(err), String(err));
       assert.ok(!err.message.includes('\n'), err.message);
@@ -245,7 +278,9 @@ describe('nftables backend in a namespace', { skip }, () => {
     }
     assert.equal(pids.size, 3, 'three children for 7 requests');
     assert.equal((await fw3.list(Date.now())).filter((g) => g.access.proto === 'udp').length, 7);
-    await fw3.revoke(Array.from({ length: 7 }, (_, i) => ({ family: 4 as const, address: `10.251.11.${50 + i}`, access: UDP })));
+    await fw3.revoke(
+      Array.from({ length: 7 }, (_, i) => ({ family: 4 as const, address: `10.251.11.${50 + i}`, access: UDP })),
+    );
     assert.equal((await fw3.list(Date.now())).filter((g) => g.access.proto === 'udp').length, 0);
     await fw3.close();
     if (!existed) assert.equal(existsSync(histfile), false, `${histfile} was written`);

@@ -14,7 +14,16 @@ const TCP443 = { proto: 'tcp', port: 443 } as const;
 const ALICE_IP = '203.0.113.9';
 
 function dec(client: string, over: Partial<Decision> = {}): Decision {
-  return { client, type: 'open', family: 4, address: ALICE_IP, source: ALICE_IP, accesses: [TCP22], duration: 60, ...over };
+  return {
+    client,
+    type: 'open',
+    family: 4,
+    address: ALICE_IP,
+    source: ALICE_IP,
+    accesses: [TCP22],
+    duration: 60,
+    ...over,
+  };
 }
 
 async function setup(opts: { maxGrants?: number; backend?: FakeBackend; clock?: FakeClock } = {}) {
@@ -26,16 +35,28 @@ async function setup(opts: { maxGrants?: number; backend?: FakeBackend; clock?: 
   return { gm, backend, clock };
 }
 
-const held = (b: FakeBackend) => b.held.map((g) => ({ address: g.address, access: `${g.access.proto}/${g.access.port}`, expiresAt: g.expiresAt, owner: g.owner }));
+const held = (b: FakeBackend) =>
+  b.held.map((g) => ({
+    address: g.address,
+    access: `${g.access.proto}/${g.access.port}`,
+    expiresAt: g.expiresAt,
+    owner: g.owner,
+  }));
 
 describe('grant ownership', () => {
   test("another client's knock never shortens a grant: bob --allow-ip ALICE --duration 1", async () => {
     const { gm, backend, clock } = await setup();
     const t0 = clock.now();
-    assert.deepEqual(await gm.open(dec('alice', { duration: 300 })), { ok: true, outcomes: [{ access: TCP22, action: 'opened', owner: 'alice', expiresAt: t0 + 300_000 }] });
+    assert.deepEqual(await gm.open(dec('alice', { duration: 300 })), {
+      ok: true,
+      outcomes: [{ access: TCP22, action: 'opened', owner: 'alice', expiresAt: t0 + 300_000 }],
+    });
     backend.clearCalls();
     const r = await gm.open(dec('bob', { duration: 1, source: '198.51.100.1' }));
-    assert.deepEqual(r, { ok: true, outcomes: [{ access: TCP22, action: 'unchanged', owner: 'alice', expiresAt: t0 + 300_000 }] });
+    assert.deepEqual(r, {
+      ok: true,
+      outcomes: [{ access: TCP22, action: 'unchanged', owner: 'alice', expiresAt: t0 + 300_000 }],
+    });
     assert.equal(backend.calls.length, 0, 'no firewall call at all');
     assert.deepEqual(held(backend), [{ address: ALICE_IP, access: 'tcp/22', expiresAt: t0 + 300_000, owner: 'alice' }]);
   });
@@ -46,7 +67,10 @@ describe('grant ownership', () => {
     await gm.open(dec('alice', { duration: 10 }));
     const r = await gm.open(dec('bob', { duration: 60 }));
     assert.ok(r.ok);
-    assert.deepEqual(r.outcomes.map((o) => [o.action, o.owner]), [['extended', 'alice']]);
+    assert.deepEqual(
+      r.outcomes.map((o) => [o.action, o.owner]),
+      [['extended', 'alice']],
+    );
     assert.deepEqual(held(backend), [{ address: ALICE_IP, access: 'tcp/22', expiresAt: t0 + 60_000, owner: 'alice' }]);
   });
 
@@ -64,23 +88,35 @@ describe('grant ownership', () => {
     await gm.open(dec('alice'));
     const opened = await gm.open(dec('bob', { accesses: [TCP22, TCP443] })); // extends nothing shorter; opens 443 for bob
     assert.ok(opened.ok);
-    assert.deepEqual(opened.outcomes.map((o) => [o.access.port, o.action, o.owner]), [[22, 'unchanged', 'alice'], [443, 'opened', 'bob']]);
+    assert.deepEqual(
+      opened.outcomes.map((o) => [o.access.port, o.action, o.owner]),
+      [
+        [22, 'unchanged', 'alice'],
+        [443, 'opened', 'bob'],
+      ],
+    );
     const c = await gm.close(dec('bob', { type: 'close', accesses: [TCP22, TCP443] }));
     assert.deepEqual(c, { revoked: [{ family: 4, address: ALICE_IP, access: TCP443 }], absent: [], notOwned: [TCP22] });
-    assert.deepEqual(held(backend).map((g) => [g.access, g.owner]), [['tcp/22', 'alice']]);
+    assert.deepEqual(
+      held(backend).map((g) => [g.access, g.owner]),
+      [['tcp/22', 'alice']],
+    );
     const a = await gm.close(dec('alice', { type: 'close' }));
     assert.equal(a.revoked.length, 1);
     assert.equal(backend.held.length, 0);
   });
 
-  test('after a restart the owners come back from the kernel: bob still cannot close alice\'s grant', async () => {
+  test("after a restart the owners come back from the kernel: bob still cannot close alice's grant", async () => {
     const clock = new FakeClock();
     const backend = new FakeBackend();
     const first = await setup({ backend, clock });
     await first.gm.open(dec('alice'));
     first.gm.stop();
     const second = await setup({ backend, clock }); // a new daemon: restore() lists the kernel's grants
-    assert.deepEqual(second.gm.active().map((a) => a.owner), ['alice']);
+    assert.deepEqual(
+      second.gm.active().map((a) => a.owner),
+      ['alice'],
+    );
     const c = await second.gm.close(dec('bob', { type: 'close' }));
     assert.deepEqual(c.revoked, []);
     assert.equal(backend.held.length, 1);
@@ -91,7 +127,10 @@ describe('grant ownership', () => {
     const clock = new FakeClock();
     const backend = new FakeBackend();
     await backend.install({ protect: [TCP22] }, clock.now());
-    await backend.grant([{ family: 4, address: ALICE_IP, access: TCP22, expiresAt: clock.now() + 10_000 }], clock.now());
+    await backend.grant(
+      [{ family: 4, address: ALICE_IP, access: TCP22, expiresAt: clock.now() + 10_000 }],
+      clock.now(),
+    );
     const { gm } = await setup({ backend, clock });
     const r = await gm.open(dec('bob', { duration: 60 }));
     assert.ok(r.ok && r.outcomes[0]?.action === 'extended' && r.outcomes[0].owner === undefined);
@@ -100,7 +139,7 @@ describe('grant ownership', () => {
     assert.equal(backend.held.length, 1);
   });
 
-  test('an expired grant is nobody\'s: the next knock opens it as its own', async () => {
+  test("an expired grant is nobody's: the next knock opens it as its own", async () => {
     const { gm, clock } = await setup();
     await gm.open(dec('alice', { duration: 5 }));
     await clock.advance(6_000);
@@ -117,7 +156,10 @@ describe('grant limit per client', () => {
     backend.clearCalls();
     assert.deepEqual(await gm.open(dec('bob', { address: '192.0.2.4' })), { ok: false, reason: 'grant-limit' });
     assert.equal(backend.calls.length, 0);
-    assert.ok((await gm.open(dec('bob', { address: '192.0.2.2', accesses: [TCP443] }))).ok, 'an address bob holds costs nothing');
+    assert.ok(
+      (await gm.open(dec('bob', { address: '192.0.2.2', accesses: [TCP443] }))).ok,
+      'an address bob holds costs nothing',
+    );
     assert.ok((await gm.open(dec('alice', { address: '192.0.2.4' }))).ok, "alice's limit is her own");
     assert.equal(backend.held.filter((g) => g.owner === 'bob').length, 4);
   });
@@ -125,7 +167,9 @@ describe('grant limit per client', () => {
   test('concurrent knocks cannot overshoot the limit (decisions are serialised)', async () => {
     const backend = new FakeBackend({ latencyMs: 2 });
     const { gm } = await setup({ maxGrants: 5, backend });
-    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => gm.open(dec('bob', { address: `198.51.100.${i + 1}` }))));
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => gm.open(dec('bob', { address: `198.51.100.${i + 1}` }))),
+    );
     assert.equal(results.filter((r) => r.ok).length, 5);
     assert.equal(results.filter((r) => !r.ok && r.reason === 'grant-limit').length, 45);
     assert.equal(new Set(backend.held.map((g) => g.address)).size, 5);

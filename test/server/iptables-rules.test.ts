@@ -21,7 +21,13 @@ import type { GrantEntry } from '../../server/firewall/backend.js';
 const C = 'SPA_KNOCK';
 const TCP = { proto: 'tcp', port: 22 } as const;
 const UDP = { proto: 'udp', port: 53 } as const;
-const alice: GrantEntry = { family: 4, address: '192.0.2.7', access: TCP, expiresAt: 1_800_000_000_000, owner: 'alice' };
+const alice: GrantEntry = {
+  family: 4,
+  address: '192.0.2.7',
+  access: TCP,
+  expiresAt: 1_800_000_000_000,
+  owner: 'alice',
+};
 const anon6: GrantEntry = { family: 6, address: '2001:db8::7', access: UDP, expiresAt: 1_800_000_030_000 };
 
 /** `iptables -S` of a host with our chains installed (silence on), plus the host's own rules. */
@@ -45,14 +51,26 @@ const INSTALLED = [
 
 describe('iptables rule text', () => {
   test('splitRuleLine honours quotes and escapes', () => {
-    assert.deepEqual(splitRuleLine('-A X -m comment --comment "spa-knock exp=5 owner=a" -j RETURN'), ['-A', 'X', '-m', 'comment', '--comment', 'spa-knock exp=5 owner=a', '-j', 'RETURN']);
+    assert.deepEqual(splitRuleLine('-A X -m comment --comment "spa-knock exp=5 owner=a" -j RETURN'), [
+      '-A',
+      'X',
+      '-m',
+      'comment',
+      '--comment',
+      'spa-knock exp=5 owner=a',
+      '-j',
+      'RETURN',
+    ]);
     assert.deepEqual(splitRuleLine('a "b \\" c"  d'), ['a', 'b " c', 'd']);
   });
 
   test('a grant rule carries expiry and owner in its comment and parses back', () => {
     assert.equal(grantComment(1.6, undefined), 'spa-knock exp=2');
     const line = grantRule(C, alice);
-    assert.equal(line, `-A ${C} -s 192.0.2.7/32 -p tcp -m tcp --dport 22 -m comment --comment "spa-knock exp=1800000000000 owner=alice" -j RETURN`);
+    assert.equal(
+      line,
+      `-A ${C} -s 192.0.2.7/32 -p tcp -m tcp --dport 22 -m comment --comment "spa-knock exp=1800000000000 owner=alice" -j RETURN`,
+    );
     assert.deepEqual(parseGrantRule(4, splitRuleLine(line)), alice);
     const six = grantRule(C, anon6);
     assert.match(six, /-s 2001:db8::7\/128 -p udp -m udp --dport 53 .*"spa-knock exp=1800000030000" -j RETURN$/);
@@ -61,7 +79,12 @@ describe('iptables rule text', () => {
 
   test('parseGrantRule: a comment without owner (older version) has no owner; anything we do not write is not a grant', () => {
     const old = `-A ${C} -s 10.0.0.2/32 -p tcp -m tcp --dport 22 -m comment --comment "spa-knock exp=5" -j RETURN`;
-    assert.deepEqual(parseGrantRule(4, splitRuleLine(old)), { family: 4, address: '10.0.0.2', access: TCP, expiresAt: 5 });
+    assert.deepEqual(parseGrantRule(4, splitRuleLine(old)), {
+      family: 4,
+      address: '10.0.0.2',
+      access: TCP,
+      expiresAt: 5,
+    });
     const odd = (s: string): GrantEntry | undefined => parseGrantRule(4, splitRuleLine(s));
     const foreign = odd(old.replace('exp=5', 'exp=5 owner=a$b'));
     assert.ok(foreign && foreign.owner === undefined, 'an owner that is no owner name: the grant, without owner');
@@ -71,7 +94,11 @@ describe('iptables rule text', () => {
     assert.equal(odd(old.replace('spa-knock exp=5', 'by hand')), undefined);
     assert.equal(odd(old.replace('10.0.0.2', '010.0.0.2')), undefined);
     assert.equal(odd(old.replace('--dport 22', '--dport 0')), undefined);
-    assert.equal(odd(old.replace('-p tcp -m tcp', '-i eth0 -p tcp -m tcp')), undefined, 'an interface match is not ours');
+    assert.equal(
+      odd(old.replace('-p tcp -m tcp', '-i eth0 -p tcp -m tcp')),
+      undefined,
+      'an interface match is not ours',
+    );
     assert.equal(odd(`${old} --log-prefix x`), undefined, 'an option we never write');
   });
 
@@ -95,46 +122,137 @@ describe('iptables rule text', () => {
     assert.equal(s.input.exists, true);
     assert.deepEqual(s.input.hookJumpPositions, [1]);
     assert.equal(s.input.lines.length, 5);
-    assert.deepEqual(s.output, { exists: true, lines: [`-A ${C}_OUT -p icmp -m icmp --icmp-type 3/3 -j DROP`], jumps: [`-A OUTPUT -j ${C}_OUT`], hookJumpPositions: [1] });
-    assert.deepEqual(s.grants.map((g) => [g.address, g.owner]), [['192.0.2.7', 'alice'], ['192.0.2.8', undefined]]);
+    assert.deepEqual(s.output, {
+      exists: true,
+      lines: [`-A ${C}_OUT -p icmp -m icmp --icmp-type 3/3 -j DROP`],
+      jumps: [`-A OUTPUT -j ${C}_OUT`],
+      hookJumpPositions: [1],
+    });
+    assert.deepEqual(
+      s.grants.map((g) => [g.address, g.owner]),
+      [
+        ['192.0.2.7', 'alice'],
+        ['192.0.2.8', undefined],
+      ],
+    );
     assert.deepEqual(s.protect, [TCP]);
     assert.deepEqual(snapshotProblems(C, 4, s, [TCP], true, 'IPv4', undefined), []);
-    assert.deepEqual(snapshotProblems(C, 4, s, [TCP], false, 'IPv4', undefined), [`iptables chain ${C}_OUT exists but silence_port_unreachable is off (IPv4)`]);
+    assert.deepEqual(snapshotProblems(C, 4, s, [TCP], false, 'IPv4', undefined), [
+      `iptables chain ${C}_OUT exists but silence_port_unreachable is off (IPv4)`,
+    ]);
     const empty = parseSnapshot(C, 4, '-P INPUT ACCEPT\n');
-    assert.deepEqual(snapshotProblems(C, 4, empty, [TCP], false, 'IPv4', undefined), [`iptables chain ${C} is missing (IPv4)`]);
+    assert.deepEqual(snapshotProblems(C, 4, empty, [TCP], false, 'IPv4', undefined), [
+      `iptables chain ${C} is missing (IPv4)`,
+    ]);
   });
 
   test('installText: a fresh install creates the chains and jumps; a correct one only refills', () => {
     const fresh = parseSnapshot(C, 4, '-P INPUT ACCEPT\n-A INPUT -p tcp -m tcp --dport 2299 -j ACCEPT\n');
     assert.equal(
       installText(C, 4, fresh, [TCP], [], true),
-      ['*filter', `:${C} - [0:0]`, `:${C}_OUT - [0:0]`, `-I INPUT 1 -j ${C}`, `-I OUTPUT 1 -j ${C}_OUT`, ...chainLines(C, 4, [TCP], []), silenceRule(C, 4), 'COMMIT', ''].join('\n'),
+      [
+        '*filter',
+        `:${C} - [0:0]`,
+        `:${C}_OUT - [0:0]`,
+        `-I INPUT 1 -j ${C}`,
+        `-I OUTPUT 1 -j ${C}_OUT`,
+        ...chainLines(C, 4, [TCP], []),
+        silenceRule(C, 4),
+        'COMMIT',
+        '',
+      ].join('\n'),
     );
     const done = parseSnapshot(C, 4, INSTALLED);
-    assert.equal(installText(C, 4, done, [TCP], [alice], true), ['*filter', `:${C} - [0:0]`, `:${C}_OUT - [0:0]`, ...chainLines(C, 4, [TCP], [alice]), silenceRule(C, 4), 'COMMIT', ''].join('\n'));
+    assert.equal(
+      installText(C, 4, done, [TCP], [alice], true),
+      [
+        '*filter',
+        `:${C} - [0:0]`,
+        `:${C}_OUT - [0:0]`,
+        ...chainLines(C, 4, [TCP], [alice]),
+        silenceRule(C, 4),
+        'COMMIT',
+        '',
+      ].join('\n'),
+    );
     // silence turned off: the output chain and its plain jump go
-    assert.equal(installText(C, 4, done, [TCP], [], false), ['*filter', `:${C} - [0:0]`, `:${C}_OUT - [0:0]`, `-D OUTPUT -j ${C}_OUT`, `-X ${C}_OUT`, ...chainLines(C, 4, [TCP], []), 'COMMIT', ''].join('\n'));
+    assert.equal(
+      installText(C, 4, done, [TCP], [], false),
+      [
+        '*filter',
+        `:${C} - [0:0]`,
+        `:${C}_OUT - [0:0]`,
+        `-D OUTPUT -j ${C}_OUT`,
+        `-X ${C}_OUT`,
+        ...chainLines(C, 4, [TCP], []),
+        'COMMIT',
+        '',
+      ].join('\n'),
+    );
     // a jump that is not rule 1 is moved to rule 1
-    const moved = parseSnapshot(C, 4, INSTALLED.replace(`-A INPUT -j ${C}\n-A INPUT -p tcp -m tcp --dport 2299 -j ACCEPT`, `-A INPUT -p tcp -m tcp --dport 2299 -j ACCEPT\n-A INPUT -j ${C}`));
+    const moved = parseSnapshot(
+      C,
+      4,
+      INSTALLED.replace(
+        `-A INPUT -j ${C}\n-A INPUT -p tcp -m tcp --dport 2299 -j ACCEPT`,
+        `-A INPUT -p tcp -m tcp --dport 2299 -j ACCEPT\n-A INPUT -j ${C}`,
+      ),
+    );
     assert.deepEqual(moved.input.hookJumpPositions, [2]);
     assert.match(installText(C, 4, moved, [TCP], [], true), new RegExp(`-D INPUT -j ${C}\n-I INPUT 1 -j ${C}\n`));
   });
 
   test('undoInstallText puts back what the snapshot saw', () => {
     const fresh = parseSnapshot(C, 4, '-P INPUT ACCEPT\n');
-    assert.equal(undoInstallText(C, fresh, true), ['*filter', `:${C} - [0:0]`, `-D INPUT -j ${C}`, `:${C}_OUT - [0:0]`, `-D OUTPUT -j ${C}_OUT`, `-X ${C}`, `-X ${C}_OUT`, 'COMMIT', ''].join('\n'));
-    const before = parseSnapshot(C, 4, INSTALLED.replace(`-A INPUT -j ${C}\n-A INPUT -p tcp -m tcp --dport 2299 -j ACCEPT`, `-A INPUT -p tcp -m tcp --dport 2299 -j ACCEPT\n-A INPUT -j ${C}`));
+    assert.equal(
+      undoInstallText(C, fresh, true),
+      [
+        '*filter',
+        `:${C} - [0:0]`,
+        `-D INPUT -j ${C}`,
+        `:${C}_OUT - [0:0]`,
+        `-D OUTPUT -j ${C}_OUT`,
+        `-X ${C}`,
+        `-X ${C}_OUT`,
+        'COMMIT',
+        '',
+      ].join('\n'),
+    );
+    const before = parseSnapshot(
+      C,
+      4,
+      INSTALLED.replace(
+        `-A INPUT -j ${C}\n-A INPUT -p tcp -m tcp --dport 2299 -j ACCEPT`,
+        `-A INPUT -p tcp -m tcp --dport 2299 -j ACCEPT\n-A INPUT -j ${C}`,
+      ),
+    );
     const undo = undoInstallText(C, before, false).split('\n');
     assert.deepEqual(undo.slice(0, 3), ['*filter', `:${C} - [0:0]`, `-D INPUT -j ${C}`]);
-    assert.ok(undo.includes(`:${C}_OUT - [0:0]`) && !undo.includes(`-X ${C}_OUT`), 'the removed output chain is re-created');
-    assert.ok(undo.includes(`-I INPUT 2 -j ${C}`) && undo.includes(`-I OUTPUT 1 -j ${C}_OUT`), 'jumps back at their positions');
+    assert.ok(
+      undo.includes(`:${C}_OUT - [0:0]`) && !undo.includes(`-X ${C}_OUT`),
+      'the removed output chain is re-created',
+    );
+    assert.ok(
+      undo.includes(`-I INPUT 2 -j ${C}`) && undo.includes(`-I OUTPUT 1 -j ${C}_OUT`),
+      'jumps back at their positions',
+    );
     assert.ok(before.input.lines.every((l) => undo.includes(l)) && before.output.lines.every((l) => undo.includes(l)));
   });
 
   test('uninstallText removes every jump, then the chains; nothing to do is undefined', () => {
     assert.equal(
       uninstallText(C, parseSnapshot(C, 6, INSTALLED)),
-      ['*filter', `-D INPUT -j ${C}`, `-D OUTPUT -j ${C}_OUT`, `-F ${C}`, `-X ${C}`, `-F ${C}_OUT`, `-X ${C}_OUT`, 'COMMIT', ''].join('\n'),
+      [
+        '*filter',
+        `-D INPUT -j ${C}`,
+        `-D OUTPUT -j ${C}_OUT`,
+        `-F ${C}`,
+        `-X ${C}`,
+        `-F ${C}_OUT`,
+        `-X ${C}_OUT`,
+        'COMMIT',
+        '',
+      ].join('\n'),
     );
     assert.equal(uninstallText(C, parseSnapshot(C, 6, '-P INPUT ACCEPT\n')), undefined);
   });

@@ -3,7 +3,14 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SpaError } from '../../shared/errors.js';
 import { accessOfElem, grantsOfListing, parseNftTable, parseNftTables } from '../../server/firewall/nft-json.js';
-import { elemWithTimeout, installLines, nftDuration, NFT_OUTPUT_RULES, NFT_RULES, replaceLines } from '../../server/firewall/nft-script.js';
+import {
+  elemWithTimeout,
+  installLines,
+  nftDuration,
+  NFT_OUTPUT_RULES,
+  NFT_RULES,
+  replaceLines,
+} from '../../server/firewall/nft-script.js';
 import { nftErrorMessage } from '../../server/firewall/nft-shell.js';
 
 const META = { metainfo: { version: '1.0.6', release_name: 'Lester Gooch #5', json_schema_version: 1 } };
@@ -16,47 +23,110 @@ describe('nft JSON', () => {
   test('set elements: plain, with timeout/expires/comment (as nft 1.0.6 prints them), and forms we never write', () => {
     const text = doc(
       { table: { family: 'inet', name: 'spa_knock', handle: 7 } },
-      set('allow4', ['ipv4_addr', 'inet_proto', 'inet_service'], [
-        { elem: { val: { concat: ['10.0.0.2', 'tcp', 22] }, timeout: 30, expires: 29, comment: 'alice' } },
-        { elem: { val: { concat: ['10.0.0.3', 'udp', 53] }, timeout: 30, expires: 12 } },
-        { concat: ['10.0.0.4', 'tcp', 22] },
-        { elem: { val: { concat: ['10.0.0.5', 'tcp', 22] }, timeout: 30, expires: 5, comment: 'by hand!' } },
-        { elem: { val: { concat: ['10.0.0.6', 'sctp', 22] }, timeout: 30, expires: 5 } },
-        { range: ['10.0.0.0', '10.0.0.9'] },
-      ]),
-      set('allow6', ['ipv6_addr', 'inet_proto', 'inet_service'], [{ elem: { val: { concat: ['2001:db8::7', 'tcp', 22] }, timeout: 60, expires: 59, comment: 'bob' } }]),
+      set(
+        'allow4',
+        ['ipv4_addr', 'inet_proto', 'inet_service'],
+        [
+          { elem: { val: { concat: ['10.0.0.2', 'tcp', 22] }, timeout: 30, expires: 29, comment: 'alice' } },
+          { elem: { val: { concat: ['10.0.0.3', 'udp', 53] }, timeout: 30, expires: 12 } },
+          { concat: ['10.0.0.4', 'tcp', 22] },
+          { elem: { val: { concat: ['10.0.0.5', 'tcp', 22] }, timeout: 30, expires: 5, comment: 'by hand!' } },
+          { elem: { val: { concat: ['10.0.0.6', 'sctp', 22] }, timeout: 30, expires: 5 } },
+          { range: ['10.0.0.0', '10.0.0.9'] },
+        ],
+      ),
+      set(
+        'allow6',
+        ['ipv6_addr', 'inet_proto', 'inet_service'],
+        [{ elem: { val: { concat: ['2001:db8::7', 'tcp', 22] }, timeout: 60, expires: 59, comment: 'bob' } }],
+      ),
       set('protect', ['inet_proto', 'inet_service'], [{ concat: ['tcp', 22] }, { concat: ['udp', 53] }]),
       set('allow4', ['ipv4_addr'], ['10.9.9.9'], 'other_table'),
-      { chain: { family: 'inet', table: 'spa_knock', name: 'input', handle: 4, type: 'filter', hook: 'input', prio: -10, policy: 'accept' } },
+      {
+        chain: {
+          family: 'inet',
+          table: 'spa_knock',
+          name: 'input',
+          handle: 4,
+          type: 'filter',
+          hook: 'input',
+          prio: -10,
+          policy: 'accept',
+        },
+      },
       { rule: { family: 'inet', table: 'spa_knock', chain: 'input', handle: 5, expr: [] } },
     );
     const listing = parseNftTable(text, 'inet', 'spa_knock');
     assert.deepEqual([...listing.sets.keys()], ['allow4', 'allow6', 'protect']);
-    assert.deepEqual(listing.chains.get('input'), { name: 'input', type: 'filter', hook: 'input', prio: -10, policy: 'accept' });
+    assert.deepEqual(listing.chains.get('input'), {
+      name: 'input',
+      type: 'filter',
+      hook: 'input',
+      prio: -10,
+      policy: 'accept',
+    });
     const allow4 = listing.sets.get('allow4');
     assert.equal(allow4?.elems.length, 6);
     assert.equal(allow4?.elems[5]?.parts, undefined, 'a range is kept as raw text only');
     assert.match(allow4?.elems[5]?.raw ?? '', /range/);
     const now = 1_800_000_000_000;
     assert.deepEqual(grantsOfListing(listing, now), [
-      { family: 4, address: '10.0.0.2', access: { proto: 'tcp', port: 22 }, expiresAt: now + 29_000, remainingMs: 29_000, owner: 'alice' },
-      { family: 4, address: '10.0.0.3', access: { proto: 'udp', port: 53 }, expiresAt: now + 12_000, remainingMs: 12_000 },
-      { family: 4, address: '10.0.0.4', access: { proto: 'tcp', port: 22 }, expiresAt: Number.POSITIVE_INFINITY, remainingMs: undefined },
+      {
+        family: 4,
+        address: '10.0.0.2',
+        access: { proto: 'tcp', port: 22 },
+        expiresAt: now + 29_000,
+        remainingMs: 29_000,
+        owner: 'alice',
+      },
+      {
+        family: 4,
+        address: '10.0.0.3',
+        access: { proto: 'udp', port: 53 },
+        expiresAt: now + 12_000,
+        remainingMs: 12_000,
+      },
+      {
+        family: 4,
+        address: '10.0.0.4',
+        access: { proto: 'tcp', port: 22 },
+        expiresAt: Number.POSITIVE_INFINITY,
+        remainingMs: undefined,
+      },
       { family: 4, address: '10.0.0.5', access: { proto: 'tcp', port: 22 }, expiresAt: now + 5000, remainingMs: 5000 },
-      { family: 6, address: '2001:db8::7', access: { proto: 'tcp', port: 22 }, expiresAt: now + 59_000, remainingMs: 59_000, owner: 'bob' },
+      {
+        family: 6,
+        address: '2001:db8::7',
+        access: { proto: 'tcp', port: 22 },
+        expiresAt: now + 59_000,
+        remainingMs: 59_000,
+        owner: 'bob',
+      },
     ]);
-    assert.deepEqual(listing.sets.get('protect')?.elems.map((e) => accessOfElem(e.parts)), [{ proto: 'tcp', port: 22 }, { proto: 'udp', port: 53 }]);
+    assert.deepEqual(
+      listing.sets.get('protect')?.elems.map((e) => accessOfElem(e.parts)),
+      [
+        { proto: 'tcp', port: 22 },
+        { proto: 'udp', port: 53 },
+      ],
+    );
     assert.equal(accessOfElem(['tcp', 0]), undefined);
   });
 
   test('bad output is one ERR_SPA_FIREWALL line', () => {
     for (const bad of ['not json', '{"nftables": 3}', '[]']) {
-      assert.throws(() => parseNftTable(bad, 'inet', 't'), (e: unknown) => e instanceof SpaError && e.code === 'ERR_SPA_FIREWALL');
+      assert.throws(
+        () => parseNftTable(bad, 'inet', 't'),
+        (e: unknown) => e instanceof SpaError && e.code === 'ERR_SPA_FIREWALL',
+      );
     }
   });
 
   test('list tables gives names and handles, keyword names included', () => {
-    const text = doc({ table: { family: 'inet', name: 't', handle: 1 } }, { table: { family: 'inet', name: 'counters', handle: 2 } });
+    const text = doc(
+      { table: { family: 'inet', name: 't', handle: 1 } },
+      { table: { family: 'inet', name: 'counters', handle: 2 } },
+    );
     assert.deepEqual(parseNftTables(text), [
       { family: 'inet', name: 't', handle: 1 },
       { family: 'inet', name: 'counters', handle: 2 },
@@ -76,14 +146,29 @@ describe('nft command text', () => {
     const k = { family: 4, address: '10.0.0.2', access: { proto: 'tcp', port: 22 } } as const;
     assert.equal(elemWithTimeout(k, 30_000, 'alice'), '10.0.0.2 . tcp . 22 timeout 30s comment "alice"');
     assert.equal(elemWithTimeout(k, 30_000, undefined), '10.0.0.2 . tcp . 22 timeout 30s');
-    const lines = replaceLines('t', { protect: [], silencePortUnreachable: false }, [{ ...k, remainingMs: 5000, owner: 'bob' }, { ...k, address: '10.0.0.3', remainingMs: 500 }], 1000);
-    assert.equal(lines.at(-1), 'add element inet t allow4 { 10.0.0.2 . tcp . 22 timeout 5s comment "bob" }', 'grants under the minimum are not carried');
+    const lines = replaceLines(
+      't',
+      { protect: [], silencePortUnreachable: false },
+      [
+        { ...k, remainingMs: 5000, owner: 'bob' },
+        { ...k, address: '10.0.0.3', remainingMs: 500 },
+      ],
+      1000,
+    );
+    assert.equal(
+      lines.at(-1),
+      'add element inet t allow4 { 10.0.0.2 . tcp . 22 timeout 5s comment "bob" }',
+      'grants under the minimum are not carried',
+    );
   });
 
   test('install: the output chain is filled with silence on, and added-then-deleted (absent-safe) with it off', () => {
     const on = installLines('t', { protect: [{ proto: 'tcp', port: 22 }], silencePortUnreachable: true });
     assert.ok(on.includes('add element inet t protect { tcp . 22 }'));
-    assert.deepEqual(on.slice(-NFT_OUTPUT_RULES.length), NFT_OUTPUT_RULES.map((r) => `add rule inet t output ${r}`));
+    assert.deepEqual(
+      on.slice(-NFT_OUTPUT_RULES.length),
+      NFT_OUTPUT_RULES.map((r) => `add rule inet t output ${r}`),
+    );
     assert.ok(NFT_RULES.every((r) => on.includes(`add rule inet t input ${r}`)));
     const off = installLines('t', { protect: [], silencePortUnreachable: false });
     assert.deepEqual(off.slice(-2), ['flush chain inet t output', 'delete chain inet t output']);

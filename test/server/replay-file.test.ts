@@ -34,14 +34,20 @@ describe('replay file (persistence across restarts)', () => {
     const f = new ReplayFile(dir);
     f.load(0);
     f.close();
-    writeFileSync(join(dir, 'replay.log'), '100 spak1:old\n900000 spak1:live\nnot a line\n99999999 spak1:torn-no-newline');
+    writeFileSync(
+      join(dir, 'replay.log'),
+      '100 spak1:old\n900000 spak1:live\nnot a line\n99999999 spak1:torn-no-newline',
+    );
     appendFileSync(join(dir, 'replay.log'), '');
     const f2 = new ReplayFile(dir);
     const recs = f2.load(1000);
     assert.deepEqual(recs.map((r) => r.id).sort(), ['spak1:live', 'spak1:torn-no-newline']);
     // the expired record raised the floor (shared/replay.ts): 100 - 0 (no window given: expiries as written)
     assert.equal(f2.floor, 100);
-    assert.equal(readFileSync(join(dir, 'replay.log'), 'utf8'), '#floor 100 window 0\n900000 spak1:live\n99999999 spak1:torn-no-newline\n');
+    assert.equal(
+      readFileSync(join(dir, 'replay.log'), 'utf8'),
+      '#floor 100 window 0\n900000 spak1:live\n99999999 spak1:torn-no-newline\n',
+    );
     assert.equal(statSync(join(dir, 'replay.log')).mode & 0o777, 0o600);
     f2.close();
   });
@@ -54,11 +60,17 @@ describe('replay file (persistence across restarts)', () => {
     writeFileSync(file, 'x');
     assert.throws(
       () => new ReplayFile(file),
-      (e: Error) => e instanceof SpaError && e.code === 'ERR_SPA_STATE_DIR' && e.message === `state_dir ${file} cannot be created: exists and is not a directory`,
+      (e: Error) =>
+        e instanceof SpaError &&
+        e.code === 'ERR_SPA_STATE_DIR' &&
+        e.message === `state_dir ${file} cannot be created: exists and is not a directory`,
     );
     assert.throws(
       () => new ReplayFile(join(file, 'sub')),
-      (e: Error) => e instanceof SpaError && e.code === 'ERR_SPA_STATE_DIR' && e.message === `state_dir ${file}/sub cannot be created: a part of the path is not a directory`,
+      (e: Error) =>
+        e instanceof SpaError &&
+        e.code === 'ERR_SPA_STATE_DIR' &&
+        e.message === `state_dir ${file}/sub cannot be created: a part of the path is not a directory`,
     );
   });
 
@@ -71,7 +83,11 @@ describe('replay file (persistence across restarts)', () => {
     f.close();
     assert.equal(readFileSync(join(dir, 'replay.log'), 'utf8'), '#floor 900000 window 60000\n1060000 spak1:a\n');
     const g = new ReplayFile(dir);
-    assert.deepEqual(g.load(1_070_000, 120_000), [{ id: 'spak1:a', expiresAt: 1_120_000 }], 'window raised: anchor + new window');
+    assert.deepEqual(
+      g.load(1_070_000, 120_000),
+      [{ id: 'spak1:a', expiresAt: 1_120_000 }],
+      'window raised: anchor + new window',
+    );
     assert.equal(g.floor, 900_000);
     g.close();
     // the same record under a smaller window is expired: dropped, and the floor covers its packet
@@ -106,7 +122,10 @@ describe('replay file (persistence across restarts)', () => {
     writeFileSync(dir, 'now a file');
     assert.throws(
       () => f.append({ id: 'spak1:z', expiresAt: 1 }),
-      (e: Error) => e instanceof SpaError && e.code === 'ERR_SPA_STATE_DIR' && e.message === `cannot write ${dir}/replay.log: a part of the path is not a directory`,
+      (e: Error) =>
+        e instanceof SpaError &&
+        e.code === 'ERR_SPA_STATE_DIR' &&
+        e.message === `cannot write ${dir}/replay.log: a part of the path is not a directory`,
     );
   });
 });

@@ -50,12 +50,28 @@ describe('replay records on a full file system', { skip: isRoot ? false : 'needs
     const clock = new FakeClock();
     const backend = new FakeBackend();
     const sink = logSink();
-    const config = parseConfig(configText({ stateDir, clients: [{ name: 'alice', key: ALICE, open: ['tcp/22'] }] }), 'test.toml');
-    const listen: typeof openUdpListener = async (o) => ({ bound: `[${o.address}]:${o.port}`, close: async () => undefined });
+    const config = parseConfig(
+      configText({ stateDir, clients: [{ name: 'alice', key: ALICE, open: ['tcp/22'] }] }),
+      'test.toml',
+    );
+    const listen: typeof openUdpListener = async (o) => ({
+      bound: `[${o.address}]:${o.port}`,
+      close: async () => undefined,
+    });
     const replayFile = new ReplayFile(stateDir, { timers: clock });
-    const daemon = new Daemon({ config, backend, log: sink.log, now: clock.now, timers: clock, listen, warmUp: false, replayFile });
+    const daemon = new Daemon({
+      config,
+      backend,
+      log: sink.log,
+      now: clock.now,
+      timers: clock,
+      listen,
+      warmUp: false,
+      replayFile,
+    });
     await daemon.start();
-    const knock = (i: number) => buildPacket(ALICE, { type: 'open', accesses: [TCP22], duration: 0 }, clock.now() + (i % 1000)).bytes;
+    const knock = (i: number) =>
+      buildPacket(ALICE, { type: 'open', accesses: [TCP22], duration: 0 }, clock.now() + (i % 1000)).bytes;
 
     // fill the file system: a filler file up to ENOSPC
     const filler = join(mnt, 'filler');
@@ -76,11 +92,18 @@ describe('replay records on a full file system', { skip: isRoot ? false : 'needs
     assert.equal(granted, i - 1);
     for (let j = 0; j < 20; j++) daemon.handle(knock(500 + j), '192.0.2.1');
     await daemon.settled();
-    assert.equal(backend.calls.filter((c) => c.op === 'grant').length, granted, 'no grant without a durable replay record');
+    assert.equal(
+      backend.calls.filter((c) => c.op === 'grant').length,
+      granted,
+      'no grant without a durable replay record',
+    );
     assert.equal(daemon.rejects.totals()['state-write'], 21);
     const errs = sink.events('state-write-error');
     assert.equal(errs.length, 1);
-    assert.match(String((errs[0]?.err as { message?: string }).message), /^cannot write .*replay\.log: no space left on the device$/);
+    assert.match(
+      String((errs[0]?.err as { message?: string } | undefined)?.message),
+      /^cannot write .*replay\.log: no space left on the device$/,
+    );
 
     // room again
     unlinkSync(filler);
@@ -92,12 +115,24 @@ describe('replay records on a full file system', { skip: isRoot ? false : 'needs
     assert.equal(sink.events('state-write-recovered').length, 1);
     // the record is in the file, on a line of its own (a torn line before it does not swallow it)
     const lines = readFileSync(join(stateDir, 'replay.log'), 'utf8').split('\n');
-    assert.ok(lines.some((l) => /^\d+ spak1:[0-9a-f]{48}$/.test(l)), lines.join('|'));
+    assert.ok(
+      lines.some((l) => /^\d+ spak1:[0-9a-f]{48}$/.test(l)),
+      lines.join('|'),
+    );
     daemon.handle(good, '192.0.2.100');
     assert.equal(daemon.rejects.totals().replay, 1);
     // and after a restart it is still refused
     await daemon.stop();
-    const again = new Daemon({ config, backend, log: logSink().log, now: clock.now, timers: clock, listen, warmUp: false, replayFile: new ReplayFile(stateDir, { timers: clock }) });
+    const again = new Daemon({
+      config,
+      backend,
+      log: logSink().log,
+      now: clock.now,
+      timers: clock,
+      listen,
+      warmUp: false,
+      replayFile: new ReplayFile(stateDir, { timers: clock }),
+    });
     await again.start();
     again.handle(good, '192.0.2.100');
     assert.deepEqual(again.rejects.totals(), { replay: 1 });

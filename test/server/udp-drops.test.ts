@@ -31,7 +31,10 @@ describe('kernel drop counter', () => {
 
   test('the reader sums both files for our sockets on the port; undefined when nothing matches', () => {
     const files: Record<string, string> = { '/proc/net/udp': SAMPLE_V4, '/proc/net/udp6': SAMPLE_V6 };
-    const read = procDropReader((p) => files[p] ?? '', () => new Set([124116, 124119]));
+    const read = procDropReader(
+      (p) => files[p] ?? '',
+      () => new Set([124116, 124119]),
+    );
     assert.equal(read(0x9981), 194);
     assert.equal(read(0x9ee4), 0);
     assert.equal(read(0xe42d), undefined, 'a socket of another process on a port we do not own');
@@ -59,14 +62,21 @@ describe('kernel drop counter', () => {
 
   test('a socket that really drops: the count read from /proc grows', async () => {
     // a receiver that never reads, with the smallest buffer; only its inode is "ours" for the reader
-    const py = spawn('python3', ['-c', [
-      'import socket,sys',
-      's=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)',
-      's.setsockopt(socket.SOL_SOCKET,socket.SO_RCVBUF,4096)',
-      "s.bind(('127.0.0.1',0))",
-      'print(s.getsockname()[1],flush=True)',
-      'sys.stdin.read()',
-    ].join('\n')], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const py = spawn(
+      'python3',
+      [
+        '-c',
+        [
+          'import socket,sys',
+          's=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)',
+          's.setsockopt(socket.SOL_SOCKET,socket.SO_RCVBUF,4096)',
+          "s.bind(('127.0.0.1',0))",
+          'print(s.getsockname()[1],flush=True)',
+          'sys.stdin.read()',
+        ].join('\n'),
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
     try {
       const [out] = (await once(py.stdout, 'data')) as [Buffer];
       const port = Number(out.toString().trim());

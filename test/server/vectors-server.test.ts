@@ -20,11 +20,21 @@ interface Case {
   window_s: number;
   packet_hex: string;
   expect:
-    | { result: 'accept'; request: { type: string; duration_s: number; accesses: { proto: string; port: number }[]; allow_address: string | null } }
+    | {
+        result: 'accept';
+        request: {
+          type: string;
+          duration_s: number;
+          accesses: { proto: string; port: number }[];
+          allow_address: string | null;
+        };
+      }
     | { result: 'reject'; reason: string };
 }
 
-const file = JSON.parse(readFileSync(new URL('../vectors/knock-v1.json', import.meta.url), 'utf8')) as { cases: Case[] };
+const file = JSON.parse(readFileSync(new URL('../vectors/knock-v1.json', import.meta.url), 'utf8')) as {
+  cases: Case[];
+};
 const acceptKeys = [...new Set(file.cases.filter((c) => c.expect.result === 'accept').map((c) => c.key))];
 const protect = ['tcp/22', 'tcp/443', 'udp/51820'];
 
@@ -64,7 +74,10 @@ describe('vectors through the server receive path', () => {
       const want = c.expect.request;
       assert.equal(v.decision.type, want.type);
       assert.equal(v.decision.address, want.allow_address ?? '203.0.113.50');
-      const expectAccesses = want.accesses.length > 0 ? want.accesses : protect.map((a) => ({ proto: a.split('/')[0], port: Number(a.split('/')[1]) }));
+      const expectAccesses =
+        want.accesses.length > 0
+          ? want.accesses
+          : protect.map((a) => ({ proto: a.split('/')[0], port: Number(a.split('/')[1]) }));
       assert.deepEqual(v.decision.accesses, expectAccesses);
       assert.equal(v.decision.duration, want.duration_s === 0 ? 30 : want.duration_s);
     });

@@ -37,7 +37,13 @@ function nonce(): Uint8Array {
 }
 
 function packet(key: Uint8Array, over: Partial<KnockRequest> = {}): Uint8Array {
-  const req: KnockRequest = { type: 'open', timestamp: T0, accesses: [{ proto: 'tcp', port: 22 }], duration: 0, ...over };
+  const req: KnockRequest = {
+    type: 'open',
+    timestamp: T0,
+    accesses: [{ proto: 'tcp', port: 22 }],
+    duration: 0,
+    ...over,
+  };
   return sealPacket(deriveKeys(key), req, nonce());
 }
 
@@ -72,19 +78,74 @@ describe('verify: reject reasons, cheapest first', () => {
     ['empty datagram', () => new Uint8Array(0), 'size'],
     ['too long', () => new Uint8Array(600).fill(1), 'size'],
     ['too short for v1', () => new Uint8Array(40).fill(1), 'size'],
-    ['unknown version byte', () => { const p = packet(ALICE); p[0] = 2; return p; }, 'version'],
-    ['text (not our format)', () => new TextEncoder().encode('8QGj3Z4qGx2fVd3lQ0sYbQ8mHhJ5UuNn1p3y8n6zN0gq1f2x'.repeat(3)), 'version'],
+    [
+      'unknown version byte',
+      () => {
+        const p = packet(ALICE);
+        p[0] = 2;
+        return p;
+      },
+      'version',
+    ],
+    [
+      'text (not our format)',
+      () => new TextEncoder().encode('8QGj3Z4qGx2fVd3lQ0sYbQ8mHhJ5UuNn1p3y8n6zN0gq1f2x'.repeat(3)),
+      'version',
+    ],
     ['key not configured', () => packet(keyOf(9)), 'unknown-key'],
-    ['one ciphertext byte flipped', () => { const p = packet(ALICE); p[HEADER_LEN + 3]! ^= 1; return p; }, 'mac'],
-    ['one tag byte flipped', () => { const p = packet(ALICE); p[p.length - 1]! ^= 0x80; return p; }, 'mac'],
-    ['nonce changed', () => { const p = packet(ALICE); p[10]! ^= 1; return p; }, 'mac'],
+    [
+      'one ciphertext byte flipped',
+      () => {
+        const p = packet(ALICE);
+        p[HEADER_LEN + 3]! ^= 1;
+        return p;
+      },
+      'mac',
+    ],
+    [
+      'one tag byte flipped',
+      () => {
+        const p = packet(ALICE);
+        p[p.length - 1]! ^= 0x80;
+        return p;
+      },
+      'mac',
+    ],
+    [
+      'nonce changed',
+      () => {
+        const p = packet(ALICE);
+        p[10]! ^= 1;
+        return p;
+      },
+      'mac',
+    ],
     ['timestamp 61 s old', () => packet(ALICE, { timestamp: T0 - 61_000 }), 'stale'],
     ['timestamp 61 s ahead', () => packet(ALICE, { timestamp: T0 + 61_000 }), 'stale'],
-    ['timestamp 10 min old: its key id is no longer indexed', () => packet(ALICE, { timestamp: T0 - 600_000 }), 'unknown-key'],
+    [
+      'timestamp 10 min old: its key id is no longer indexed',
+      () => packet(ALICE, { timestamp: T0 - 600_000 }),
+      'unknown-key',
+    ],
     ['access outside the policy', () => packet(ALICE, { accesses: [{ proto: 'tcp', port: 23 }] }), 'policy'],
-    ['one of two accesses outside the policy: refused whole', () => packet(ALICE, { accesses: [{ proto: 'tcp', port: 22 }, { proto: 'udp', port: 53 }] }), 'policy'],
+    [
+      'one of two accesses outside the policy: refused whole',
+      () =>
+        packet(ALICE, {
+          accesses: [
+            { proto: 'tcp', port: 22 },
+            { proto: 'udp', port: 53 },
+          ],
+        }),
+      'policy',
+    ],
     ['source outside the client sources', () => packet(BOB, { accesses: [] }), 'source'],
-    ['allow-address outside the client sources', () => packet(BOB, { accesses: [], allowAddress: '198.51.100.1' }), 'source', 1],
+    [
+      'allow-address outside the client sources',
+      () => packet(BOB, { accesses: [], allowAddress: '198.51.100.1' }),
+      'source',
+      1,
+    ],
   ];
   for (const [name, make, code, src] of cases) {
     test(`${name} → ${code}`, () => {
@@ -129,7 +190,10 @@ describe('verify: reject reasons, cheapest first', () => {
     const v = verifier();
     const a = v.verify(packet(ALICE, { accesses: [] }), '203.0.113.9', T0);
     assert.ok(a.ok);
-    assert.deepEqual(a.decision.accesses, [{ proto: 'tcp', port: 22 }, { proto: 'tcp', port: 443 }]);
+    assert.deepEqual(a.decision.accesses, [
+      { proto: 'tcp', port: 22 },
+      { proto: 'tcp', port: 443 },
+    ]);
     const b = v.verify(packet(ALICE, { duration: 10 }), '203.0.113.9', T0);
     assert.ok(b.ok && b.decision.duration === 10);
     const c = v.verify(packet(ALICE, { duration: 9999 }), '203.0.113.9', T0);
@@ -192,9 +256,26 @@ describe('verify: reject reasons, cheapest first', () => {
   });
 
   test('ungrantable addresses → address; a source with a zone is stripped of it', () => {
-    const v = new Verifier({ formats: [new Spak1Format(config.clients, 60_000)], replay: new ReplayGuard({ windowMs: 60_000 }), defaultDuration: 30, broadcasts: new Set(['203.0.113.255']) });
-    for (const allowAddress of ['255.255.255.255', '127.0.0.1', '224.0.0.1', '::1', 'ff02::1', '203.0.113.255', '0.1.2.3']) {
-      assert.equal((v.verify(packet(ALICE, { allowAddress }), '203.0.113.9', T0) as { code: string }).code, 'address', allowAddress);
+    const v = new Verifier({
+      formats: [new Spak1Format(config.clients, 60_000)],
+      replay: new ReplayGuard({ windowMs: 60_000 }),
+      defaultDuration: 30,
+      broadcasts: new Set(['203.0.113.255']),
+    });
+    for (const allowAddress of [
+      '255.255.255.255',
+      '127.0.0.1',
+      '224.0.0.1',
+      '::1',
+      'ff02::1',
+      '203.0.113.255',
+      '0.1.2.3',
+    ]) {
+      assert.equal(
+        (v.verify(packet(ALICE, { allowAddress }), '203.0.113.9', T0) as { code: string }).code,
+        'address',
+        allowAddress,
+      );
     }
     const z = v.verify(packet(ALICE), 'fe80::1%eth0', T0);
     assert.ok(z.ok && z.decision.address === 'fe80::1');

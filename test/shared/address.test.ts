@@ -28,10 +28,34 @@ const must = (text: string) => {
 
 describe('address syntax', () => {
   it('is strict: no IPv4 shorthands or octal, no zones, no junk', () => {
-    for (const ok of ['1.2.3.4', '0.0.0.0', '255.255.255.255', '::', '::1', '2001:db8::1', '::ffff:192.0.2.1', 'FE80::1']) {
+    for (const ok of [
+      '1.2.3.4',
+      '0.0.0.0',
+      '255.255.255.255',
+      '::',
+      '::1',
+      '2001:db8::1',
+      '::ffff:192.0.2.1',
+      'FE80::1',
+    ]) {
       assert.equal(isStrictIp(ok), true, ok);
     }
-    for (const bad of ['010.0.0.1', '1', '1.2.3', '01.2.3.4', '1.2.3.04', '1.2.3.4.5', '256.1.1.1', 'fe80::1%eth0', '::ffff:010.1.1.1', 'gg::1', '', ' 1.2.3.4', 'localhost', '1.2.3.4/32']) {
+    for (const bad of [
+      '010.0.0.1',
+      '1',
+      '1.2.3',
+      '01.2.3.4',
+      '1.2.3.04',
+      '1.2.3.4.5',
+      '256.1.1.1',
+      'fe80::1%eth0',
+      '::ffff:010.1.1.1',
+      'gg::1',
+      '',
+      ' 1.2.3.4',
+      'localhost',
+      '1.2.3.4/32',
+    ]) {
       assert.equal(isStrictIp(bad), false, bad);
       assert.equal(parseIp(bad), undefined, bad);
     }
@@ -72,7 +96,10 @@ describe('address syntax', () => {
   it('bytes round-trip; host:port brackets IPv6', () => {
     for (const t of ['192.0.2.7', '2001:db8::7']) assert.equal(ipFromBytes(ipToBytes(must(t)))?.text, t);
     assert.equal(ipFromBytes(new Uint8Array(5)), undefined);
-    assert.equal(ipFromBytes(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1]))?.text, '10.0.0.1');
+    assert.equal(
+      ipFromBytes(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1]))?.text,
+      '10.0.0.1',
+    );
     assert.equal(hostPort('2001:db8::1', 22), '[2001:db8::1]:22');
     assert.equal(hostPort('10.0.0.1', 22), '10.0.0.1:22');
   });
@@ -80,7 +107,19 @@ describe('address syntax', () => {
 
 describe('grantability', () => {
   it('refuses unspecified, loopback, multicast, broadcast, 0/8 and IPv4-compatible addresses', () => {
-    for (const t of ['0.0.0.0', '::', '127.0.0.1', '127.8.9.10', '::1', '224.0.0.1', '239.1.2.3', 'ff02::1', '255.255.255.255', '0.1.2.3', '::10.0.0.1']) {
+    for (const t of [
+      '0.0.0.0',
+      '::',
+      '127.0.0.1',
+      '127.8.9.10',
+      '::1',
+      '224.0.0.1',
+      '239.1.2.3',
+      'ff02::1',
+      '255.255.255.255',
+      '0.1.2.3',
+      '::10.0.0.1',
+    ]) {
       assert.ok(ungrantableReason(must(t)), t);
     }
   });
@@ -126,7 +165,18 @@ describe('CIDR blocks', () => {
     const hostBits = parseCidr('10.1.2.3/0');
     assert.equal(hostBits.ok, false);
     assert.match(hostBits.ok ? '' : hostBits.reason, /host bits set; the block is 0\.0\.0\.0\/0/);
-    for (const t of ['10.1.2.3/8', '2001:db8::1/32', '::ffff:10.0.0.0/104', 'fe80::/10%eth0', '10.0.0.0/33', '::/129', '10.0.0.0/08', '10.0.0.0/', '10/8', 'x']) {
+    for (const t of [
+      '10.1.2.3/8',
+      '2001:db8::1/32',
+      '::ffff:10.0.0.0/104',
+      'fe80::/10%eth0',
+      '10.0.0.0/33',
+      '::/129',
+      '10.0.0.0/08',
+      '10.0.0.0/',
+      '10/8',
+      'x',
+    ]) {
       assert.equal(parseCidr(t).ok, false, t);
     }
   });
@@ -145,7 +195,10 @@ describe('CIDR blocks', () => {
 
 describe('grant identity and access helpers', () => {
   it('one key string per (family, address, access)', () => {
-    assert.equal(grantKeyString({ family: 6, address: '2001:db8::1', access: { proto: 'tcp', port: 22 } }), '6|2001:db8::1|tcp/22');
+    assert.equal(
+      grantKeyString({ family: 6, address: '2001:db8::1', access: { proto: 'tcp', port: 22 } }),
+      '6|2001:db8::1|tcp/22',
+    );
   });
 
   it('isPort is the one port range check', () => {
@@ -160,6 +213,9 @@ describe('grant identity and access helpers', () => {
     const u53 = { proto: 'udp', port: 53 } as const;
     assert.deepEqual(dedupeAccesses([t22, u53, { ...t22 }]), [t22, u53]);
     assert.equal(accessListDiff([u53, t22], [t22, u53, t22]), undefined);
-    assert.equal(accessListDiff([t22], [t22, u53]), 'protected list differs: installed [tcp/22], expected [tcp/22, udp/53]');
+    assert.equal(
+      accessListDiff([t22], [t22, u53]),
+      'protected list differs: installed [tcp/22], expected [tcp/22, udp/53]',
+    );
   });
 });

@@ -63,7 +63,9 @@ function hchacha20(key: Uint8Array, nonce16: Uint8Array): Uint8Array {
   }
   const out = new Uint8Array(32);
   const ov = new DataView(out.buffer);
-  [0, 1, 2, 3, 12, 13, 14, 15].forEach((w, i) => ov.setUint32(4 * i, s[w]!, true));
+  [0, 1, 2, 3, 12, 13, 14, 15].forEach((w, i) => {
+    ov.setUint32(4 * i, s[w]!, true);
+  });
   return out;
 }
 
@@ -95,7 +97,15 @@ describe('RFC 4231 HMAC-SHA256 known answers (macOf)', () => {
   });
 
   it('agrees with crypto.createHmac on random keys and messages', () => {
-    for (const [kl, ml] of [[32, 0], [32, 1], [32, 81], [16, 200], [64, 63], [65, 64], [100, 512]] as const) {
+    for (const [kl, ml] of [
+      [32, 0],
+      [32, 1],
+      [32, 81],
+      [16, 200],
+      [64, 63],
+      [65, 64],
+      [100, 512],
+    ] as const) {
       const key = rand(kl);
       const msg = rand(ml);
       assert.equal(toHex(macOf(key, msg)), createHmac('sha256', key).update(msg).digest('hex'), `key ${kl}, msg ${ml}`);
@@ -118,7 +128,8 @@ describe('RFC 5869 HKDF-SHA256', () => {
     for (let i = 0; i < 5; i++) {
       const master = rand(32);
       const k = deriveKeys(master);
-      const ref = (label: string): string => Buffer.from(hkdfSync('sha256', master, KDF_SALT, label, 32)).toString('hex');
+      const ref = (label: string): string =>
+        Buffer.from(hkdfSync('sha256', master, KDF_SALT, label, 32)).toString('hex');
       assert.equal(toHex(k.id), ref(KDF_LABEL_ID));
       assert.equal(toHex(k.enc), ref(KDF_LABEL_ENC));
       assert.equal(toHex(k.mac), ref(KDF_LABEL_MAC));
@@ -163,7 +174,16 @@ describe('epochOf / keyIdFor', () => {
 
   it('is HMAC-SHA256(idKey, u64be(epoch))[0..8]', () => {
     const idKey = rand(32);
-    for (const epoch of [0, 1, 255, 256, 2 ** 32 - 1, 2 ** 32, 29_453_760, Math.floor(Number.MAX_SAFE_INTEGER / 60_000)]) {
+    for (const epoch of [
+      0,
+      1,
+      255,
+      256,
+      2 ** 32 - 1,
+      2 ** 32,
+      29_453_760,
+      Math.floor(Number.MAX_SAFE_INTEGER / 60_000),
+    ]) {
       const expected = createHmac('sha256', idKey).update(u64be(epoch)).digest().subarray(0, KEY_ID_LEN);
       assert.equal(toHex(keyIdFor(idKey, epoch)), expected.toString('hex'), `epoch ${epoch}`);
     }
@@ -263,6 +283,9 @@ describe('tagMatches', () => {
 
 describe('sha256Of', () => {
   it('is SHA-256 (FIPS 180-4 "abc")', () => {
-    assert.equal(toHex(sha256Of(new TextEncoder().encode('abc'))), 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    assert.equal(
+      toHex(sha256Of(new TextEncoder().encode('abc'))),
+      'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
+    );
   });
 });

@@ -47,7 +47,14 @@ function run(guard: ReplayGuard, steps: readonly Step[], log?: ReplayRecord[]): 
       assert.deepEqual(r, { id: s.remember, expiresAt: s.expiresAt }, where);
       if (log !== undefined) assert.equal(log.length, before + 1, `${where}: persisted once, before remember returned`);
     } else if ('records' in s) {
-      assert.deepEqual(guard.records(s.at).map((r) => r.id).sort(), [...s.records].sort(), `${where}: records`);
+      assert.deepEqual(
+        guard
+          .records(s.at)
+          .map((r) => r.id)
+          .sort(),
+        [...s.records].sort(),
+        `${where}: records`,
+      );
       for (const r of guard.records(s.at)) assert.ok(r.expiresAt >= s.at, where);
     } else {
       guard.prune(s.at);

@@ -7,13 +7,36 @@ import assert from 'node:assert/strict';
 import { createHash, createHmac, hkdfSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { type VectorCase, type VectorFile, type VectorRequest, VECTORS_PATH, nonceFor, renderVectors } from '../../harness/vectors.js';
+import {
+  type VectorCase,
+  type VectorFile,
+  type VectorRequest,
+  VECTORS_PATH,
+  nonceFor,
+  renderVectors,
+} from '../../harness/vectors.js';
 import { concat, fromHex, toHex } from '../../shared/bytes.js';
-import { KDF_LABEL_ENC, KDF_LABEL_ID, KDF_LABEL_MAC, KDF_SALT, MAX_PACKET_LEN, MIN_PACKET_LEN, PROTOCOL_VERSION } from '../../shared/constants.js';
+import {
+  KDF_LABEL_ENC,
+  KDF_LABEL_ID,
+  KDF_LABEL_MAC,
+  KDF_SALT,
+  MAX_PACKET_LEN,
+  MIN_PACKET_LEN,
+  PROTOCOL_VERSION,
+} from '../../shared/constants.js';
 import { type SubKeys, deriveKeys, epochOf, keyIdFor, macOf, xorStream } from '../../shared/crypto.js';
 import { parseKey } from '../../shared/keys.js';
 import { checkTime } from '../../shared/replay.js';
-import { type KnockRequest, authenticate, decryptPayload, encodePayload, openPacket, sealPacket, splitPacket } from '../../shared/wire.js';
+import {
+  type KnockRequest,
+  authenticate,
+  decryptPayload,
+  encodePayload,
+  openPacket,
+  sealPacket,
+  splitPacket,
+} from '../../shared/wire.js';
 
 const text = readFileSync(VECTORS_PATH, 'utf8');
 const file = JSON.parse(text) as VectorFile;
@@ -82,13 +105,25 @@ describe('vector file', () => {
 
   it('covers every kind of case', () => {
     const reasons = new Set<string>(file.cases.map((c) => (c.expect.result === 'accept' ? 'accept' : c.expect.reason)));
-    for (const r of ['accept', 'size', 'version', 'unknown-key', 'mac', 'malformed', 'stale']) assert.ok(reasons.has(r), r);
+    for (const r of ['accept', 'size', 'version', 'unknown-key', 'mac', 'malformed', 'stale'])
+      assert.ok(reasons.has(r), r);
     const names = new Set(file.cases.map((c) => c.name));
     assert.equal(names.size, file.cases.length, 'names are unique');
-    for (const n of ['open-one-port', 'open-several-ports-v4-allow-address', 'open-v6-allow-address', 'close', 'open-empty-access-list', 'open-with-padding']) {
+    for (const n of [
+      'open-one-port',
+      'open-several-ports-v4-allow-address',
+      'open-v6-allow-address',
+      'close',
+      'open-empty-access-list',
+      'open-with-padding',
+    ]) {
       assert.ok(names.has(n), n);
     }
-    assert.equal(new Set(file.cases.map((c) => c.construction.nonce_hex)).size, file.cases.length, 'nonces are distinct');
+    assert.equal(
+      new Set(file.cases.map((c) => c.construction.nonce_hex)).size,
+      file.cases.length,
+      'nonces are distinct',
+    );
   });
 
   it('records the protocol constants of shared/constants.ts', () => {
@@ -120,7 +155,8 @@ for (const c of file.cases) {
       assert.ok(p.ok);
       assert.equal(toHex(p.key), c.key_hex);
       assert.deepEqual({ id: toHex(keys.id), enc: toHex(keys.enc), mac: toHex(keys.mac) }, c.sub_keys);
-      const h = (label: string): string => Buffer.from(hkdfSync('sha256', hex(c.key_hex), KDF_SALT, label, 32)).toString('hex');
+      const h = (label: string): string =>
+        Buffer.from(hkdfSync('sha256', hex(c.key_hex), KDF_SALT, label, 32)).toString('hex');
       assert.deepEqual({ id: h(KDF_LABEL_ID), enc: h(KDF_LABEL_ENC), mac: h(KDF_LABEL_MAC) }, c.sub_keys);
     });
 
@@ -138,7 +174,10 @@ for (const c of file.cases) {
       assert.equal(c.construction.key_id_hex, toHex(keyIdFor(k.id, c.construction.key_id_epoch)));
       const epochBytes = Buffer.alloc(8);
       epochBytes.writeBigUInt64BE(BigInt(c.construction.key_id_epoch));
-      assert.equal(c.construction.key_id_hex, createHmac('sha256', k.id).update(epochBytes).digest().subarray(0, 8).toString('hex'));
+      assert.equal(
+        c.construction.key_id_hex,
+        createHmac('sha256', k.id).update(epochBytes).digest().subarray(0, 8).toString('hex'),
+      );
       // the payload is the encoded request, plus TLV extensions in some cases
       assert.equal(toHex(payload.subarray(0, encoded.length)), toHex(encoded));
       let sealed: Uint8Array;
@@ -192,7 +231,8 @@ for (const c of file.cases) {
           return;
         case 'unknown-key': {
           assert.ok(s.ok);
-          for (const epoch of indexedEpochs(c)) assert.notEqual(toHex(keyIdFor(keys.id, epoch)), toHex(s.value.keyId), `epoch ${epoch}`);
+          for (const epoch of indexedEpochs(c))
+            assert.notEqual(toHex(keyIdFor(keys.id, epoch)), toHex(s.value.keyId), `epoch ${epoch}`);
           assert.ok(indexedEpochs(c).length >= 2);
           return;
         }

@@ -42,7 +42,10 @@ const accessArb: fc.Arbitrary<Access> = fc.record({
 
 const requestArb: fc.Arbitrary<KnockRequest> = fc.record({
   type: fc.constantFrom('open' as const, 'close' as const),
-  timestamp: fc.oneof(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), fc.integer({ min: NOW - 1e9, max: NOW + 1e9 })),
+  timestamp: fc.oneof(
+    fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+    fc.integer({ min: NOW - 1e9, max: NOW + 1e9 }),
+  ),
   accesses: fc.array(accessArb, { minLength: 0, maxLength: MAX_ACCESSES }),
   duration: fc.integer({ min: 0, max: 65535 }),
   allowAddress: fc.option(fc.oneof(fc.ipV4(), fc.ipV6()), { nil: undefined }),
@@ -97,18 +100,28 @@ describe('payload encoding', () => {
     const pt = encodePayload({
       type: 'close',
       timestamp: 0x0102_0304_0506,
-      accesses: [{ proto: 'tcp', port: 22 }, { proto: 'udp', port: 0xabcd }],
+      accesses: [
+        { proto: 'tcp', port: 22 },
+        { proto: 'udp', port: 0xabcd },
+      ],
       duration: 0x1234,
       allowAddress: '192.0.2.7',
     });
     assert.equal(Buffer.from(pt).toString('hex'), '000001020304050602123402' + '060016' + '11abcd' + '04c0000207');
-    assert.equal(Buffer.from(encodePayload({ ...base, accesses: [], allowAddress: '2001:db8::1' })).toString('hex').slice(24),
-      '06' + '20010db8000000000000000000000001');
+    assert.equal(
+      Buffer.from(encodePayload({ ...base, accesses: [], allowAddress: '2001:db8::1' }))
+        .toString('hex')
+        .slice(24),
+      '06' + '20010db8000000000000000000000001',
+    );
   });
 
   it('an IPv4-mapped IPv6 allow-address is sent as IPv4; IPv6 comes back RFC 5952-compressed', () => {
     assert.equal(mustDecode(encodePayload({ ...base, allowAddress: '::ffff:192.0.2.1' })).allowAddress, '192.0.2.1');
-    assert.equal(mustDecode(encodePayload({ ...base, allowAddress: '2001:0DB8:0000:0000:0000:0000:0000:0001' })).allowAddress, '2001:db8::1');
+    assert.equal(
+      mustDecode(encodePayload({ ...base, allowAddress: '2001:0DB8:0000:0000:0000:0000:0000:0001' })).allowAddress,
+      '2001:db8::1',
+    );
     // a family-6 field holding an IPv4-mapped address (another client's encoder) decodes to the IPv4 address it maps
     const mapped = encodePayload({ ...base, allowAddress: '2001:db8::1' });
     mapped.set([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 1], mapped.length - 16);
@@ -126,12 +139,24 @@ describe('payload encoding', () => {
       ['duration 65536', { ...base, duration: 65536 }],
       ['fractional duration', { ...base, duration: 0.5 }],
       ['NaN duration', { ...base, duration: Number.NaN }],
-      ['33 accesses', { ...base, accesses: Array.from({ length: 33 }, (_, i) => ({ proto: 'tcp' as const, port: i + 1 })) }],
+      [
+        '33 accesses',
+        { ...base, accesses: Array.from({ length: 33 }, (_, i) => ({ proto: 'tcp' as const, port: i + 1 })) },
+      ],
       ['port 0', { ...base, accesses: [{ proto: 'tcp', port: 0 }] }],
       ['port 65536', { ...base, accesses: [{ proto: 'udp', port: 65536 }] }],
       ['port -1', { ...base, accesses: [{ proto: 'udp', port: -1 }] }],
       ['fractional port', { ...base, accesses: [{ proto: 'tcp', port: 22.5 }] }],
-      ['second port bad', { ...base, accesses: [{ proto: 'tcp', port: 22 }, { proto: 'tcp', port: 70000 }] }],
+      [
+        'second port bad',
+        {
+          ...base,
+          accesses: [
+            { proto: 'tcp', port: 22 },
+            { proto: 'tcp', port: 70000 },
+          ],
+        },
+      ],
       ['not an address', { ...base, allowAddress: 'example.com' }],
       ['empty address', { ...base, allowAddress: '' }],
       ['address with prefix', { ...base, allowAddress: '192.0.2.0/24' }],
@@ -139,7 +164,10 @@ describe('payload encoding', () => {
     ];
     for (const [what, req] of bad) assert.throws(() => encodePayload(req), RangeError, what);
     // the extremes are fine
-    assert.equal(mustDecode(encodePayload({ ...base, timestamp: Number.MAX_SAFE_INTEGER })).timestamp, Number.MAX_SAFE_INTEGER);
+    assert.equal(
+      mustDecode(encodePayload({ ...base, timestamp: Number.MAX_SAFE_INTEGER })).timestamp,
+      Number.MAX_SAFE_INTEGER,
+    );
     assert.equal(mustDecode(encodePayload({ ...base, timestamp: 0, duration: 65535 })).duration, 65535);
   });
 
@@ -218,7 +246,16 @@ describe('packets', () => {
   });
 
   it('every length outside [MIN_PACKET_LEN, MAX_PACKET_LEN] is size, checked before the version', () => {
-    const lengths = [...Array.from({ length: MIN_PACKET_LEN }, (_, i) => i), MAX_PACKET_LEN + 1, MAX_PACKET_LEN + 2, 600, 1280, 1500, 9000, 65507];
+    const lengths = [
+      ...Array.from({ length: MIN_PACKET_LEN }, (_, i) => i),
+      MAX_PACKET_LEN + 1,
+      MAX_PACKET_LEN + 2,
+      600,
+      1280,
+      1500,
+      9000,
+      65507,
+    ];
     for (const n of lengths) {
       for (const first of [PROTOCOL_VERSION, 0x00, 0xff]) {
         const b = rand(n);
@@ -248,7 +285,8 @@ describe('packets', () => {
     const payload = encodePayload(base);
     const e = epochOf(base.timestamp);
     assert.equal(code(openPacket(keys, sealRaw(keys, payload, e))), 'ok');
-    for (const other of [e - 1, e + 1, e - 60, 0]) assert.equal(code(openPacket(keys, sealRaw(keys, payload, other))), 'malformed');
+    for (const other of [e - 1, e + 1, e - 60, 0])
+      assert.equal(code(openPacket(keys, sealRaw(keys, payload, other))), 'malformed');
   });
 });
 
@@ -261,9 +299,12 @@ describe('fuzzing: hostile bytes never throw, only codes', () => {
       const b = rand(len);
       if (i % 2 === 0 && len > 0) b[0] = PROTOCOL_VERSION;
       let results: string[] = [];
-      assert.doesNotThrow(() => {
-        results = [code(splitPacket(b)), code(decodePayload(b)), code(openPacket(keys, b))];
-      }, `input ${Buffer.from(b).toString('hex')}`);
+      assert.doesNotThrow(
+        () => {
+          results = [code(splitPacket(b)), code(decodePayload(b)), code(openPacket(keys, b))];
+        },
+        `input ${Buffer.from(b).toString('hex')}`,
+      );
       for (const r of results) assert.ok(WIRE.has(r), r);
       assert.notEqual(results[2], 'ok'); // no forgery by chance
     }
@@ -342,7 +383,8 @@ describe('malformed payloads', () => {
   const head = (type: number, count: number): number[] => [...basePayload.subarray(0, 8), type, 0, 30, count];
 
   it('anything shorter than 13 bytes', () => {
-    for (let n = 0; n < MIN_PAYLOAD_LEN; n++) assert.equal(code(decodePayload(basePayload.subarray(0, n))), 'malformed', `length ${n}`);
+    for (let n = 0; n < MIN_PAYLOAD_LEN; n++)
+      assert.equal(code(decodePayload(basePayload.subarray(0, n))), 'malformed', `length ${n}`);
     assert.equal(code(decodePayload(bytes(...head(1, 0), 0))), 'ok');
   });
 
@@ -371,7 +413,8 @@ describe('malformed payloads', () => {
   it('an access count above 32, or more accesses than bytes', () => {
     const accesses = (n: number): number[] => Array.from({ length: n }, () => [17, 0, 53]).flat();
     assert.equal(mustDecode(bytes(...head(1, 32), ...accesses(32), 0)).accesses.length, 32);
-    for (const n of [33, 34, 100, 255]) assert.equal(code(decodePayload(bytes(...head(1, n), ...accesses(n), 0))), 'malformed', `count ${n}`);
+    for (const n of [33, 34, 100, 255])
+      assert.equal(code(decodePayload(bytes(...head(1, n), ...accesses(n), 0))), 'malformed', `count ${n}`);
     assert.equal(code(decodePayload(bytes(...head(1, 2), 6, 0, 22, 0))), 'malformed'); // count 2, one access + family
     assert.equal(code(decodePayload(bytes(...head(1, 1), 6, 0, 22))), 'malformed'); // family byte missing
   });
@@ -390,6 +433,7 @@ describe('malformed payloads', () => {
   it('a timestamp beyond 2^53 - 1', () => {
     const ts = (hex: string): Uint8Array => concat(Buffer.from(hex, 'hex'), basePayload.subarray(8));
     assert.equal(mustDecode(ts('001fffffffffffff')).timestamp, Number.MAX_SAFE_INTEGER);
-    for (const h of ['0020000000000000', '8000000000000000', 'ffffffffffffffff']) assert.equal(code(decodePayload(ts(h))), 'malformed', h);
+    for (const h of ['0020000000000000', '8000000000000000', 'ffffffffffffffff'])
+      assert.equal(code(decodePayload(ts(h))), 'malformed', h);
   });
 });
