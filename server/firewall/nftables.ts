@@ -1,24 +1,3 @@
-/**
- * nftables backend: one table of our own, grants in kernel-expiring sets (ruleset: server/firewall/nft-script.ts).
- *
- * - install: one `nft -f -` transaction that `add`s table/sets/chains (keeps existing ones, so unexpired grants in
- *   allow4/allow6 survive a restart), refills `protect` and the chains. If that fails on an incompatible existing
- *   table (e.g. a set declared differently by another version), a second transaction replaces the whole table and
- *   re-adds the grants read from it with their remaining timeouts and owners. Then install reads the table back with
- *   the same command `list`/`check` use; if that fails, what this install created is removed (a table that was not
- *   there before is deleted by handle; one that was is left) and the error names `firewall.table`.
- * - grant: a refresh by the same owner, where the kernel's `add element` replaces an existing element's timeout
- *   (Linux 6.x; probed at install on a scratch set), is one `add element … timeout T comment "owner"`. `add element`
- *   on an existing element does NOT change its comment (nft 1.0.6, Linux 6.18, measured), so every other grant is
- *   `add; delete; add … timeout T comment "owner"` in one transaction: the element ends with the new timeout and
- *   owner either way. Which grants are same-owner refreshes is known from a mirror of the owners this object wrote
- *   (or read at install/list); an unknown element takes the three-command path, which is always correct.
- * - revoke: `add element …; delete element …` in one transaction, so an absent element is not an error.
- * - grant/revoke go through one long-lived `nft -i` child (server/firewall/nft-shell.ts); a line of `;`-separated
- *   commands is one nft batch, i.e. one atomic transaction.
- * @module
- */
-import { accessListDiff } from '../../shared/access.js';
 import { grantKeyString } from '../../shared/address.js';
 import { MIN_GRANT_MS, NFT_RECYCLE_AFTER, NFT_TIMEOUT_MS } from '../../shared/constants.js';
 import type { FirewallBackend, FirewallPlan, GrantEntry } from './backend.js';
@@ -26,22 +5,12 @@ import { tableNameProblem } from './names.js';
 import {
   type NftListedGrant,
   type NftTableListing,
-  accessOfElem,
   grantsOfListing,
   parseNftTable,
   parseNftTables,
 } from './nft-json.js';
-import {
-  CHAIN_PRIO,
-  NFT_OUTPUT_RULES,
-  NFT_RULES,
-  SET_TYPES,
-  elemKey,
-  elemWithTimeout,
-  installLines,
-  replaceLines,
-  setName,
-} from './nft-script.js';
+import { elemKey, elemWithTimeout, installLines, replaceLines, setName } from './nft-script.js';
+import { nftCheckProblems, parseChainRules } from './nft-check.js';
 import { NftShell, type ShellResult, nftErrorMessage } from './nft-shell.js';
 import { SerialQueue, describeFailure, run, withWrap } from './process.js';
 import { type CheckedPlan, checkGrants, checkKeys, checkNow, checkPlan, firewallError } from './validate.js';
@@ -338,55 +307,12 @@ export class NftablesBackend implements FirewallBackend {
     return await this.queue.run(async () => {
       const listing = await this.listTable();
       if (listing === undefined) return [`nft table ${this.t} is missing`];
-      const problems: string[] = [];
-      for (const name of ['allow4', 'allow6', 'protect'] as const) {
-        const set = listing.sets.get(name);
-        if (!set) {
-          problems.push(`nft set ${this.t} ${name} is missing`);
-          continue;
-        }
-        if (set.type.join(' . ') !== SET_TYPES[name].join(' . '))
-          problems.push(`nft set ${name} has type ${set.type.join(' . ')}`);
-        if (name !== 'protect' && !set.flags.includes('timeout')) problems.push(`nft set ${name} lacks flags timeout`);
-      }
-      const pset = listing.sets.get('protect');
-      if (pset) {
-        const have = pset.elems.map((e) => accessOfElem(e.parts));
-        const diff = accessListDiff(
-          have.filter((a) => a !== undefined),
-          want.protect,
-        );
-        if (diff !== undefined) problems.push(diff);
-        const odd = pset.elems.filter((_, i) => have[i] === undefined).map((e) => e.raw);
-        if (odd.length > 0)
-          problems.push(`nft set protect holds elements spa-knockd does not write: ${odd.join(', ')}`);
-      }
-      problems.push(...(await this.checkChain(listing, 'input', NFT_RULES)));
-      if (want.silencePortUnreachable) problems.push(...(await this.checkChain(listing, 'output', NFT_OUTPUT_RULES)));
-      else if (listing.chains.has('output'))
-        problems.push(`nft chain ${this.t} output exists but silence_port_unreachable is off`);
-      return problems;
+      const rules = {
+        input: listing.chains.has('input') ? await this.listChainRules('input') : undefined,
+        output: listing.chains.has('output') ? await this.listChainRules('output') : undefined,
+      };
+      return nftCheckProblems(this.t, listing, want, rules);
     });
-  }
-
-  private async checkChain(
-    listing: NftTableListing,
-    hook: 'input' | 'output',
-    want: readonly string[],
-  ): Promise<string[]> {
-    const chain = listing.chains.get(hook);
-    if (!chain) return [`nft chain ${this.t} ${hook} is missing`];
-    const problems: string[] = [];
-    if (chain.type !== 'filter' || chain.hook !== hook || chain.prio !== CHAIN_PRIO) {
-      problems.push(
-        `nft chain ${hook} is not "type filter hook ${hook} priority filter - 10" (found ${String(chain.type)} ${String(chain.hook)} ${String(chain.prio)})`,
-      );
-    }
-    if (chain.policy !== 'accept') problems.push(`nft chain ${hook} has policy ${String(chain.policy)}`);
-    const rules = await this.listChainRules(hook);
-    if (rules.join('\n') !== want.join('\n'))
-      problems.push(`nft chain ${hook} rules differ: found [${rules.join('; ')}]`);
-    return problems;
   }
 
   /** The rule lines of one of our chains, as `nft list chain` prints them. */
@@ -394,15 +320,7 @@ export class NftablesBackend implements FirewallBackend {
     const argv = ['nft', 'list', 'chain', 'inet', this.table, chain];
     const r = await run(withWrap(this.wrap, argv), { timeoutMs: this.timeoutMs });
     if (r.code !== 0) throw firewallError(describeFailure(argv, r));
-    const lines = r.stdout.split('\n').map((l) => l.trim());
-    const start = lines.findIndex((l) => l.startsWith('type filter hook'));
-    if (start < 0) return [];
-    const rules: string[] = [];
-    for (const l of lines.slice(start + 1)) {
-      if (l === '}') break;
-      if (l !== '') rules.push(l);
-    }
-    return rules;
+    return parseChainRules(r.stdout);
   }
 
   uninstall(): Promise<void> {

@@ -1,0 +1,84 @@
+/**
+ * `spa-knockd check` for nftables, the pure part: compare what `nft -j list table` and `nft list chain` show with
+ * the plan, and say every difference in one line each. No I/O; nftables.ts runs the commands.
+ * @module
+ */
+import { accessListDiff } from '../../shared/access.js';
+import type { NftTableListing } from './nft-json.js';
+import { accessOfElem } from './nft-json.js';
+import { CHAIN_PRIO, NFT_OUTPUT_RULES, NFT_RULES, SET_TYPES } from './nft-script.js';
+import type { CheckedPlan } from './validate.js';
+
+/** The rule lines of a chain, from `nft list chain inet T C` text (the lines after `type filter hook …`). */
+export function parseChainRules(stdout: string): string[] {
+  const lines = stdout.split('\n').map((l) => l.trim());
+  const start = lines.findIndex((l) => l.startsWith('type filter hook'));
+  if (start < 0) return [];
+  const rules: string[] = [];
+  for (const l of lines.slice(start + 1)) {
+    if (l === '}') break;
+    if (l !== '') rules.push(l);
+  }
+  return rules;
+}
+
+/**
+ * Problems of an installed table `t` (`inet NAME`) against the plan; empty when it is as planned. `rules` holds the
+ * rule lines of each chain that exists (undefined for a missing chain).
+ */
+export function nftCheckProblems(
+  t: string,
+  listing: NftTableListing,
+  want: CheckedPlan,
+  rules: Readonly<Record<'input' | 'output', readonly string[] | undefined>>,
+): string[] {
+  const problems: string[] = [];
+  for (const name of ['allow4', 'allow6', 'protect'] as const) {
+    const set = listing.sets.get(name);
+    if (!set) {
+      problems.push(`nft set ${t} ${name} is missing`);
+      continue;
+    }
+    if (set.type.join(' . ') !== SET_TYPES[name].join(' . '))
+      problems.push(`nft set ${name} has type ${set.type.join(' . ')}`);
+    if (name !== 'protect' && !set.flags.includes('timeout')) problems.push(`nft set ${name} lacks flags timeout`);
+  }
+  const pset = listing.sets.get('protect');
+  if (pset) {
+    const have = pset.elems.map((e) => accessOfElem(e.parts));
+    const diff = accessListDiff(
+      have.filter((a) => a !== undefined),
+      want.protect,
+    );
+    if (diff !== undefined) problems.push(diff);
+    const odd = pset.elems.filter((_, i) => have[i] === undefined).map((e) => e.raw);
+    if (odd.length > 0) problems.push(`nft set protect holds elements spa-knockd does not write: ${odd.join(', ')}`);
+  }
+  problems.push(...chainProblems(t, listing, 'input', NFT_RULES, rules.input));
+  if (want.silencePortUnreachable)
+    problems.push(...chainProblems(t, listing, 'output', NFT_OUTPUT_RULES, rules.output));
+  else if (listing.chains.has('output'))
+    problems.push(`nft chain ${t} output exists but silence_port_unreachable is off`);
+  return problems;
+}
+
+function chainProblems(
+  t: string,
+  listing: NftTableListing,
+  hook: 'input' | 'output',
+  want: readonly string[],
+  rules: readonly string[] | undefined,
+): string[] {
+  const chain = listing.chains.get(hook);
+  if (!chain) return [`nft chain ${t} ${hook} is missing`];
+  const problems: string[] = [];
+  if (chain.type !== 'filter' || chain.hook !== hook || chain.prio !== CHAIN_PRIO) {
+    problems.push(
+      `nft chain ${hook} is not "type filter hook ${hook} priority filter - 10" (found ${String(chain.type)} ${String(chain.hook)} ${String(chain.prio)})`,
+    );
+  }
+  if (chain.policy !== 'accept') problems.push(`nft chain ${hook} has policy ${String(chain.policy)}`);
+  const have = rules ?? [];
+  if (have.join('\n') !== want.join('\n')) problems.push(`nft chain ${hook} rules differ: found [${have.join('; ')}]`);
+  return problems;
+}
