@@ -23,7 +23,11 @@ const isRoot = process.getuid?.() === 0;
 const ALICE = keyOf(1);
 const TCP22 = { proto: 'tcp', port: 22 } as const;
 
-describe('replay records on a full file system', { skip: isRoot ? false : 'needs root to mount a tmpfs' }, () => {
+// Never a silent skip: without root this file fails with the reason (the other tests of the file cannot run).
+const skip = isRoot ? false : 'needs root to mount a tmpfs';
+if (skip) test('prerequisite: root, to mount a tmpfs', () => assert.fail(`${skip}: run npm test as root`));
+
+describe('replay records on a full file system', { skip }, () => {
   let mnt = '';
   let mounted = false;
 
