@@ -65,6 +65,11 @@ export const REPLAY_COMPACT_FACTOR = 2;
 export const REPLAY_COMPACT_SLACK = 1000;
 /** The long-lived `nft -i` child is replaced after this many requests (bounds nft's in-memory line history). */
 export const NFT_RECYCLE_AFTER = 5000;
+/**
+ * How long past its expiry the nft backend still treats an element it wrote as possibly present (the kernel's
+ * expiry trails ours by the commit time, and `nft -j` reports remaining time in whole seconds).
+ */
+export const NFT_KNOWN_GRACE_MS = 5000;
 /** Per-command timeouts of the firewall tools, ms. */
 export const NFT_TIMEOUT_MS = 5000;
 export const IPTABLES_TIMEOUT_MS = 10_000;

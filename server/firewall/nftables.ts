@@ -1,5 +1,26 @@
+/**
+ * nftables backend: one table of our own, grants in kernel-expiring sets (ruleset: server/firewall/nft-script.ts).
+ *
+ * - install: one `nft -f -` transaction that `add`s table/sets/chains (keeps existing ones, so unexpired grants in
+ *   allow4/allow6 survive a restart), refills `protect` and the chains. If that fails on an incompatible existing
+ *   table (e.g. a set declared differently by another version), a second transaction replaces the whole table and
+ *   re-adds the grants read from it with their remaining timeouts and owners. Then install reads the table back with
+ *   the same command `list`/`check` use; if that fails, what this install created is removed (a table that was not
+ *   there before is deleted by handle; one that was is left) and the error names `firewall.table`.
+ * - grant: `add element` on an existing element does NOT change its comment (nft 1.0.6, Linux 6.18, measured), and
+ *   refreshes its timeout only on kernels where the probe at install says so (Linux 6.x). So a grant is one
+ *   `add element … timeout T comment "owner"` where that is enough — the element cannot exist (the table was read
+ *   whole at install/list and this object has not written it since), or it is the same owner's own element and
+ *   `add` refreshes — and otherwise `add; delete; add … timeout T comment "owner"` in one transaction: the element
+ *   ends with the new timeout and owner either way. Which case applies comes from a mirror of what this object read
+ *   and wrote; an element whose change failed is "uncertain" and always takes the three-command path.
+ * - revoke: `add element …; delete element …` in one transaction, so an absent element is not an error.
+ * - grant/revoke go through one long-lived `nft -i` child (server/firewall/nft-shell.ts); a line of `;`-separated
+ *   commands is one nft batch, i.e. one atomic transaction.
+ * @module
+ */
 import { grantKeyString } from '../../shared/address.js';
-import { MIN_GRANT_MS, NFT_RECYCLE_AFTER, NFT_TIMEOUT_MS } from '../../shared/constants.js';
+import { MIN_GRANT_MS, NFT_KNOWN_GRACE_MS, NFT_RECYCLE_AFTER, NFT_TIMEOUT_MS } from '../../shared/constants.js';
 import type { FirewallBackend, FirewallPlan, GrantEntry } from './backend.js';
 import { tableNameProblem } from './names.js';
 import {
@@ -14,6 +35,14 @@ import { nftCheckProblems, parseChainRules } from './nft-check.js';
 import { NftShell, type ShellResult, nftErrorMessage } from './nft-shell.js';
 import { SerialQueue, describeFailure, run, withWrap } from './process.js';
 import { type CheckedPlan, checkGrants, checkKeys, checkNow, checkPlan, firewallError } from './validate.js';
+
+/** What this object knows of an element of allow4/allow6 (its mirror; the kernel holds the truth). */
+interface Known {
+  readonly owner: string | undefined;
+  readonly expiresAt: number;
+  /** A change to it failed: it may or may not be there, with any owner. */
+  readonly uncertain?: boolean;
+}
 
 export interface NftablesOptions {
   /** Table name in family `inet`. Default `spa_knock`. Checked by names.ts `tableNameProblem`. */
@@ -45,7 +74,9 @@ export class NftablesBackend implements FirewallBackend {
   private shell: NftShell | undefined;
   private addRefreshes = false;
   /** Owner and expiry of the elements this object knows the kernel holds (see the module comment). */
-  private readonly known = new Map<string, { owner: string | undefined; expiresAt: number }>();
+  private readonly known = new Map<string, Known>();
+  /** Does `known` hold every element of the table (true after install or list in this process)? */
+  private knownComplete = false;
 
   constructor(opts: NftablesOptions = {}) {
     const table = opts.table ?? 'spa_knock';
@@ -182,7 +213,8 @@ export class NftablesBackend implements FirewallBackend {
     checkNow(now);
     if (grants.length === 0) return;
     await this.queue.run(async () => {
-      for (const [k, v] of this.known) if (v.expiresAt <= now) this.known.delete(k);
+      // the kernel may hold an element a little past our expiresAt (list() reads whole seconds): keep it known
+      for (const [k, v] of this.known) if (v.expiresAt + NFT_KNOWN_GRACE_MS <= now) this.known.delete(k);
       const fast = this.addRefreshes && this.mode === 'persistent';
       const cmds: string[] = [];
       const applied: GrantEntry[] = [];
@@ -194,8 +226,11 @@ export class NftablesBackend implements FirewallBackend {
           const expiresAt = Math.max(g.expiresAt, now + MIN_GRANT_MS);
           applied.push({ ...g, expiresAt });
           const known = this.known.get(grantKeyString(g));
-          if (fast && known !== undefined && known.owner === g.owner)
-            refresh.push(elemWithTimeout(g, expiresAt - now, g.owner));
+          // one `add` where it is enough: an element that cannot exist (the table is fully known and it is not in
+          // it), or, where `add` refreshes timeouts, the same owner's own element; otherwise add; delete; add
+          const absent = known === undefined && this.knownComplete;
+          const sameOwner = known !== undefined && !known.uncertain && known.owner === g.owner;
+          if (absent || (fast && sameOwner)) refresh.push(elemWithTimeout(g, expiresAt - now, g.owner));
           else replace.push({ ...g, expiresAt });
         }
         if (refresh.length > 0) cmds.push(`add element ${set} { ${refresh.join(', ')} }`);
@@ -208,7 +243,14 @@ export class NftablesBackend implements FirewallBackend {
           );
         }
       }
-      await this.change('grant', cmds);
+      try {
+        await this.change('grant', cmds);
+      } catch (err) {
+        // nft may have died after committing: what these elements hold is not known any more
+        for (const g of applied)
+          this.known.set(grantKeyString(g), { owner: undefined, expiresAt: g.expiresAt, uncertain: true });
+        throw err;
+      }
       this.remember(applied, false);
     });
   }
@@ -227,14 +269,21 @@ export class NftablesBackend implements FirewallBackend {
     await this.queue.run(async () => {
       try {
         await this.change('revoke', cmds);
-      } finally {
-        for (const k of keys) this.known.delete(grantKeyString(k)); // unknown again either way: the safe state
+      } catch (err) {
+        // the elements may still be there, with whatever owner: never take the one-`add` path for them
+        for (const k of keys)
+          this.known.set(grantKeyString(k), { owner: undefined, expiresAt: Number.POSITIVE_INFINITY, uncertain: true });
+        throw err;
       }
+      for (const k of keys) this.known.delete(grantKeyString(k)); // gone from the kernel: absent
     });
   }
 
   private remember(grants: readonly GrantEntry[], replaceAll: boolean): void {
-    if (replaceAll) this.known.clear();
+    if (replaceAll) {
+      this.known.clear();
+      this.knownComplete = true;
+    }
     for (const g of grants) this.known.set(grantKeyString(g), { owner: g.owner, expiresAt: g.expiresAt });
   }
 

@@ -154,6 +154,24 @@ describe('nftables backend in a namespace', { skip }, () => {
     await fw.revoke([v4(0), v4(0, UDP)]);
   });
 
+  test('one `add` only where it is enough: a new element gets its owner; one the kernel still holds past our clock is replaced', async () => {
+    await fw.install(PLAN, Date.now());
+    const owner = async (): Promise<string | undefined> =>
+      (await fw.list(Date.now())).find((g) => g.address === pair.cli4)?.owner;
+    const t0 = Date.now();
+    await fw.grant([v4(t0 + 30_000, TCP, 'alice')], t0); // never seen since install: one `add` creates it
+    assert.equal(await owner(), 'alice');
+    // our clock says alice's grant has ended, the kernel still holds it (30 s left): bob's grant must replace the
+    // comment, which one `add` would not (nft keeps an existing element's comment)
+    await fw.grant([v4(t0 + 61_000, TCP, 'bob')], t0 + 31_000);
+    assert.equal(await owner(), 'bob');
+    await fw.revoke([v4(0)]);
+    const t1 = Date.now();
+    await fw.grant([v4(t1 + 30_000, TCP, 'carol')], t1); // revoked: absent again, one `add`
+    assert.equal(await owner(), 'carol');
+    await fw.revoke([v4(0)]);
+  });
+
   test('install replaces an incompatible table of the same name, keeping its grants and owners', async () => {
     await fw.uninstall();
     await nft(
