@@ -21,6 +21,8 @@ import { SpaError, errnoText } from '../shared/errors.js';
 import { readKeyFile } from '../shared/keyfile.js';
 import { parseKey } from '../shared/keys.js';
 import { tableNameProblem } from './firewall/names.js';
+import type { KnockSequence } from './firewall/backend.js';
+import { resolveSequences, sequencesSchema } from './sequence-config.js';
 import { lineOf } from './toml-lines.js';
 
 export type { Cidr } from '../shared/address.js';
@@ -62,6 +64,8 @@ export interface Config {
     readonly rejectSummaryInterval: number;
   };
   readonly clients: readonly ClientConfig[];
+  /** Classic knock sequences (`[[sequence]]`, docs/classic.md), recognised in the kernel. */
+  readonly sequences: readonly KnockSequence[];
   /** Names of the clients whose key is written in the config itself (`key =`): the file then holds secrets. */
   readonly inlineKeys: readonly string[];
 }
@@ -146,6 +150,7 @@ const schema = z.strictObject({
     })
     .default({ level: 'info', reject_summary_interval: 60 }),
   client: z.array(clientSchema).min(1, 'at least one [[client]] is needed'),
+  sequence: sequencesSchema,
 });
 
 function pathText(path: readonly PropertyKey[]): string {
@@ -271,6 +276,16 @@ export function parseConfig(text: string, path: string): Config {
     replay: { window: c.replay.window },
     log: { level: c.log.level, rejectSummaryInterval: c.log.reject_summary_interval },
     clients,
+    sequences: resolveSequences(
+      c.sequence,
+      {
+        backend: c.firewall.backend,
+        protect: c.firewall.protect,
+        duration: c.grant.duration,
+        maxDuration: c.grant.max_duration,
+      },
+      fail,
+    ),
     inlineKeys,
   };
 }

@@ -42,7 +42,11 @@ export interface DaemonDeps {
 }
 
 export function planOf(config: Config): FirewallPlan {
-  return { protect: config.firewall.protect, silencePortUnreachable: config.firewall.silencePortUnreachable };
+  return {
+    protect: config.firewall.protect,
+    silencePortUnreachable: config.firewall.silencePortUnreachable,
+    sequences: config.sequences,
+  };
 }
 
 const fmtEntries = (entries: readonly Pick<GrantEntry, 'access'>[]) => entries.map((e) => formatAccess(e.access));

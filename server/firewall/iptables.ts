@@ -105,8 +105,11 @@ export class IptablesBackend implements FirewallBackend {
 
   // ------------------------------------------------------------------------------------------------ install
   async install(plan: FirewallPlan, now: number): Promise<void> {
-    const { protect, silencePortUnreachable: silence } = checkPlan(plan);
+    const { protect, silencePortUnreachable: silence, sequences } = checkPlan(plan);
     checkNow(now);
+    if (sequences.length > 0) {
+      throw firewallError('knock sequences ([[sequence]]) need firewall.backend = "nftables" in this version');
+    }
     await this.queue.run(async () => {
       const snaps = new Map<Family, Snapshot>();
       for (const f of FAMILIES) snaps.set(f, await this.snapshot(f));
