@@ -5,21 +5,13 @@
  * @module
  */
 import { z } from 'zod';
-import { type Access, formatAccess, isPort, parseAccess, sameAccess } from '../shared/access.js';
+import { type Access, formatAccess, parseAccess, sameAccess } from '../shared/access.js';
+import { parseStep } from '../shared/knock-steps.js';
 import type { KnockSequence } from './firewall/backend.js';
 import { MAX_GAP_S, MAX_SEQUENCES, SEQUENCE_NAME_RE, stepsProblem } from './firewall/sequence-check.js';
 
 /** Default `gap`: most seconds between two steps. */
 export const DEFAULT_SEQUENCE_GAP_S = 5;
-
-/** `"8881"` (tcp) or `"9991:udp"` / `"7777:tcp"`, as knockd writes steps; undefined when it is not one. */
-export function parseStep(text: string): Access | undefined {
-  const m = /^(\d{1,5})(?::(tcp|udp))?$/.exec(text);
-  if (!m) return undefined;
-  const port = Number(m[1]);
-  if (!isPort(port)) return undefined;
-  return { proto: m[2] === 'udp' ? 'udp' : 'tcp', port };
-}
 
 const stepSchema = z.string().transform((s, ctx) => {
   const a = parseStep(s);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { SpaError } from '../../shared/errors.js';
 import { parseConfig } from '../../server/config.js';
-import { parseStep } from '../../server/sequence-config.js';
+import { parseStep } from '../../shared/knock-steps.js';
 import { configText } from '../../harness/config.js';
 
 const base = configText({ protect: ['tcp/22', 'tcp/2222'] });
