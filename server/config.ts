@@ -279,7 +279,6 @@ export function parseConfig(text: string, path: string): Config {
     sequences: resolveSequences(
       c.sequence,
       {
-        backend: c.firewall.backend,
         protect: c.firewall.protect,
         duration: c.grant.duration,
         maxDuration: c.grant.max_duration,

@@ -48,7 +48,6 @@ type RawSequence = z.output<typeof sequenceSchema>;
 export function resolveSequences(
   raw: readonly RawSequence[],
   ctx: {
-    readonly backend: 'nftables' | 'iptables';
     readonly protect: readonly Access[];
     readonly duration: number;
     readonly maxDuration: number;
@@ -57,7 +56,6 @@ export function resolveSequences(
 ): KnockSequence[] {
   const names = new Set<string>();
   return raw.map((s, i) => {
-    if (ctx.backend !== 'nftables') fail(['sequence', i], 'knock sequences need firewall.backend = "nftables"');
     if (names.has(s.name)) fail(['sequence', i, 'name'], `duplicate sequence name "${s.name}"`);
     names.add(s.name);
     const problem = stepsProblem(s.steps, s.ignore);

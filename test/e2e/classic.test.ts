@@ -1,6 +1,7 @@
 /**
  * Classic knock sequences end to end, with real peers from Debian's knockd package, in namespaces this file creates:
- * - the real `knock` client opens a real spa-knockd's `[[sequence]]` (IPv4, IPv6, UDP), and wrong ones do not;
+ * - the real `knock` client opens a real spa-knockd's `[[sequence]]` (IPv4, IPv6, UDP), for both backends, and wrong
+ *   ones do not;
  *   the knock-to-open time is measured (client side) and printed as a diagnostic;
  * - `spa-knock --sequence` opens a real `knockd` (its own config in a temporary directory, in the server namespace,
  *   killed by PID). knockd takes a duplicate knock as a wrong one, so its opening also shows one SYN per step.
@@ -14,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configText, keyOf } from '../../harness/config.js';
 import { DaemonProcess } from '../../harness/daemon-process.js';
+import { BACKEND_TOOLS } from '../../harness/prerequisites.js';
 import { type Agent, type NetnsPair, createPair, netnsSkip } from '../../harness/netns.js';
 import { CLIENT, ROOT, runTs } from '../../harness/run.js';
 import { startRpcChild } from '../../harness/stdio-rpc.js';
@@ -44,118 +46,128 @@ steps = ["8882:udp", "7778:udp", "9992:udp"]
 open = ["tcp/${SSH}"]
 `;
 
-describe('the real knock client opens spa-knockd classic mode (nftables)', {
-  skip: netnsSkip(['nft', 'knock']),
-}, () => {
-  let pair: NetnsPair;
-  let cli: Agent;
-  let dir: string;
-  let daemon: DaemonProcess | undefined;
+function daemonSuite(backend: 'nftables' | 'iptables', tag: string, subnet: number): void {
+  const skip = netnsSkip([...BACKEND_TOOLS[backend], 'knock']);
+  describe(`the real knock client opens spa-knockd classic mode (${backend})`, { skip }, () => {
+    let pair: NetnsPair;
+    let cli: Agent;
+    let dir: string;
+    let daemon: DaemonProcess | undefined;
 
-  const knock = async (host: string, ports: readonly string[], opts: string[] = []): Promise<void> => {
-    const r = await pair.exec(pair.cli, ['knock', ...opts, host, ...ports]);
-    assert.equal(r.code, 0, r.stderr);
-  };
-  const open = async (host: string): Promise<boolean> => (await cli.tcpConnect(host, SSH, CONNECT_MS)).ok;
-  const flush = async (): Promise<void> => {
-    for (const s of ['allow4', 'allow6']) {
-      const r = await pair.exec(pair.srv, ['nft', 'flush', 'set', 'inet', 'spa_knock', s]);
+    const knock = async (host: string, ports: readonly string[], opts: string[] = []): Promise<void> => {
+      const r = await pair.exec(pair.cli, ['knock', ...opts, host, ...ports]);
       assert.equal(r.code, 0, r.stderr);
-    }
-  };
-
-  before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'spak-classic-'));
-    pair = await createPair('classic-e2e', { subnet: 63 });
-    const srv = await pair.agent(pair.srv);
-    await srv.listenTcp(SSH);
-    cli = await pair.agent(pair.cli);
-    const path = join(dir, 'spa-knockd.toml');
-    writeFileSync(
-      path,
-      configText({
-        stateDir: join(dir, 'state'),
-        protect: [`tcp/${SSH}`],
-        clients: [{ name: 'alice', key: keyOf(3), open: [`tcp/${SSH}`] }],
-        extra: SEQUENCES,
-      }),
-      { mode: 0o600 },
-    );
-    daemon = new DaemonProcess(pair.srv, path);
-    await daemon.start();
-  });
-  after(async () => {
-    await daemon?.stop('SIGKILL');
-    await pair?.cleanup();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
-
-  test('closed before, open after the right sequence: IPv4, IPv6, UDP steps', async () => {
-    assert.equal(await open(pair.srv4), false);
-    await knock(pair.srv4, ['8881', '7777', '9991']);
-    assert.equal(await open(pair.srv4), true);
-    assert.equal(await open(pair.srv6), false);
-    await knock(pair.srv6, ['8881', '7777', '9991'], ['-6']);
-    assert.equal(await open(pair.srv6), true);
-    await flush();
-    await knock(pair.srv6, ['8882', '7778', '9992'], ['-6', '-u']);
-    assert.equal(await open(pair.srv6), true);
-  });
-
-  test('a wrong order, an interleaved foreign port and a sweep do not open; a repeated step does', async () => {
-    await flush();
-    await knock(pair.srv4, ['7777', '8881', '9991']);
-    await knock(pair.srv4, ['8881', '1234', '7777', '9991']);
-    await knock(
-      pair.srv4,
-      Array.from({ length: 10000 }, (_, i) => String(i + 1)),
-    );
-    assert.equal(await open(pair.srv4), false);
-    await knock(pair.srv4, ['8881', '8881', '7777', '9991']);
-    assert.equal(await open(pair.srv4), true);
-  });
-
-  test('spa-knock --sequence opens it too (IPv4 and IPv6)', async () => {
-    await flush();
-    for (const host of [pair.srv4, pair.srv6]) {
-      const r = await runTs(CLIENT, [host, '--sequence', '8881,7777,9991'], { prefix: pair.wrap(pair.cli) });
-      assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, /^sent sequence 8881,7777,9991 to /);
-      assert.equal(await open(host), true, host);
-    }
-  });
-
-  test('knock-to-open time, measured in the client namespace, 20 runs per family', async (t) => {
-    const timer = await startRpcChild<KnockTimerOps>(
-      [...pair.wrap(pair.cli), process.execPath, '--import', 'tsx', join(ROOT, 'test/e2e/fixtures/knock-timer.ts')],
-      { name: 'knock-timer', cwd: ROOT },
-    );
-    try {
-      for (const [fam, host, opts] of [
-        [4, pair.srv4, []],
-        [6, pair.srv6, ['-6']],
-      ] as const) {
-        const ms: number[] = [];
-        const knockMs: number[] = [];
-        for (let i = 0; i < 20; i++) {
-          await flush();
-          const r = await timer.call('time', { args: [...opts, host, '8881', '7777', '9991'], host, port: SSH });
-          assert.equal(r.ok, true, r.error);
-          assert.equal(r.open, true, 'open at the first connect after the knock');
-          ms.push(r.ms as number);
-          knockMs.push(r.knockMs as number);
-        }
-        t.diagnostic(
-          `nftables IPv${fam}: knock started → connect accepted, median ${median(ms).toFixed(2)} ms ` +
-            `(the knock process itself ${median(knockMs).toFixed(2)} ms; knock exited → connect accepted ` +
-            `${median(ms.map((m, i) => m - (knockMs[i] as number))).toFixed(2)} ms)`,
-        );
+    };
+    const open = async (host: string): Promise<boolean> => (await cli.tcpConnect(host, SSH, CONNECT_MS)).ok;
+    /** Forget every grant a sequence made (SPA grants are not used here). */
+    const flush = async (): Promise<void> => {
+      const cmds =
+        backend === 'nftables'
+          ? ['allow4', 'allow6'].map((s) => ({ argv: ['nft', 'flush', 'set', 'inet', 'spa_knock', s], input: '' }))
+          : ['seed', 'dgram'].map((n) => ({ argv: ['tee', `/proc/net/xt_recent/SPA_KNOCK_${n}_open`], input: '/\n' }));
+      for (const c of cmds) {
+        const r = await pair.exec(pair.srv, c.argv, { input: c.input });
+        assert.equal(r.code, 0, r.stderr);
       }
-    } finally {
-      await timer.close();
-    }
+    };
+
+    before(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'spak-classic-'));
+      pair = await createPair(tag, { subnet });
+      const srv = await pair.agent(pair.srv);
+      await srv.listenTcp(SSH);
+      cli = await pair.agent(pair.cli);
+      const path = join(dir, 'spa-knockd.toml');
+      writeFileSync(
+        path,
+        configText({
+          backend,
+          stateDir: join(dir, 'state'),
+          protect: [`tcp/${SSH}`],
+          clients: [{ name: 'alice', key: keyOf(3), open: [`tcp/${SSH}`] }],
+          extra: SEQUENCES,
+        }),
+        { mode: 0o600 },
+      );
+      daemon = new DaemonProcess(pair.srv, path);
+      await daemon.start();
+    });
+    after(async () => {
+      await daemon?.stop('SIGKILL');
+      await pair?.cleanup();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    test('closed before, open after the right sequence: IPv4, IPv6, UDP steps', async () => {
+      assert.equal(await open(pair.srv4), false);
+      await knock(pair.srv4, ['8881', '7777', '9991']);
+      assert.equal(await open(pair.srv4), true);
+      assert.equal(await open(pair.srv6), false);
+      await knock(pair.srv6, ['8881', '7777', '9991'], ['-6']);
+      assert.equal(await open(pair.srv6), true);
+      await flush();
+      await knock(pair.srv6, ['8882', '7778', '9992'], ['-6', '-u']);
+      assert.equal(await open(pair.srv6), true);
+    });
+
+    test('a wrong order, an interleaved foreign port and a sweep do not open; a repeated step does', async () => {
+      await flush();
+      await knock(pair.srv4, ['7777', '8881', '9991']);
+      await knock(pair.srv4, ['8881', '1234', '7777', '9991']);
+      await knock(
+        pair.srv4,
+        Array.from({ length: 10000 }, (_, i) => String(i + 1)),
+      );
+      assert.equal(await open(pair.srv4), false);
+      await knock(pair.srv4, ['8881', '8881', '7777', '9991']);
+      assert.equal(await open(pair.srv4), true);
+    });
+
+    test('spa-knock --sequence opens it too (IPv4 and IPv6)', async () => {
+      await flush();
+      for (const host of [pair.srv4, pair.srv6]) {
+        const r = await runTs(CLIENT, [host, '--sequence', '8881,7777,9991'], { prefix: pair.wrap(pair.cli) });
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /^sent sequence 8881,7777,9991 to /);
+        assert.equal(await open(host), true, host);
+      }
+    });
+
+    test('knock-to-open time, measured in the client namespace, 20 runs per family', async (t) => {
+      const timer = await startRpcChild<KnockTimerOps>(
+        [...pair.wrap(pair.cli), process.execPath, '--import', 'tsx', join(ROOT, 'test/e2e/fixtures/knock-timer.ts')],
+        { name: 'knock-timer', cwd: ROOT },
+      );
+      try {
+        for (const [fam, host, opts] of [
+          [4, pair.srv4, []],
+          [6, pair.srv6, ['-6']],
+        ] as const) {
+          const ms: number[] = [];
+          const knockMs: number[] = [];
+          for (let i = 0; i < 20; i++) {
+            await flush();
+            const r = await timer.call('time', { args: [...opts, host, '8881', '7777', '9991'], host, port: SSH });
+            assert.equal(r.ok, true, r.error);
+            assert.equal(r.open, true, 'open at the first connect after the knock');
+            ms.push(r.ms as number);
+            knockMs.push(r.knockMs as number);
+          }
+          t.diagnostic(
+            `${backend} IPv${fam}: knock started → connect accepted, median ${median(ms).toFixed(2)} ms ` +
+              `(the knock process itself ${median(knockMs).toFixed(2)} ms; knock exited → connect accepted ` +
+              `${median(ms.map((m, i) => m - (knockMs[i] as number))).toFixed(2)} ms)`,
+          );
+        }
+      } finally {
+        await timer.close();
+      }
+    });
   });
-});
+}
+
+daemonSuite('nftables', 'classic-e2e', 63);
+daemonSuite('iptables', 'classic-e2i', 66);
 
 describe('spa-knock --sequence opens a real knockd', { skip: netnsSkip(['knock', 'knockd']) }, () => {
   let pair: NetnsPair;
