@@ -46,7 +46,8 @@ export interface FirewallPlan {
 /**
  * A classic knock sequence (config `[[sequence]]`): SYNs / UDP datagrams to `steps` in order, at most `gapS` seconds
  * apart, open `open` for the knocking source for `durationS` seconds. New packets from that source to a port that is
- * neither the next step, the step just taken, nor in `ignore` reset its attempt. Rules: server/firewall/sequence.ts.
+ * neither the next step, the step just taken, nor in `ignore` reset its attempt. Rules: nft-sequences.ts and
+ * iptables-sequences.ts; docs/classic.md.
  */
 export interface KnockSequence {
   /** /^[a-z][a-z0-9_]{0,23}$/: names the kernel objects (nft chain and sets, xt_recent lists). */

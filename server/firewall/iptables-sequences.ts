@@ -47,12 +47,15 @@ const MASK: Readonly<Record<Family, string>> = {
   6: 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff',
 };
 
-const recent = (f: Family, op: string, list: string): string =>
-  `-m recent ${op} --name ${list} --mask ${MASK[f]} --rsource`;
+/** `any`: no `--mask` (the family's full mask is the default), so one text loads into iptables and ip6tables. */
+export type MaskFamily = Family | 'any';
+
+const recent = (f: MaskFamily, op: string, list: string): string =>
+  `-m recent ${op} --name ${list}${f === 'any' ? '' : ` --mask ${MASK[f]}`} --rsource`;
 const port = (a: Access): string => `-p ${a.proto} -m ${a.proto} --dport ${a.port}`;
 
 /** The lines in our input chain (after the grant rules, before the drops): sequence grants, then the jumps. */
-export function sequenceMainLines(chain: string, f: Family, sequences: readonly KnockSequence[]): string[] {
+export function sequenceMainLines(chain: string, f: MaskFamily, sequences: readonly KnockSequence[]): string[] {
   const lines: string[] = [];
   for (const s of sequences) {
     const check = recent(f, `--rcheck --seconds ${s.durationS}`, recentList(chain, s, 'open'));
@@ -66,7 +69,7 @@ export function sequenceMainLines(chain: string, f: Family, sequences: readonly 
 }
 
 /** The rules of the i-th sequence's chain. */
-export function sequenceChainLines(chain: string, f: Family, s: KnockSequence, i: number): string[] {
+export function sequenceChainLines(chain: string, f: MaskFamily, s: KnockSequence, i: number): string[] {
   const q = `-A ${seqChainName(chain, i)}`;
   const lines = s.ignore.map((a) => `${q} ${port(a)} -j RETURN`);
   const n = s.steps.length;
