@@ -4,7 +4,8 @@
  *
  *   spa-knock HOST [--key FILE] [--open tcp/22 ...] [--port 62201] [--duration S] [--allow-ip IP|auto] [--close]
  *                  [-4|-6] [--dry-run] [--json]
- *   spa-knock HOST --sequence 8881,7777,9991:udp [--delay MS] [-4|-6] [--json]   (classic knocks: client/sequence.ts)
+ *   spa-knock HOST --sequence 8881,7777,9991:udp|auto [--key FILE] [--delay MS] [-4|-6] [--json]   (classic knocks)
+ *   spa-knock sequence [--key FILE] [--json]   the current rotating sequence (client/sequence.ts)
  *   spa-knock keygen [--out FILE] [--force]
  *   spa-knock completion | --help | --version
  *
@@ -23,7 +24,7 @@ import { readKeyFile, writeKeyFile } from '../shared/keyfile.js';
 import { formatKey, generateKey } from '../shared/keys.js';
 import { buildPacket, checkAllowIp, describe, parseAccessList } from './request.js';
 import { hostLiteral, localAddressTowards, resolveHost, sendDatagram } from './send.js';
-import { formatSequence, parseSequence, sendSequence } from './sequence.js';
+import { currentRotating, formatSequence, parseSequence, printRotating, sendSequence } from './sequence.js';
 
 const PROG = 'spa-knock';
 /** The server's default `replay.window` (docs/config.md): how long a packet stays acceptable. */
@@ -49,7 +50,7 @@ interface KnockArgs {
 async function knockSequence(a: KnockArgs, sequence: string, family: 0 | 4 | 6): Promise<void> {
   const other = a.close ? '--close' : a.dryRun ? '--dry-run' : a.allowIp !== undefined ? '--allow-ip' : undefined;
   if (other !== undefined || a.open.length > 0) throw usageError(`--sequence cannot be used with ${other ?? '--open'}`);
-  const steps = parseSequence(sequence);
+  const steps = sequence === 'auto' ? currentRotating(a.key).steps : parseSequence(sequence);
   const delay = a.delay === undefined ? 0 : intOption('--delay', a.delay, 0, 60_000, ' milliseconds');
   const target = await resolveHost(a.host, family);
   await sendSequence(steps, target.address, target.family, delay);
@@ -160,6 +161,20 @@ export async function main(argv: readonly string[]): Promise<void> {
       (x) => keygen({ out: x.out, force: x.force }),
     )
     .command(
+      'sequence',
+      'print the current rotating sequence of a key (for apps that can only send a fixed list)',
+      (y) =>
+        y
+          .option('key', {
+            type: 'string',
+            default: join(homedir(), '.knock.key'),
+            describe: 'key file',
+            requiresArg: true,
+          })
+          .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }),
+      (x) => printRotating(x.key, x.json),
+    )
+    .command(
       '$0 <host>',
       'send one SPA packet to HOST',
       (y) =>
@@ -209,7 +224,9 @@ export async function main(argv: readonly string[]): Promise<void> {
           .option('sequence', {
             type: 'string',
             requiresArg: true,
-            describe: 'classic knocks instead: one SYN per port, one datagram per PORT:udp, e.g. 8881,7777,9991:udp',
+            describe:
+              'classic knocks instead: one SYN per port, one datagram per PORT:udp, e.g. 8881,7777,9991:udp; ' +
+              '"auto": the current rotating sequence of --key',
           })
           .option('delay', { type: 'string', requiresArg: true, describe: 'ms between two --sequence steps (0)' }),
       (x) =>

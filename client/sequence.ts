@@ -14,7 +14,9 @@ import type { Access } from '../shared/access.js';
 import { hostPort } from '../shared/address.js';
 import { usageError } from '../shared/cli.js';
 import { SpaError, errnoText } from '../shared/errors.js';
+import { readKeyFile } from '../shared/keyfile.js';
 import { formatStep, parseStep } from '../shared/knock-steps.js';
+import { rotatingCounter, rotatingSteps, rotatingWindow } from '../shared/rotating.js';
 
 /** Most steps in one `--sequence` (knockd has no limit; a list longer than this is a sweep, not a knock). */
 export const MAX_CLIENT_STEPS = 64;
@@ -85,4 +87,19 @@ export async function sendSequence(
     if (s.proto === 'tcp') await synOnce(address, family, s.port);
     else await datagramOnce(address, family, s.port);
   }
+}
+
+/** The rotating sequence of the key in `keyFile` now (shared/rotating.ts), and until when it is current. */
+export function currentRotating(keyFile: string, nowMs: number = Date.now()): { steps: Access[]; until: number } {
+  const counter = rotatingCounter(nowMs);
+  return { steps: rotatingSteps(readKeyFile(keyFile), counter), until: rotatingWindow(counter).until };
+}
+
+/** `spa-knock sequence --key FILE`: print it (the daemon also accepts it for one step after it ends). */
+export function printRotating(keyFile: string, json: boolean): void {
+  const { steps, until } = currentRotating(keyFile);
+  const text = formatSequence(steps);
+  const untilIso = new Date(until).toISOString();
+  if (json) process.stdout.write(`${JSON.stringify({ sequence: text, current_until: untilIso })}\n`);
+  else process.stdout.write(`${text}\n`);
 }

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { type Access, formatAccess, parseAccess, sameAccess } from '../shared/access.js';
 import { parseStep } from '../shared/knock-steps.js';
+import { ROTATING_HIGH, ROTATING_LOW, rotatingCounter, rotatingSteps } from '../shared/rotating.js';
 import type { KnockSequence } from './firewall/backend.js';
 import { MAX_GAP_S, MAX_SEQUENCES, SEQUENCE_NAME_RE, stepsProblem } from './firewall/sequence-check.js';
 
@@ -33,7 +34,9 @@ const accessSchema = z.string().transform((s, ctx) => {
 
 export const sequenceSchema = z.strictObject({
   name: z.string().regex(SEQUENCE_NAME_RE, 'must be a lower-case letter, then up to 23 of a-z 0-9 _'),
-  steps: z.array(stepSchema),
+  steps: z.array(stepSchema).optional(),
+  rotating: z.boolean().default(false),
+  key_file: z.string().min(1).optional(),
   gap: z.number().int('must be a whole number of seconds').min(1).max(MAX_GAP_S).default(DEFAULT_SEQUENCE_GAP_S),
   open: z.array(accessSchema).min(1, 'must list at least one access, e.g. ["tcp/22"]'),
   duration: z.number().int('must be a whole number of seconds').min(1).max(65535).optional(),
@@ -44,6 +47,29 @@ export const sequencesSchema = z.array(sequenceSchema).max(MAX_SEQUENCES).defaul
 
 type RawSequence = z.output<typeof sequenceSchema>;
 
+/** A `rotating = true` sequence: its steps change every time step (shared/rotating.ts). */
+export interface RotatingSequence extends Omit<KnockSequence, 'steps'> {
+  readonly key: Uint8Array;
+}
+
+/** Rotating sequence names get `_0` / `_1` (time step parity) in the plan: two characters fewer. */
+const ROTATING_NAME_MAX = 22;
+
+/** The plan's sequences at `nowMs`: the fixed ones, then per rotating one the current step's and the previous one. */
+export function sequencesAt(
+  fixed: readonly KnockSequence[],
+  rotating: readonly RotatingSequence[],
+  nowMs: number,
+): KnockSequence[] {
+  const c = rotatingCounter(nowMs);
+  const out = [...fixed];
+  for (const r of rotating) {
+    const { key, ...rest } = r;
+    for (const k of [c, c - 1]) out.push({ ...rest, name: `${r.name}_${k % 2}`, steps: rotatingSteps(key, k) });
+  }
+  return out;
+}
+
 /** Resolve the entries against the rest of the config; `fail` throws the loader's one-line error. */
 export function resolveSequences(
   raw: readonly RawSequence[],
@@ -51,15 +77,35 @@ export function resolveSequences(
     readonly protect: readonly Access[];
     readonly duration: number;
     readonly maxDuration: number;
+    /** Read a key file (relative to the config), throwing the loader's error for `segs`. */
+    readonly readKey: (file: string, segs: readonly (string | number)[]) => Uint8Array;
   },
   fail: (segs: readonly (string | number)[], msg: string) => never,
-): KnockSequence[] {
+): { fixed: KnockSequence[]; rotating: RotatingSequence[] } {
   const names = new Set<string>();
-  return raw.map((s, i) => {
+  const fixed: KnockSequence[] = [];
+  const rotating: RotatingSequence[] = [];
+  raw.forEach((s, i) => {
     if (names.has(s.name)) fail(['sequence', i, 'name'], `duplicate sequence name "${s.name}"`);
     names.add(s.name);
-    const problem = stepsProblem(s.steps, s.ignore);
-    if (problem !== undefined) fail(['sequence', i, 'steps'], problem);
+    if (s.rotating) {
+      if (s.steps !== undefined) fail(['sequence', i, 'steps'], 'a rotating sequence takes its steps from key_file');
+      if (s.key_file === undefined) fail(['sequence', i], 'rotating = true needs key_file');
+      if (s.name.length > ROTATING_NAME_MAX)
+        fail(['sequence', i, 'name'], `at most ${ROTATING_NAME_MAX} characters for a rotating sequence`);
+      s.ignore.forEach((a, j) => {
+        if (a.proto === 'tcp' && a.port >= ROTATING_LOW && a.port <= ROTATING_HIGH)
+          fail(
+            ['sequence', i, 'ignore', j],
+            `tcp/${a.port} is in the rotating port range ${ROTATING_LOW}-${ROTATING_HIGH}`,
+          );
+      });
+    } else {
+      if (s.key_file !== undefined) fail(['sequence', i, 'key_file'], 'only a rotating sequence has a key_file');
+      if (s.steps === undefined) fail(['sequence', i, 'steps'], 'is required (or rotating = true with key_file)');
+      const problem = stepsProblem(s.steps ?? [], s.ignore);
+      if (problem !== undefined) fail(['sequence', i, 'steps'], problem);
+    }
     s.open.forEach((a, j) => {
       if (!ctx.protect.some((p) => sameAccess(p, a)))
         fail(['sequence', i, 'open', j], `${formatAccess(a)} is not in firewall.protect (it would already be open)`);
@@ -67,6 +113,9 @@ export function resolveSequences(
     const durationS = s.duration ?? ctx.duration;
     if (durationS > ctx.maxDuration)
       fail(['sequence', i, 'duration'], `must not exceed grant.max_duration (${ctx.maxDuration})`);
-    return { name: s.name, steps: s.steps, gapS: s.gap, open: s.open, durationS, ignore: s.ignore };
+    const common = { name: s.name, gapS: s.gap, open: s.open, durationS, ignore: s.ignore };
+    if (s.rotating) rotating.push({ ...common, key: ctx.readKey(s.key_file as string, ['sequence', i, 'key_file']) });
+    else fixed.push({ ...common, steps: s.steps ?? [] });
   });
+  return { fixed, rotating };
 }
