@@ -117,5 +117,17 @@ export function resolveSequences(
     if (s.rotating) rotating.push({ ...common, key: ctx.readKey(s.key_file as string, ['sequence', i, 'key_file']) });
     else fixed.push({ ...common, steps: s.steps ?? [] });
   });
+  if (fixed.length + 2 * rotating.length > MAX_SEQUENCES) {
+    fail(
+      ['sequence'],
+      `at most ${MAX_SEQUENCES} sequences, a rotating one counting twice (the current and the previous step)`,
+    );
+  }
+  for (const r of rotating) {
+    for (const p of [0, 1]) {
+      const i = raw.findIndex((x) => x.name === `${r.name}_${p}`);
+      if (i >= 0) fail(['sequence', i, 'name'], `"${r.name}_${p}" is taken by the rotating sequence "${r.name}"`);
+    }
+  }
   return { fixed, rotating };
 }

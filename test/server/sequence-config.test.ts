@@ -69,7 +69,8 @@ describe('[[sequence]] config', () => {
     );
     refuses(seq(`${SEED}\nduration = 301`), /sequence\[0\]\.duration: must not exceed grant\.max_duration \(300\)/);
     refuses(seq(`${SEED}\ngap = 0`), /sequence\[0\]\.gap/);
-    refuses(seq(`${SEED}\nrotating = true`), /unknown key "rotating"/);
+    refuses(seq(`${SEED}\nrotating = true`), /sequence\[0\]\.steps: a rotating sequence takes its steps from key_file/);
+    refuses(seq(`${SEED}\nrotate = true`), /unknown key "rotate"/);
     refuses(seq('name = "Seed"\nsteps = ["1", "2"]\nopen = ["tcp/22"]'), /sequence\[0\]\.name/);
     refuses(`${seq(SEED)}\n[[sequence]]\n${SEED}\n`, /sequence\[1\]\.name: duplicate sequence name "seed"/);
   });
