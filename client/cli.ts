@@ -4,6 +4,8 @@
  *
  *   spa-knock HOST [--key FILE] [--open tcp/22 ...] [--port 62201] [--duration S] [--allow-ip IP|auto] [--close]
  *                  [-4|-6] [--dry-run] [--json]
+ *   spa-knock HOST --sequence 8881,7777,9991:udp|auto [--key FILE] [--delay MS] [-4|-6] [--json]   (classic knocks)
+ *   spa-knock sequence [--key FILE] [--json]   the current rotating sequence (client/sequence.ts)
  *   spa-knock keygen [--out FILE] [--force]
  *   spa-knock completion | --help | --version
  *
@@ -22,6 +24,7 @@ import { readKeyFile, writeKeyFile } from '../shared/keyfile.js';
 import { formatKey, generateKey } from '../shared/keys.js';
 import { buildPacket, checkAllowIp, describe, parseAccessList } from './request.js';
 import { hostLiteral, localAddressTowards, resolveHost, sendDatagram } from './send.js';
+import { currentRotating, formatSequence, parseSequence, printRotating, sendSequence } from './sequence.js';
 
 const PROG = 'spa-knock';
 /** The server's default `replay.window` (docs/config.md): how long a packet stays acceptable. */
@@ -39,6 +42,22 @@ interface KnockArgs {
   json: boolean;
   ipv4: boolean;
   ipv6: boolean;
+  sequence: string | undefined;
+  delay: string | undefined;
+}
+
+/** `--sequence`: classic knocks instead of an SPA packet. */
+async function knockSequence(a: KnockArgs, sequence: string, family: 0 | 4 | 6): Promise<void> {
+  const other = a.close ? '--close' : a.dryRun ? '--dry-run' : a.allowIp !== undefined ? '--allow-ip' : undefined;
+  if (other !== undefined || a.open.length > 0) throw usageError(`--sequence cannot be used with ${other ?? '--open'}`);
+  const steps = sequence === 'auto' ? currentRotating(a.key).steps : parseSequence(sequence);
+  const delay = a.delay === undefined ? 0 : intOption('--delay', a.delay, 0, 60_000, ' milliseconds');
+  const target = await resolveHost(a.host, family);
+  await sendSequence(steps, target.address, target.family, delay);
+  const text = formatSequence(steps);
+  if (a.json) process.stdout.write(`${JSON.stringify({ host: a.host, address: target.address, sequence: text })}\n`);
+  else
+    process.stdout.write(`sent sequence ${text} to ${target.family === 6 ? `[${target.address}]` : target.address}\n`);
 }
 
 /** `--allow-ip auto`: the source address of the route to the server (see localAddressTowards). */
@@ -64,6 +83,8 @@ async function knock(a: KnockArgs): Promise<void> {
   if (a.ipv4 && a.ipv6) throw usageError('-4 and -6 cannot be used together');
   const family = a.ipv4 ? 4 : a.ipv6 ? 6 : 0;
   hostLiteral(a.host, family); // a literal that contradicts -4/-6 is a mistake even with --dry-run
+  if (a.sequence !== undefined) return knockSequence(a, a.sequence, family);
+  if (a.delay !== undefined) throw usageError('--delay needs --sequence');
   const accesses = parseAccessList(a.open);
   let allowAddress: string | undefined;
   if (a.allowIp === 'auto') allowAddress = await autoAllowIp(a.host, family, port);
@@ -140,6 +161,20 @@ export async function main(argv: readonly string[]): Promise<void> {
       (x) => keygen({ out: x.out, force: x.force }),
     )
     .command(
+      'sequence',
+      'print the current rotating sequence of a key (for apps that can only send a fixed list)',
+      (y) =>
+        y
+          .option('key', {
+            type: 'string',
+            default: join(homedir(), '.knock.key'),
+            describe: 'key file',
+            requiresArg: true,
+          })
+          .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }),
+      (x) => printRotating(x.key, x.json),
+    )
+    .command(
       '$0 <host>',
       'send one SPA packet to HOST',
       (y) =>
@@ -185,7 +220,15 @@ export async function main(argv: readonly string[]): Promise<void> {
           })
           .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
           .option('ipv4', { alias: '4', type: 'boolean', default: false, describe: 'use IPv4 only' })
-          .option('ipv6', { alias: '6', type: 'boolean', default: false, describe: 'use IPv6 only' }),
+          .option('ipv6', { alias: '6', type: 'boolean', default: false, describe: 'use IPv6 only' })
+          .option('sequence', {
+            type: 'string',
+            requiresArg: true,
+            describe:
+              'classic knocks instead: one SYN per port, one datagram per PORT:udp, e.g. 8881,7777,9991:udp; ' +
+              '"auto": the current rotating sequence of --key',
+          })
+          .option('delay', { type: 'string', requiresArg: true, describe: 'ms between two --sequence steps (0)' }),
       (x) =>
         knock({
           host: x.host,
@@ -199,6 +242,8 @@ export async function main(argv: readonly string[]): Promise<void> {
           json: x.json,
           ipv4: x.ipv4,
           ipv6: x.ipv6,
+          sequence: x.sequence,
+          delay: x.delay,
         }),
     )
     .parseAsync();

@@ -14,6 +14,8 @@ export const TOOL_PACKAGES = {
   ip6tables: 'iptables',
   'iptables-restore': 'iptables',
   'ip6tables-restore': 'iptables',
+  knock: 'knockd',
+  knockd: 'knockd',
 } as const;
 
 export type Tool = keyof typeof TOOL_PACKAGES;

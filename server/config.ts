@@ -21,6 +21,8 @@ import { SpaError, errnoText } from '../shared/errors.js';
 import { readKeyFile } from '../shared/keyfile.js';
 import { parseKey } from '../shared/keys.js';
 import { tableNameProblem } from './firewall/names.js';
+import type { KnockSequence } from './firewall/backend.js';
+import { type RotatingSequence, resolveSequences, sequencesSchema } from './sequence-config.js';
 import { lineOf } from './toml-lines.js';
 
 export type { Cidr } from '../shared/address.js';
@@ -62,6 +64,10 @@ export interface Config {
     readonly rejectSummaryInterval: number;
   };
   readonly clients: readonly ClientConfig[];
+  /** Classic knock sequences (`[[sequence]]`, docs/classic.md), recognised in the kernel. */
+  readonly sequences: readonly KnockSequence[];
+  /** `rotating = true` sequences (their steps change every 30 s: shared/rotating.ts). */
+  readonly rotatingSequences: readonly RotatingSequence[];
   /** Names of the clients whose key is written in the config itself (`key =`): the file then holds secrets. */
   readonly inlineKeys: readonly string[];
 }
@@ -146,6 +152,7 @@ const schema = z.strictObject({
     })
     .default({ level: 'info', reject_summary_interval: 60 }),
   client: z.array(clientSchema).min(1, 'at least one [[client]] is needed'),
+  sequence: sequencesSchema,
 });
 
 function pathText(path: readonly PropertyKey[]): string {
@@ -205,6 +212,17 @@ export function parseConfig(text: string, path: string): Config {
   if (c.grant.duration > c.grant.max_duration)
     fail(['grant', 'duration'], `must not exceed grant.max_duration (${c.grant.max_duration})`);
 
+  const readKey = (kf: string, segs: readonly (string | number)[]): Uint8Array => {
+    const abs = isAbsolute(kf) ? kf : resolve(dirname(path), kf);
+    try {
+      return readKeyFile(abs);
+    } catch (e) {
+      // key file errors carry an ERR_SPA_KEYFILE_* code and a one-line message
+      const code = (e as { code?: unknown }).code;
+      if (typeof code === 'string' && code.startsWith('ERR_SPA_KEYFILE')) fail(segs, (e as Error).message);
+      throw e;
+    }
+  };
   const names = new Set<string>();
   const keys = new Map<string, string>();
   const inlineKeys: string[] = [];
@@ -220,17 +238,7 @@ export function parseConfig(text: string, path: string): Config {
       key = (k as { key: Uint8Array }).key;
       inlineKeys.push(cl.name);
     } else {
-      const kf = cl.key_file as string;
-      const abs = isAbsolute(kf) ? kf : resolve(dirname(path), kf);
-      try {
-        key = readKeyFile(abs);
-      } catch (e) {
-        // key file errors carry an ERR_SPA_KEYFILE_* code and a one-line message
-        const code = (e as { code?: unknown }).code;
-        if (typeof code === 'string' && code.startsWith('ERR_SPA_KEYFILE'))
-          fail(['client', i, 'key_file'], (e as Error).message);
-        throw e;
-      }
+      key = readKey(cl.key_file as string, ['client', i, 'key_file']);
     }
     const hex = Buffer.from(key).toString('hex');
     const dup = keys.get(hex);
@@ -257,6 +265,16 @@ export function parseConfig(text: string, path: string): Config {
     };
   });
 
+  const seqs = resolveSequences(
+    c.sequence,
+    {
+      protect: c.firewall.protect,
+      duration: c.grant.duration,
+      maxDuration: c.grant.max_duration,
+      readKey,
+    },
+    fail,
+  );
   return {
     path,
     stateDir: c.state_dir,
@@ -271,6 +289,8 @@ export function parseConfig(text: string, path: string): Config {
     replay: { window: c.replay.window },
     log: { level: c.log.level, rejectSummaryInterval: c.log.reject_summary_interval },
     clients,
+    sequences: seqs.fixed,
+    rotatingSequences: seqs.rotating,
     inlineKeys,
   };
 }

@@ -19,6 +19,8 @@ import type { Logger } from './log.js';
 import type { ReplayFile } from './replay-file.js';
 import { RejectCounter } from './stats.js';
 import { type Timers, realTimers } from './timers.js';
+import { SequenceRotator } from './rotation.js';
+import { sequencesAt } from './sequence-config.js';
 import { type DropReader, procDropReader } from './udp-drops.js';
 import { Verifier } from './verify.js';
 import { warmUp } from './warmup.js';
@@ -41,8 +43,13 @@ export interface DaemonDeps {
   readonly readDrops?: DropReader;
 }
 
-export function planOf(config: Config): FirewallPlan {
-  return { protect: config.firewall.protect, silencePortUnreachable: config.firewall.silencePortUnreachable };
+/** The firewall plan of a config at `nowMs` (rotating sequences: the current and the previous time step's). */
+export function planOf(config: Config, nowMs: number = Date.now()): FirewallPlan {
+  return {
+    protect: config.firewall.protect,
+    silencePortUnreachable: config.firewall.silencePortUnreachable,
+    sequences: sequencesAt(config.sequences, config.rotatingSequences, nowMs),
+  };
 }
 
 const fmtEntries = (entries: readonly Pick<GrantEntry, 'access'>[]) => entries.map((e) => formatAccess(e.access));
@@ -58,6 +65,8 @@ export class Daemon {
   readonly #readDrops: DropReader;
   #listener: Listener | undefined;
   #summaryTimer: unknown;
+  /** Re-installs the plan at each time step when the config has rotating sequences. */
+  rotator: SequenceRotator | undefined;
   #ready = false;
   /** The replay log cannot be written: knocks are refused until a write succeeds again. */
   #stateFailing = false;
@@ -121,7 +130,7 @@ export class Daemon {
       onError: (err) => this.#d.log.error({ event: 'socket-error', err }, 'socket error'),
     });
     try {
-      await this.#d.backend.install(planOf(c), this.#now());
+      await this.#d.backend.install(planOf(c, this.#now()), this.#now());
       const restored = await this.grants.restore();
       if (restored.length > 0) {
         this.#d.log.info(
@@ -132,6 +141,17 @@ export class Daemon {
     } catch (e) {
       await listener.close();
       throw e;
+    }
+    if (c.rotatingSequences.length > 0) {
+      this.rotator = new SequenceRotator({
+        backend: this.#d.backend,
+        plan: (now) => planOf(c, now),
+        now: this.#now,
+        timers: this.#timers,
+        onRotate: () => this.#d.log.debug({ event: 'rotate' }, 'rotating sequences: rules replaced'),
+        onError: (err) => this.#d.log.error({ event: 'firewall-error', err }, 'rotating sequences: install failed'),
+      });
+      this.rotator.start();
     }
     if (this.#d.warmUp !== false) warmUp(this.#now());
     this.#listener = listener;
@@ -291,6 +311,7 @@ export class Daemon {
     if (this.#summaryTimer !== undefined) this.#timers.clearTimeout(this.#summaryTimer);
     this.#summaryTimer = undefined;
     this.#ready = false;
+    await this.rotator?.stop();
     await this.settled();
     this.flushRejectSummary();
     await this.#listener?.close();

@@ -8,9 +8,11 @@
  *   spa-knockd --config FILE             run the daemon
  *   spa-knockd check --config FILE       validate the config and the firewall backend; exit 0/1
  *   spa-knockd uninstall --config FILE   remove everything the daemon installed in the firewall
+ *   spa-knockd rules --config FILE [--format nft|iptables-restore]   print a standalone ruleset (no daemon)
  *   spa-knockd completion | --help | --version
  * @module
  */
+import { rulesCommand } from './rules-command.js';
 import { hideBin } from 'yargs/helpers';
 import { formatAccess } from '../shared/access.js';
 import { cliParser, die, exitQuietlyOnClosedStdout, logInternalError } from '../shared/cli.js';
@@ -101,7 +103,7 @@ async function uninstall(configPath: string): Promise<void> {
 export async function main(argv: readonly string[]): Promise<void> {
   exitQuietlyOnClosedStdout();
   const configOpt = { type: 'string', demandOption: true, describe: 'config file (TOML)', requiresArg: true } as const;
-  await cliParser(PROG, argv, { usage: '$0 --config FILE | $0 <check|uninstall> --config FILE' })
+  await cliParser(PROG, argv, { usage: '$0 --config FILE | $0 <check|uninstall|rules> --config FILE' })
     .command(
       '$0',
       'run the daemon',
@@ -113,6 +115,17 @@ export async function main(argv: readonly string[]): Promise<void> {
       'validate the config and the firewall backend',
       (y) => y.option('config', configOpt),
       (a) => check(a.config),
+    )
+    .command(
+      'rules',
+      'print a standalone ruleset for the config (knock sequences with no daemon: docs/classic.md)',
+      (y) =>
+        y.option('config', configOpt).option('format', {
+          type: 'string',
+          requiresArg: true,
+          describe: 'nft or iptables-restore (default: the configured backend)',
+        }),
+      (a) => rulesCommand(a.config, a.format),
     )
     .command(
       'uninstall',

@@ -39,6 +39,25 @@ export interface FirewallPlan {
    * (silent) to a UDP scan. Opt-in (`firewall.silence_port_unreachable`); default false.
    */
   readonly silencePortUnreachable?: boolean;
+  /** Classic knock sequences recognised in the kernel (docs/classic.md); default none. */
+  readonly sequences?: readonly KnockSequence[];
+}
+
+/**
+ * A classic knock sequence (config `[[sequence]]`): SYNs / UDP datagrams to `steps` in order, at most `gapS` seconds
+ * apart, open `open` for the knocking source for `durationS` seconds. New packets from that source to a port that is
+ * neither the next step, the step just taken, nor in `ignore` reset its attempt. Rules: nft-sequences.ts and
+ * iptables-sequences.ts; docs/classic.md.
+ */
+export interface KnockSequence {
+  /** /^[a-z][a-z0-9_]{0,23}$/: names the kernel objects (nft chain and sets, xt_recent lists). */
+  readonly name: string;
+  /** At least 2 steps, no step equal to the one before it, none in `ignore`. */
+  readonly steps: readonly Access[];
+  readonly gapS: number;
+  readonly open: readonly Access[];
+  readonly durationS: number;
+  readonly ignore: readonly Access[];
 }
 
 export interface FirewallBackend {

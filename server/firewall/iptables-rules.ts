@@ -19,6 +19,7 @@
 import { type Access, isPort, isProto } from '../../shared/access.js';
 import { type Family, parseIpOfFamily } from '../../shared/address.js';
 import type { GrantEntry } from './backend.js';
+import { isSeqChain, isSequenceMainLine } from './iptables-sequences.js';
 import { OWNER_RE } from './validate.js';
 
 /** The output chain of `chain`: `SPA_KNOCK` → `SPA_KNOCK_OUT` (names.ts keeps room for the suffix). */
@@ -56,9 +57,11 @@ export function chainLines(
   f: Family,
   protect: readonly Access[],
   grants: Iterable<GrantEntry>,
+  seqLines: readonly string[] = [],
 ): string[] {
   const lines = [`-A ${chain} -i lo -j RETURN`, `-A ${chain} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN`];
   for (const g of grants) if (g.family === f) lines.push(grantRule(chain, g));
+  lines.push(...seqLines);
   for (const a of protect) lines.push(dropRule(chain, a));
   return lines;
 }
@@ -157,7 +160,19 @@ export interface Snapshot {
   readonly grants: readonly GrantEntry[];
   /** DROP rules found in the input chain. */
   readonly protect: readonly Access[];
+  /** Our knock-sequence chains (`CHAIN_Q<i>`, iptables-sequences.ts) and their rules as printed. */
+  readonly seqChains: ReadonlyMap<string, readonly string[]>;
+  /** The sequence lines of the input chain (grants by a completed sequence, jumps to the sequence chains). */
+  readonly seqMain: readonly string[];
 }
+
+/** The sequence part of a plan for one family, as text: lines of the input chain and each sequence chain. */
+export interface SeqText {
+  readonly main: readonly string[];
+  readonly chains: ReadonlyMap<string, readonly string[]>;
+}
+
+export const NO_SEQ: SeqText = { main: [], chains: new Map() };
 
 /** Parse `iptables -S` (filter table) output for our chain `chain` and its output chain. */
 export function parseSnapshot(chain: string, f: Family, text: string): Snapshot {
@@ -173,11 +188,14 @@ export function parseSnapshot(chain: string, f: Family, text: string): Snapshot 
   }));
   const grants: GrantEntry[] = [];
   const protect: Access[] = [];
+  const seqChains = new Map<string, string[]>();
+  const seqMain: string[] = [];
   const pos: Record<string, number> = { INPUT: 0, OUTPUT: 0 };
   for (const raw of text.split('\n')) {
     const line = raw.trim();
     const w = splitRuleLine(line);
     if (w[0] === '-N') {
+      if (w[1] !== undefined && isSeqChain(chain, w[1])) seqChains.set(w[1], seqChains.get(w[1]) ?? []);
       targets.forEach((t, i) => {
         if (w[1] === t.name) (snaps[i] as { exists: boolean }).exists = true;
       });
@@ -194,14 +212,16 @@ export function parseSnapshot(chain: string, f: Family, text: string): Snapshot 
         if (w[1] === t.hook && w.length === 4) s.hookJumpPositions.push(pos[t.hook] ?? 0);
       }
     });
+    if (isSeqChain(chain, w[1])) seqChains.set(w[1], [...(seqChains.get(w[1]) ?? []), line]);
     if (w[1] === chain) {
+      if (isSequenceMainLine(chain, line)) seqMain.push(line);
       const g = parseGrantRule(f, w);
       if (g) grants.push(g);
       const d = parseDropRule(w);
       if (d) protect.push(d);
     }
   }
-  return { input: snaps[0] as ChainSnapshot, output: snaps[1] as ChainSnapshot, grants, protect };
+  return { input: snaps[0] as ChainSnapshot, output: snaps[1] as ChainSnapshot, grants, protect, seqChains, seqMain };
 }
 
 /** Is the chain jumped to exactly once, plainly, from rule 1 of its hook? */
@@ -230,36 +250,51 @@ export function installText(
   protect: readonly Access[],
   grants: Iterable<GrantEntry>,
   silence: boolean,
+  seq: SeqText = NO_SEQ,
 ): string {
   const out = outChainName(chain);
   const lines = [`:${chain} - [0:0]`];
+  const stale = [...snap.seqChains.keys()].filter((q) => !seq.chains.has(q));
+  for (const q of [...seq.chains.keys(), ...stale]) lines.push(`:${q} - [0:0]`);
   if (silence || snap.output.exists) lines.push(`:${out} - [0:0]`);
   lines.push(...fixJump('INPUT', chain, snap.input));
   if (silence) lines.push(...fixJump('OUTPUT', out, snap.output));
   else if (snap.output.exists)
     lines.push(...snap.output.hookJumpPositions.map(() => `-D OUTPUT -j ${out}`), `-X ${out}`);
-  lines.push(...chainLines(chain, f, protect, grants));
+  lines.push(...chainLines(chain, f, protect, grants, seq.main));
+  for (const qLines of seq.chains.values()) lines.push(...qLines);
+  for (const q of stale) lines.push(`-X ${q}`);
   if (silence) lines.push(silenceRule(chain, f));
   return restore(lines);
 }
 
 /** Input that refills our input chain only (grant, revoke). */
-export function chainText(chain: string, f: Family, protect: readonly Access[], grants: Iterable<GrantEntry>): string {
-  return restore([`:${chain} - [0:0]`, ...chainLines(chain, f, protect, grants)]);
+export function chainText(
+  chain: string,
+  f: Family,
+  protect: readonly Access[],
+  grants: Iterable<GrantEntry>,
+  seqMain: readonly string[] = [],
+): string {
+  return restore([`:${chain} - [0:0]`, ...chainLines(chain, f, protect, grants, seqMain)]);
 }
 
 /**
  * Input that puts a family back from the state a successful {@link installText} left (one jump at rule 1 of INPUT; with
  * `silence`, the output chain and one jump at rule 1 of OUTPUT) to the state `snap` saw.
  */
-export function undoInstallText(chain: string, snap: Snapshot, silence: boolean): string {
+export function undoInstallText(chain: string, snap: Snapshot, silence: boolean, seq: SeqText = NO_SEQ): string {
   const out = outChainName(chain);
   const lines = [`:${chain} - [0:0]`, `-D INPUT -j ${chain}`];
+  const qs = new Set([...seq.chains.keys(), ...snap.seqChains.keys()]);
+  for (const q of qs) lines.push(`:${q} - [0:0]`);
   if (silence || snap.output.exists) lines.push(`:${out} - [0:0]`);
   if (silence) lines.push(`-D OUTPUT -j ${out}`);
   if (!snap.input.exists) lines.push(`-X ${chain}`);
   if (!snap.output.exists && silence) lines.push(`-X ${out}`);
+  for (const q of qs) if (!snap.seqChains.has(q)) lines.push(`-X ${q}`);
   lines.push(...snap.input.lines, ...snap.output.lines);
+  for (const qLines of snap.seqChains.values()) lines.push(...qLines);
   for (const p of [...snap.input.hookJumpPositions].sort((a, b) => a - b)) lines.push(`-I INPUT ${p} -j ${chain}`);
   for (const p of [...snap.output.hookJumpPositions].sort((a, b) => a - b)) lines.push(`-I OUTPUT ${p} -j ${out}`);
   return restore(lines);
@@ -274,6 +309,7 @@ export function uninstallText(chain: string, snap: Snapshot): string | undefined
   ] as const) {
     if (s.exists) lines.push(`-F ${name}`, `-X ${name}`);
   }
+  for (const q of snap.seqChains.keys()) lines.push(`-F ${q}`, `-X ${q}`);
   return lines.length === 0 ? undefined : restore(lines);
 }
 
@@ -286,6 +322,7 @@ export function snapshotProblems(
   silence: boolean,
   label: string,
   protectDiff: string | undefined,
+  seq: SeqText = NO_SEQ,
 ): string[] {
   const problems: string[] = [];
   if (!snap.input.exists) {
@@ -296,9 +333,17 @@ export function snapshotProblems(
   }
   problems.push(...jumpProblems('INPUT', chain, snap.input, label));
   if (protectDiff !== undefined) problems.push(`${protectDiff} (${label})`);
-  else if (chainLines(chain, f, protect, snap.grants).join('\n') !== snap.input.lines.join('\n')) {
+  else if (chainLines(chain, f, protect, snap.grants, seq.main).join('\n') !== snap.input.lines.join('\n')) {
     problems.push(`iptables chain ${chain} rules differ from the plan (${label})`);
   }
+  for (const [q, want] of seq.chains) {
+    const have = snap.seqChains.get(q);
+    if (have === undefined) problems.push(`iptables chain ${q} is missing (${label})`);
+    else if (have.join('\n') !== want.join('\n'))
+      problems.push(`iptables chain ${q} rules differ from the plan (${label})`);
+  }
+  for (const q of snap.seqChains.keys())
+    if (!seq.chains.has(q)) problems.push(`iptables chain ${q} is not in the plan (${label})`);
   const out = outChainName(chain);
   if (silence) {
     if (!snap.output.exists)

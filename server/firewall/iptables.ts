@@ -22,16 +22,18 @@
 import { type Access, accessListDiff } from '../../shared/access.js';
 import { type Family, grantKeyString } from '../../shared/address.js';
 import { IPTABLES_TIMEOUT_MS, MIN_GRANT_MS } from '../../shared/constants.js';
-import type { FirewallBackend, FirewallPlan, GrantEntry } from './backend.js';
+import type { FirewallBackend, FirewallPlan, GrantEntry, KnockSequence } from './backend.js';
 import {
   chainText,
   installText,
   parseSnapshot,
+  type SeqText,
   type Snapshot,
   snapshotProblems,
   undoInstallText,
   uninstallText,
 } from './iptables-rules.js';
+import { seqChainName, sequenceChainLines, sequenceMainLines } from './iptables-sequences.js';
 import { tableNameProblem } from './names.js';
 import { SerialQueue, describeFailure, oneLine, run, withWrap } from './process.js';
 import { checkGrants, checkKeys, checkNow, checkPlan, firewallError } from './validate.js';
@@ -55,6 +57,16 @@ const TOOLS: Readonly<Record<Family, { readonly list: string; readonly restore: 
 interface Mirror {
   protect: Access[];
   grants: Map<string, GrantEntry>;
+  /** The knock-sequence lines of the input chain, per family (kept as they are when grants change). */
+  seqMain: Record<Family, readonly string[]>;
+}
+
+/** The sequence part of the plan for one family, as iptables text. */
+function seqText(chain: string, f: Family, sequences: readonly KnockSequence[]): SeqText {
+  return {
+    main: sequenceMainLines(chain, f, sequences),
+    chains: new Map(sequences.map((s, i) => [seqChainName(chain, i), sequenceChainLines(chain, f, s, i)])),
+  };
 }
 
 export class IptablesBackend implements FirewallBackend {
@@ -105,8 +117,9 @@ export class IptablesBackend implements FirewallBackend {
 
   // ------------------------------------------------------------------------------------------------ install
   async install(plan: FirewallPlan, now: number): Promise<void> {
-    const { protect, silencePortUnreachable: silence } = checkPlan(plan);
+    const { protect, silencePortUnreachable: silence, sequences } = checkPlan(plan);
     checkNow(now);
+    const seq = { 4: seqText(this.chain, 4, sequences), 6: seqText(this.chain, 6, sequences) };
     await this.queue.run(async () => {
       const snaps = new Map<Family, Snapshot>();
       for (const f of FAMILIES) snaps.set(f, await this.snapshot(f));
@@ -118,15 +131,15 @@ export class IptablesBackend implements FirewallBackend {
       for (const f of FAMILIES) {
         const snap = snaps.get(f) as Snapshot;
         try {
-          await this.restore(f, installText(this.chain, f, snap, protect, grants.values(), silence));
+          await this.restore(f, installText(this.chain, f, snap, protect, grants.values(), silence, seq[f]));
         } catch (err) {
           for (const d of done)
-            await this.bestEffort(d, undoInstallText(this.chain, snaps.get(d) as Snapshot, silence));
+            await this.bestEffort(d, undoInstallText(this.chain, snaps.get(d) as Snapshot, silence, seq[d]));
           throw err;
         }
         done.push(f);
       }
-      this.state = { protect, grants };
+      this.state = { protect, grants, seqMain: { 4: seq[4].main, 6: seq[6].main } };
     });
   }
 
@@ -143,15 +156,17 @@ export class IptablesBackend implements FirewallBackend {
     if (this.state) return this.state;
     const grants = new Map<string, GrantEntry>();
     let protect: Access[] | undefined;
+    const seqMain: Record<Family, readonly string[]> = { 4: [], 6: [] };
     for (const f of FAMILIES) {
       const snap = await this.snapshot(f);
+      seqMain[f] = snap.seqMain;
       if (!snap.input.exists) {
         throw firewallError(`iptables chain ${this.chain} (${TOOLS[f].label}) is not installed; run install first`);
       }
       for (const g of snap.grants) grants.set(grantKeyString(g), g);
       protect ??= [...snap.protect];
     }
-    this.state = { protect: protect ?? [], grants };
+    this.state = { protect: protect ?? [], grants, seqMain };
     return this.state;
   }
 
@@ -162,9 +177,10 @@ export class IptablesBackend implements FirewallBackend {
     for (const f of FAMILIES) {
       if (!families.has(f)) continue;
       try {
-        await this.restore(f, chainText(this.chain, f, state.protect, next.values()));
+        await this.restore(f, chainText(this.chain, f, state.protect, next.values(), state.seqMain[f]));
       } catch (err) {
-        for (const d of done) await this.bestEffort(d, chainText(this.chain, d, state.protect, state.grants.values()));
+        for (const d of done)
+          await this.bestEffort(d, chainText(this.chain, d, state.protect, state.grants.values(), state.seqMain[d]));
         throw err;
       }
       done.push(f);
@@ -213,13 +229,16 @@ export class IptablesBackend implements FirewallBackend {
   }
 
   async check(plan: FirewallPlan): Promise<string[]> {
-    const { protect, silencePortUnreachable } = checkPlan(plan);
+    const { protect, silencePortUnreachable, sequences } = checkPlan(plan);
     return await this.queue.run(async () => {
       const problems: string[] = [];
       for (const f of FAMILIES) {
         const snap = await this.snapshot(f);
         const diff = accessListDiff(snap.protect, protect);
-        problems.push(...snapshotProblems(this.chain, f, snap, protect, silencePortUnreachable, TOOLS[f].label, diff));
+        const seq = seqText(this.chain, f, sequences);
+        problems.push(
+          ...snapshotProblems(this.chain, f, snap, protect, silencePortUnreachable, TOOLS[f].label, diff, seq),
+        );
       }
       return problems;
     });

@@ -6,7 +6,8 @@
 import { accessListDiff } from '../../shared/access.js';
 import type { NftTableListing } from './nft-json.js';
 import { accessOfElem } from './nft-json.js';
-import { CHAIN_PRIO, NFT_OUTPUT_RULES, NFT_RULES, SET_TYPES } from './nft-script.js';
+import { CHAIN_PRIO, NFT_OUTPUT_RULES, SET_TYPES, inputRules } from './nft-script.js';
+import { KNOCK_CHAIN, seqChain, stageSets } from './nft-sequences.js';
 import type { CheckedPlan } from './validate.js';
 
 /** The rule lines of a chain, from `nft list chain inet T C` text (the lines after `type filter hook …`). */
@@ -54,7 +55,12 @@ export function nftCheckProblems(
     const odd = pset.elems.filter((_, i) => have[i] === undefined).map((e) => e.raw);
     if (odd.length > 0) problems.push(`nft set protect holds elements spa-knockd does not write: ${odd.join(', ')}`);
   }
-  problems.push(...chainProblems(t, listing, 'input', NFT_RULES, rules.input));
+  problems.push(...chainProblems(t, listing, 'input', inputRules(want), rules.input));
+  if (want.sequences.length > 0 && !listing.chains.has(KNOCK_CHAIN)) problems.push(`nft chain ${t} knock is missing`);
+  for (const s of want.sequences) {
+    if (!listing.chains.has(seqChain(s))) problems.push(`nft chain ${t} ${seqChain(s)} is missing`);
+    for (const st of stageSets(s)) if (!listing.sets.has(st.name)) problems.push(`nft set ${t} ${st.name} is missing`);
+  }
   if (want.silencePortUnreachable)
     problems.push(...chainProblems(t, listing, 'output', NFT_OUTPUT_RULES, rules.output));
   else if (listing.chains.has('output'))

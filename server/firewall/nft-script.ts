@@ -29,6 +29,7 @@
  */
 import type { Access } from '../../shared/access.js';
 import type { Family, GrantKey } from '../../shared/address.js';
+import { NFT_KNOCK_JUMPS, sequenceLines } from './nft-sequences.js';
 import type { CheckedPlan } from './validate.js';
 
 /** The input chain's rules exactly as `nft list chain` prints them (and as we write them). */
@@ -39,6 +40,12 @@ export const NFT_RULES: readonly string[] = Object.freeze([
   'ip6 saddr . meta l4proto . th dport @allow6 accept',
   'meta l4proto . th dport @protect drop',
 ]);
+
+/** The input chain's rules for a plan: with knock sequences, the jumps to the knock chain go before the drop. */
+export function inputRules(plan: Pick<CheckedPlan, 'sequences'>): string[] {
+  if (plan.sequences.length === 0) return [...NFT_RULES];
+  return [...NFT_RULES.slice(0, -1), ...NFT_KNOCK_JUMPS, ...NFT_RULES.slice(-1)];
+}
 
 /** The output chain's rules (silencePortUnreachable), as `nft list chain` prints them (nft 1.0.6, measured). */
 export const NFT_OUTPUT_RULES: readonly string[] = Object.freeze([
@@ -99,8 +106,13 @@ function setDecl(name: 'allow4' | 'allow6' | 'protect'): string {
  * Keep-the-grants install: `add` leaves an existing table and its sets alone; the protect set and the chains are
  * refilled; the output chain is created or removed (add, flush, delete: absent-safe) as the plan says.
  */
-export function installLines(table: string, plan: CheckedPlan): string[] {
+export function installLines(
+  table: string,
+  plan: CheckedPlan,
+  stale: { chains: string[]; sets: string[] } = { chains: [], sets: [] },
+): string[] {
   const t = `inet ${table}`;
+  const seq = sequenceLines(t, plan.sequences);
   const elements = plan.protect.map((a: Access) => `${a.proto} . ${a.port}`).join(', ');
   const output = plan.silencePortUnreachable
     ? [
@@ -116,9 +128,11 @@ export function installLines(table: string, plan: CheckedPlan): string[] {
     `add set ${t} protect ${setDecl('protect')}`,
     `flush set ${t} protect`,
     ...(plan.protect.length > 0 ? [`add element ${t} protect { ${elements} }`] : []),
+    ...seq.before,
     `add chain ${t} input ${chainSpec('input')}`,
     `flush chain ${t} input`,
-    ...NFT_RULES.map((r) => `add rule ${t} input ${r}`),
+    ...inputRules(plan).map((r) => `add rule ${t} input ${r}`),
+    ...seq.after(stale),
     ...output,
   ];
 }

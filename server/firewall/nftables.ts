@@ -32,6 +32,7 @@ import {
 } from './nft-json.js';
 import { elemKey, elemWithTimeout, installLines, replaceLines, setName } from './nft-script.js';
 import { nftCheckProblems, parseChainRules } from './nft-check.js';
+import { staleSequenceObjects } from './nft-sequences.js';
 import { NftShell, type ShellResult, nftErrorMessage } from './nft-shell.js';
 import { SerialQueue, describeFailure, run, withWrap } from './process.js';
 import { type CheckedPlan, checkGrants, checkKeys, checkNow, checkPlan, firewallError } from './validate.js';
@@ -129,8 +130,9 @@ export class NftablesBackend implements FirewallBackend {
 
   private async installNow(plan: CheckedPlan, now: number): Promise<void> {
     const existed = (await this.tableHandle()) !== undefined;
-    if (existed) await this.readBack('it exists but'); // unreadable: change nothing
-    const first = await this.runScript(installLines(this.table, plan));
+    const old = existed ? await this.readBack('it exists but') : undefined; // unreadable: change nothing
+    const stale = staleSequenceObjects(old?.chains.keys() ?? [], old?.sets.keys() ?? [], plan.sequences);
+    const first = await this.runScript(installLines(this.table, plan, stale));
     const failed = (msg: string): Error =>
       firewallError(`nft install of table ${this.t} (firewall.table) failed: ${msg}`);
     if (!first.ok) {
@@ -154,9 +156,9 @@ export class NftablesBackend implements FirewallBackend {
   }
 
   /** Read the table with the command `list`/`check` use; throws one line naming firewall.table. */
-  private async readBack(context: string): Promise<void> {
+  private async readBack(context: string): Promise<NftTableListing | undefined> {
     try {
-      await this.listTable();
+      return await this.listTable();
     } catch (err) {
       throw firewallError(
         `nft table ${this.t}: ${context} cannot be read (${(err as Error).message}): choose another firewall.table`,

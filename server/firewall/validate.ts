@@ -7,7 +7,8 @@
 import { type Access, dedupeAccesses, toAccess } from '../../shared/access.js';
 import { type Family, type GrantKey, grantKeyString, parseIpOfFamily } from '../../shared/address.js';
 import { SpaError } from '../../shared/errors.js';
-import type { GrantEntry } from './backend.js';
+import type { GrantEntry, KnockSequence } from './backend.js';
+import { checkSequences } from './sequence-check.js';
 
 /** The error every backend throws: one line for the operator, code ERR_SPA_FIREWALL. */
 export function firewallError(message: string): SpaError {
@@ -103,13 +104,22 @@ export function checkProtect(protect: unknown): Access[] {
 export interface CheckedPlan {
   readonly protect: Access[];
   readonly silencePortUnreachable: boolean;
+  readonly sequences: KnockSequence[];
 }
 
 export function checkPlan(plan: unknown): CheckedPlan {
   if (typeof plan !== 'object' || plan === null) throw firewallError('invalid plan: not an object');
-  const { protect, silencePortUnreachable } = plan as { protect?: unknown; silencePortUnreachable?: unknown };
+  const { protect, silencePortUnreachable, sequences } = plan as {
+    protect?: unknown;
+    silencePortUnreachable?: unknown;
+    sequences?: unknown;
+  };
   if (silencePortUnreachable !== undefined && typeof silencePortUnreachable !== 'boolean') {
     throw firewallError('invalid plan: silencePortUnreachable is not a boolean');
   }
-  return { protect: checkProtect(protect), silencePortUnreachable: silencePortUnreachable === true };
+  return {
+    protect: checkProtect(protect),
+    silencePortUnreachable: silencePortUnreachable === true,
+    sequences: checkSequences(sequences),
+  };
 }

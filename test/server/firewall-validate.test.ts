@@ -52,10 +52,15 @@ describe('firewall input validation', () => {
       assert.throws(() => checkAccess(bad), fw, JSON.stringify(bad));
     }
     assert.deepEqual(checkProtect([TCP, UDP, TCP]), [TCP, UDP]);
-    assert.deepEqual(checkPlan({ protect: [TCP] }), { protect: [TCP], silencePortUnreachable: false });
+    assert.deepEqual(checkPlan({ protect: [TCP] }), {
+      protect: [TCP],
+      silencePortUnreachable: false,
+      sequences: [],
+    });
     assert.deepEqual(checkPlan({ protect: [], silencePortUnreachable: true }), {
       protect: [],
       silencePortUnreachable: true,
+      sequences: [],
     });
     assert.throws(() => checkPlan({ protect: [], silencePortUnreachable: 1 }), fw);
     assert.throws(() => checkPlan(null), fw);

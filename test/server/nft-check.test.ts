@@ -20,7 +20,7 @@ const good = [
   set('protect', ['inet_proto', 'inet_service'], [], [{ concat: ['tcp', 22] }]),
   chain('input'),
 ];
-const plan = { protect: [{ proto: 'tcp' as const, port: 22 }], silencePortUnreachable: false };
+const plan = { protect: [{ proto: 'tcp' as const, port: 22 }], silencePortUnreachable: false, sequences: [] };
 const T = 'inet spa_knock';
 
 test('a table as planned has no problems', () => {
@@ -51,7 +51,7 @@ test('every difference is one line: set type and flags, protected list, chain ho
   const silenced = nftCheckProblems(
     T,
     parseNftTable(doc(good), 'inet', 'spa_knock'),
-    { ...plan, silencePortUnreachable: true },
+    { ...plan, silencePortUnreachable: true, sequences: [] },
     { input: NFT_RULES, output: undefined },
   );
   assert.deepEqual(silenced, ['nft chain inet spa_knock output is missing']);

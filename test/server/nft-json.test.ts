@@ -148,7 +148,7 @@ describe('nft command text', () => {
     assert.equal(elemWithTimeout(k, 30_000, undefined), '10.0.0.2 . tcp . 22 timeout 30s');
     const lines = replaceLines(
       't',
-      { protect: [], silencePortUnreachable: false },
+      { protect: [], silencePortUnreachable: false, sequences: [] },
       [
         { ...k, remainingMs: 5000, owner: 'bob' },
         { ...k, address: '10.0.0.3', remainingMs: 500 },
@@ -163,14 +163,18 @@ describe('nft command text', () => {
   });
 
   test('install: the output chain is filled with silence on, and added-then-deleted (absent-safe) with it off', () => {
-    const on = installLines('t', { protect: [{ proto: 'tcp', port: 22 }], silencePortUnreachable: true });
+    const on = installLines('t', {
+      protect: [{ proto: 'tcp', port: 22 }],
+      silencePortUnreachable: true,
+      sequences: [],
+    });
     assert.ok(on.includes('add element inet t protect { tcp . 22 }'));
     assert.deepEqual(
       on.slice(-NFT_OUTPUT_RULES.length),
       NFT_OUTPUT_RULES.map((r) => `add rule inet t output ${r}`),
     );
     assert.ok(NFT_RULES.every((r) => on.includes(`add rule inet t input ${r}`)));
-    const off = installLines('t', { protect: [], silencePortUnreachable: false });
+    const off = installLines('t', { protect: [], silencePortUnreachable: false, sequences: [] });
     assert.deepEqual(off.slice(-2), ['flush chain inet t output', 'delete chain inet t output']);
     assert.ok(!off.some((l) => l.startsWith('add element')));
   });
