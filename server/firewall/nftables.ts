@@ -13,7 +13,8 @@
  *   whole at install/list and this object has not written it since), or it is the same owner's own element and
  *   `add` refreshes — and otherwise `add; delete; add … timeout T comment "owner"` in one transaction: the element
  *   ends with the new timeout and owner either way. Which case applies comes from a mirror of what this object read
- *   and wrote; an element whose change failed is "uncertain" and always takes the three-command path.
+ *   and wrote; an element whose change failed is "uncertain" and always takes the three-command path, and so does
+ *   every element not known when classic sequences are installed (their rules add grants the mirror never sees).
  * - revoke: `add element …; delete element …` in one transaction, so an absent element is not an error.
  * - grant/revoke go through one long-lived `nft -i` child (server/firewall/nft-shell.ts); a line of `;`-separated
  *   commands is one nft batch, i.e. one atomic transaction.
@@ -78,6 +79,8 @@ export class NftablesBackend implements FirewallBackend {
   private readonly known = new Map<string, Known>();
   /** Does `known` hold every element of the table (true after install or list in this process)? */
   private knownComplete = false;
+  /** Do rules of the installed plan add grants themselves (classic sequences)? Then no element is surely absent. */
+  private kernelAddsGrants = false;
 
   constructor(opts: NftablesOptions = {}) {
     const table = opts.table ?? 'spa_knock';
@@ -132,6 +135,7 @@ export class NftablesBackend implements FirewallBackend {
     const existed = (await this.tableHandle()) !== undefined;
     const old = existed ? await this.readBack('it exists but') : undefined; // unreadable: change nothing
     const stale = staleSequenceObjects(old?.chains.keys() ?? [], old?.sets.keys() ?? [], plan.sequences);
+    this.kernelAddsGrants = plan.sequences.length > 0;
     const first = await this.runScript(installLines(this.table, plan, stale));
     const failed = (msg: string): Error =>
       firewallError(`nft install of table ${this.t} (firewall.table) failed: ${msg}`);
@@ -230,7 +234,7 @@ export class NftablesBackend implements FirewallBackend {
           const known = this.known.get(grantKeyString(g));
           // one `add` where it is enough: an element that cannot exist (the table is fully known and it is not in
           // it), or, where `add` refreshes timeouts, the same owner's own element; otherwise add; delete; add
-          const absent = known === undefined && this.knownComplete;
+          const absent = known === undefined && this.knownComplete && !this.kernelAddsGrants;
           const sameOwner = known !== undefined && !known.uncertain && known.owner === g.owner;
           if (absent || (fast && sameOwner)) refresh.push(elemWithTimeout(g, expiresAt - now, g.owner));
           else replace.push({ ...g, expiresAt });

@@ -172,6 +172,28 @@ describe('nftables backend in a namespace', { skip }, () => {
     await fw.revoke([v4(0)]);
   });
 
+  test('with classic sequences installed, a grant the kernel made (no comment) still gets its owner', async () => {
+    const seq = {
+      name: 'own',
+      steps: [
+        { proto: 'tcp', port: 7001 },
+        { proto: 'tcp', port: 7002 },
+      ],
+      gapS: 5,
+      open: [TCP],
+      durationS: 30,
+      ignore: [],
+    } as const;
+    await fw.install({ ...PLAN, sequences: [seq] }, Date.now());
+    // what a completed sequence does: the rule adds the knocker to allow4, without a comment, behind our back
+    await nft(['-f', '-'], `add element inet spa_knock allow4 { ${pair.cli4} . tcp . ${P_TCP} timeout 30s }\n`);
+    const t = Date.now();
+    await fw.grant([v4(t + 30_000, TCP, 'alice')], t);
+    assert.equal((await fw.list(Date.now())).find((g) => g.address === pair.cli4)?.owner, 'alice');
+    await fw.revoke([v4(0)]);
+    await fw.install(PLAN, Date.now());
+  });
+
   test('install replaces an incompatible table of the same name, keeping its grants and owners', async () => {
     await fw.uninstall();
     await nft(
