@@ -64,3 +64,29 @@ export function fwknopPacket(keys: FwknopKeyText, extra: readonly string[], serv
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+export interface FwknopClientToml {
+  readonly name: string;
+  readonly keys: FwknopKeyText;
+  readonly open: readonly string[];
+  readonly sources?: readonly string[];
+  readonly requireSourceAddress?: boolean;
+  readonly digest?: string;
+}
+
+/** A `[[client]]` table of format "fwknop", to append to harness/config.ts configText(). */
+export function fwknopClientToml(c: FwknopClientToml): string {
+  const q = (xs: readonly string[]) => `[${xs.map((x) => JSON.stringify(x)).join(', ')}]`;
+  return [
+    '[[client]]',
+    `name = ${JSON.stringify(c.name)}`,
+    'format = "fwknop"',
+    `key_base64 = ${JSON.stringify(c.keys.keyB64)}`,
+    `hmac_key_base64 = ${JSON.stringify(c.keys.hmacB64)}`,
+    ...(c.digest ? [`hmac_digest = ${JSON.stringify(c.digest)}`] : []),
+    `open = ${q(c.open)}`,
+    ...(c.sources ? [`sources = ${q(c.sources)}`] : []),
+    ...(c.requireSourceAddress ? ['require_source_address = true'] : []),
+    '',
+  ].join('\n');
+}

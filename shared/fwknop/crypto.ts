@@ -11,14 +11,14 @@ import { hmac } from '@noble/hashes/hmac.js';
 import { md5, sha1 } from '@noble/hashes/legacy.js';
 import { sha256, sha384, sha512 } from '@noble/hashes/sha2.js';
 import { sha3_256, sha3_512 } from '@noble/hashes/sha3.js';
+import type { CHash } from '@noble/hashes/utils.js';
 import { concat } from '../bytes.js';
 
 /** HMAC digests fwknop offers (`--hmac-digest-type`, access.conf `HMAC_DIGEST_TYPE`). */
 export const HMAC_DIGESTS = ['md5', 'sha1', 'sha256', 'sha384', 'sha512', 'sha3_256', 'sha3_512'] as const;
 export type HmacDigest = (typeof HMAC_DIGESTS)[number];
 
-type Hash = (data: Uint8Array) => Uint8Array;
-const HASHES: Readonly<Record<HmacDigest, Hash & { blockLen: number; outputLen: number }>> = {
+const HASHES: Readonly<Record<HmacDigest, CHash>> = {
   md5,
   sha1,
   sha256,

@@ -108,7 +108,10 @@ describe('fwknop encoder', () => {
     fc.assert(
       fc.property(
         fc.record({
-          allowIp: fc.option(fc.ipV4().filter((s) => s !== '0.0.0.0'), { nil: undefined }),
+          allowIp: fc.option(
+            fc.ipV4().filter((s) => s !== '0.0.0.0'),
+            { nil: undefined },
+          ),
           port: fc.integer({ min: 1, max: 65535 }),
           timeout: fc.integer({ min: 0, max: 65535 }),
           ts: fc.integer({ min: 0, max: 4e9 }),
@@ -130,7 +133,13 @@ describe('fwknop encoder', () => {
 
   it('refuses what fwknopd would not take: IPv6 allow address, no access, 400+ characters', () => {
     const salt = new Uint8Array(8);
-    const base = { user: 'bob', timestamp: 1, allowIp: undefined, accesses: [{ proto: 'tcp', port: 22 }], timeout: 0 };
+    const base = {
+      user: 'bob',
+      timestamp: 1,
+      allowIp: undefined,
+      accesses: [{ proto: 'tcp' as const, port: 22 }],
+      timeout: 0,
+    };
     assert.throws(() => encodePacket({ ...base, allowIp: '2001:db8::1' }, keys, salt, '1'.repeat(16)), RangeError);
     assert.throws(() => encodePacket({ ...base, accesses: [] }, keys, salt, '1'.repeat(16)), RangeError);
     const many = Array.from({ length: 16 }, (_, i) => ({ proto: 'tcp' as const, port: 10000 + i }));
