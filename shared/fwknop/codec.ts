@@ -115,7 +115,7 @@ function parseMessage(m: string): { allowIp: string | undefined; accesses: Acces
   const ipText = parts.shift() ?? '';
   if (ipText.length < 7 || ipText.length > 15) return undefined;
   const ip = parseIp(ipText, { zone: 'refuse' });
-  if (!ip || ip.family !== 4 || ip.text !== ipText) return undefined;
+  if (ip?.family !== 4 || ip.text !== ipText) return undefined;
   if (parts.length === 0) return undefined;
   const accesses: Access[] = [];
   for (const p of parts) {
@@ -209,7 +209,7 @@ export function encodePacket(req: EncodeRequest, keys: FwknopKeys, salt: Uint8Ar
   if (!/^[\x21-\x7e]{1,64}$/.test(req.user) || req.user.includes(':')) throw new RangeError('bad user name');
   const ip = req.allowIp ?? '0.0.0.0';
   const a = parseIp(ip);
-  if (!a || a.family !== 4) throw new RangeError('fwknop carries an IPv4 allow address only');
+  if (a?.family !== 4) throw new RangeError('fwknop carries an IPv4 allow address only');
   const message = b64(utf8([a.text, ...req.accesses.map(formatAccess)].join(',')));
   if (message.length > MAX_MESSAGE_B64) throw new RangeError('too many accesses for one fwknop packet');
   const type = req.timeout > 0 ? MSG_CLIENT_TIMEOUT : MSG_ACCESS;
