@@ -18,8 +18,10 @@ import { parseIp } from '../shared/address.js';
 import { toHex } from '../shared/bytes.js';
 import { cliParser, die, exitQuietlyOnClosedStdout, intOption, usageError } from '../shared/cli.js';
 import { DEFAULT_PORT } from '../shared/constants.js';
-import { readKeyFile, writeKeyFile } from '../shared/keyfile.js';
+import { generateFwknopKeyText } from '../shared/fwknop/keys.js';
+import { readKeyFile, writeKeyFile, writeSecretFile } from '../shared/keyfile.js';
 import { formatKey, generateKey } from '../shared/keys.js';
+import { buildFwknopPacket, readFwknopKeyFile } from './fwknop.js';
 import { buildPacket, checkAllowIp, describe, parseAccessList } from './request.js';
 import { hostLiteral, localAddressTowards, resolveHost, sendDatagram } from './send.js';
 
@@ -39,6 +41,13 @@ interface KnockArgs {
   json: boolean;
   ipv4: boolean;
   ipv6: boolean;
+  format: string;
+}
+
+const FORMATS = ['spak1', 'fwknop'] as const;
+function formatOption(v: string): 'spak1' | 'fwknop' {
+  if (v === 'spak1' || v === 'fwknop') return v;
+  throw usageError(`--format "${v}" is not one of ${FORMATS.join(', ')}`);
 }
 
 /** `--allow-ip auto`: the source address of the route to the server (see localAddressTowards). */
@@ -68,12 +77,19 @@ async function knock(a: KnockArgs): Promise<void> {
   let allowAddress: string | undefined;
   if (a.allowIp === 'auto') allowAddress = await autoAllowIp(a.host, family, port);
   else if (a.allowIp !== undefined) allowAddress = checkAllowIp(a.allowIp);
-  const key = readKeyFile(a.key);
-  const pkt = buildPacket(key, { type: a.close ? 'close' : 'open', accesses, duration, allowAddress });
-  const fields = describe(pkt);
+  const format = formatOption(a.format);
+  const req = { accesses, duration, allowAddress };
+  const pkt =
+    format === 'fwknop'
+      ? buildFwknopPacket(readFwknopKeyFile(a.key), { ...req, close: a.close })
+      : (() => {
+          const p = buildPacket(readKeyFile(a.key), { ...req, type: a.close ? 'close' : 'open' });
+          return { bytes: p.bytes, timestamp: p.request.timestamp, fields: describe(p) };
+        })();
+  const fields = pkt.fields;
   if (a.dryRun) {
     const b64 = Buffer.from(pkt.bytes).toString('base64');
-    const warning = liveWarning(pkt.request.timestamp);
+    const warning = liveWarning(pkt.timestamp);
     if (a.json) {
       const out = {
         host: a.host,
@@ -107,7 +123,18 @@ async function knock(a: KnockArgs): Promise<void> {
   }
 }
 
-function keygen(a: { out: string | undefined; force: boolean }): void {
+function keygen(a: { out: string | undefined; force: boolean; format: string }): void {
+  if (formatOption(a.format) === 'fwknop') {
+    const text = generateFwknopKeyText();
+    if (a.out === undefined) process.stdout.write(text);
+    else {
+      writeSecretFile(a.out, text, { force: a.force });
+      process.stderr.write(
+        `wrote new fwknop keys to ${a.out} (mode 0600); the server needs the same KEY_BASE64 and HMAC_KEY_BASE64 (key_base64, hmac_key_base64)\n`,
+      );
+    }
+    return;
+  }
   const key = generateKey();
   if (a.out === undefined) {
     process.stdout.write(`${formatKey(key)}\n`);
@@ -118,6 +145,13 @@ function keygen(a: { out: string | undefined; force: boolean }): void {
     `wrote a new key to ${a.out} (mode 0600); the server needs the same key line in its config (key = "..." or key_file)\n`,
   );
 }
+
+const formatOpt = {
+  type: 'string',
+  default: 'spak1',
+  requiresArg: true,
+  describe: 'packet format: spak1, or fwknop (to knock fwknopd; the key file holds KEY_BASE64 and HMAC_KEY_BASE64)',
+} as const;
 
 export async function main(argv: readonly string[]): Promise<void> {
   exitQuietlyOnClosedStdout();
@@ -136,8 +170,9 @@ export async function main(argv: readonly string[]): Promise<void> {
             type: 'boolean',
             default: false,
             describe: 'replace an existing --out file (a regular file only)',
-          }),
-      (x) => keygen({ out: x.out, force: x.force }),
+          })
+          .option('format', formatOpt),
+      (x) => keygen({ out: x.out, force: x.force, format: x.format }),
     )
     .command(
       '$0 <host>',
@@ -184,6 +219,7 @@ export async function main(argv: readonly string[]): Promise<void> {
               'build and print the packet, do not send (the printed bytes are a live knock for the replay window)',
           })
           .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
+          .option('format', formatOpt)
           .option('ipv4', { alias: '4', type: 'boolean', default: false, describe: 'use IPv4 only' })
           .option('ipv6', { alias: '6', type: 'boolean', default: false, describe: 'use IPv6 only' }),
       (x) =>
@@ -199,6 +235,7 @@ export async function main(argv: readonly string[]): Promise<void> {
           json: x.json,
           ipv4: x.ipv4,
           ipv6: x.ipv6,
+          format: x.format,
         }),
     )
     .parseAsync();
