@@ -3,7 +3,7 @@
  * as spak1. The text carries no key id, so every fwknop client's HMAC is tried in turn (constant time each) before
  * anything is decrypted. Access requests (types 1 and 3) become the same `KnockRequest` as a spak1 open; NAT and
  * command requests are refused with their own reasons. The replay id is fwknopd's digest-cache key,
- * base64(SHA-256(packet text)): the HMAC is compared as text, so no second text of one packet exists.
+ * SHA-256(packet text), in base64url: the HMAC is compared as text, so no second text of one packet exists.
  * @module
  */
 import { SALT_PREFIX_B64 } from '../../shared/fwknop/crypto.js';
@@ -57,7 +57,8 @@ export class FwknopFormat implements PacketFormat {
             duration: Math.min(v.timeout, 0xffff),
             allowAddress: v.allowIp,
           },
-          replayId: `fwknop:${replayKeyOf(text)}`,
+          // base64url: the replay log's ids are [A-Za-z0-9:_-] (server/replay-file.ts)
+          replayId: `fwknop:${replayKeyOf(text).replace(/\+/g, '-').replace(/\//g, '_')}`,
         },
       };
     }

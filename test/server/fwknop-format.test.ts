@@ -102,6 +102,16 @@ describe('fwknop packets on the spak1 port: one verify path', () => {
   });
 });
 
+test('the replay id is a replay-log id (server/replay-file.ts: [A-Za-z0-9:_-]) for every packet', () => {
+  const f = new FwknopFormat(config.clients);
+  for (let i = 0; i < 8; i++) {
+    const p = real();
+    const r = f.authenticate(p.buf, p.now);
+    assert.ok(r.ok);
+    assert.match(r.value.replayId, /^fwknop:[A-Za-z0-9_-]{43}$/);
+  }
+});
+
 describe('fwknop client config', () => {
   const base = configText({ protect: ['tcp/22'] });
   const bad = (extra: string, re: RegExp) => assert.throws(() => parseConfig(base + extra, 'c.toml'), re);
