@@ -36,6 +36,8 @@ test("README's first command and .ci/run install the same packages, which cover 
     ip6tables: 'iptables',
     ip: 'iproute2',
     faketime: 'faketime',
+    fwknop: 'fwknop-client',
+    fwknopd: 'fwknop-server',
   };
   // code only (comments may name a tool no test runs), and not this file's own table
   const sources = ['test', 'harness', 'scripts']
