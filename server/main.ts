@@ -8,6 +8,7 @@
  *   spa-knockd --config FILE             run the daemon
  *   spa-knockd check --config FILE       validate the config and the firewall backend; exit 0/1
  *   spa-knockd uninstall --config FILE   remove everything the daemon installed in the firewall
+ *   spa-knockd import-fwknop --access-conf FILE [--out FILE]   fwknopd access.conf → config text (server/import-fwknop.ts)
  *   spa-knockd completion | --help | --version
  * @module
  */
@@ -18,6 +19,7 @@ import { errorLine, exitCodeOf, isSpaError } from '../shared/errors.js';
 import { type Config, loadConfig } from './config.js';
 import { Daemon, planOf } from './daemon.js';
 import { createBackend } from './firewall/create.js';
+import { runImportFwknop } from './import-fwknop.js';
 import { type Logger, createLogger } from './log.js';
 import { ReplayFile } from './replay-file.js';
 
@@ -119,6 +121,24 @@ export async function main(argv: readonly string[]): Promise<void> {
       'remove every firewall object the daemon installed',
       (y) => y.option('config', configOpt),
       (a) => uninstall(a.config),
+    )
+    .command(
+      'import-fwknop',
+      'turn fwknopd access.conf stanzas into spa-knockd config text (notes on stderr)',
+      (y) =>
+        y
+          .option('access-conf', {
+            type: 'string',
+            demandOption: true,
+            requiresArg: true,
+            describe: 'fwknopd access.conf',
+          })
+          .option('out', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'write the config here (mode 0600), not stdout',
+          }),
+      (a) => runImportFwknop(a.accessConf, a.out),
     )
     .parseAsync();
 }
