@@ -17,6 +17,8 @@ export interface FwknopdOptions {
   readonly accessTimeout?: number;
   readonly requireSourceAddress?: boolean;
   readonly port?: number;
+  /** `-v` (default true; the bench turns it off so logging costs fwknopd nothing extra). */
+  readonly verbose?: boolean;
 }
 
 export class FwknopdProcess {
@@ -56,7 +58,18 @@ export class FwknopdProcess {
       { mode: 0o600 },
     );
     const d = this.dir;
-    const args = ['-f', '-v', '-c', conf, '-a', access, '-d', join(d, 'digest.cache'), '-p', join(d, 'fwknopd.pid')];
+    const args = [
+      '-f',
+      ...(o.verbose === false ? [] : ['-v']),
+      '-c',
+      conf,
+      '-a',
+      access,
+      '-d',
+      join(d, 'digest.cache'),
+      '-p',
+      join(d, 'fwknopd.pid'),
+    ];
     const child = spawn('ip', ['netns', 'exec', this.ns, 'fwknopd', ...args, '-r', d], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
