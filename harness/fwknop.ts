@@ -72,6 +72,8 @@ export interface FwknopClientToml {
   readonly sources?: readonly string[];
   readonly requireSourceAddress?: boolean;
   readonly digest?: string;
+  /** More TOML lines for the table, e.g. `max_grants = 100`. */
+  readonly extra?: readonly string[];
 }
 
 /** A `[[client]]` table of format "fwknop", to append to harness/config.ts configText(). */
@@ -87,6 +89,7 @@ export function fwknopClientToml(c: FwknopClientToml): string {
     `open = ${q(c.open)}`,
     ...(c.sources ? [`sources = ${q(c.sources)}`] : []),
     ...(c.requireSourceAddress ? ['require_source_address = true'] : []),
+    ...(c.extra ?? []),
     '',
   ].join('\n');
 }

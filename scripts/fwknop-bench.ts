@@ -63,7 +63,7 @@ async function measure(setup: Setup, subnet: number, keys: FwknopKeyText): Promi
       writeFileSync(
         config,
         `state_dir = "${join(dir, 'state')}"\n[firewall]\nbackend = "${backend}"\nprotect = ["tcp/${SSH}"]\n` +
-          `[grant]\nduration = 60\n${fwknopClientToml({ name: 'fk', keys, open: [`tcp/${SSH}`] })}`,
+          `[grant]\nduration = 60\n${fwknopClientToml({ name: 'fk', keys, open: [`tcp/${SSH}`], extra: [`max_grants = ${N + 1}`] })}`,
         { mode: 0o600 },
       );
       daemon = new DaemonProcess(pair.srv, config);
