@@ -84,7 +84,11 @@ export class Daemon {
     });
     const maxGrants = new Map(c.clients.map((cl) => [cl.name, cl.maxGrants]));
     this.#verifier = new Verifier({
-      formats: [new Spak1Format(c.clients, windowMs), new FwknopFormat(c.clients)],
+      // fwknop only when a client speaks it: a native-only daemon keeps spak1's size bounds (reason `size`)
+      formats: [
+        new Spak1Format(c.clients, windowMs),
+        ...(c.clients.some((cl) => cl.fwknop) ? [new FwknopFormat(c.clients)] : []),
+      ],
       replay: this.#replay,
       defaultDuration: c.grant.duration,
       broadcasts: deps.broadcasts ?? subnetBroadcasts(networkInterfaces()),
