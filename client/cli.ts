@@ -3,8 +3,8 @@
  * `spa-knock`: the client. One packet, then done.
  *
  *   spa-knock HOST [--key FILE] [--open tcp/22 ...] [--port 62201] [--duration S] [--allow-ip IP|auto] [--close]
- *                  [-4|-6] [--dry-run] [--json]
- *   spa-knock keygen [--out FILE] [--force]
+ *                  [-4|-6] [--dry-run] [--json] [--format spak1|fwknop]
+ *   spa-knock keygen [--out FILE] [--force] [--format spak1|fwknop]
  *   spa-knock completion | --help | --version
  *
  * Every error is one line on stderr, `spa-knock: [ERR_SPA_…] …`, and the exit status its code gives (2 for a
