@@ -16,7 +16,17 @@ import {
   looksLikeFwknop,
   replayKeyOf,
 } from '../../shared/fwknop/codec.js';
-import { b64, deriveKeyIv, unb64 } from '../../shared/fwknop/crypto.js';
+import { concat } from '../../shared/bytes.js';
+import {
+  SALTED,
+  SALT_PREFIX_B64,
+  b64,
+  deriveKeyIv,
+  encryptCbc,
+  hmacText,
+  sha256Of,
+  unb64,
+} from '../../shared/fwknop/crypto.js';
 import { generateFwknopKeyText, parseFwknopKeyText } from '../../shared/fwknop/keys.js';
 
 const real: FwknopKeyText = fwknopKeyGen();
@@ -144,6 +154,37 @@ describe('fwknop encoder', () => {
     assert.throws(() => encodePacket({ ...base, accesses: [] }, keys, salt, '1'.repeat(16)), RangeError);
     const many = Array.from({ length: 16 }, (_, i) => ({ proto: 'tcp' as const, port: 10000 + i }));
     assert.throws(() => encodePacket({ ...base, accesses: many }, keys, salt, '1'.repeat(16)), /400/);
+  });
+});
+
+describe('fwknop decoder on hostile input: never throws', () => {
+  /** A packet with a valid HMAC around any ciphertext: reaches decryption and parsing. */
+  function wrap(raw: Uint8Array, k: FwknopKeys = keys): string {
+    const body = b64(concat(SALTED, raw)).slice(SALT_PREFIX_B64.length);
+    return body + hmacText(k.digest, k.hmac, Buffer.from(SALT_PREFIX_B64 + body));
+  }
+  it('random ciphertexts and random (encrypted) plaintexts under a valid HMAC', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 0, maxLength: 900 }), (raw) => {
+        const r = decodePacket(wrap(raw), keys);
+        assert.ok(r.ok === false || r.ok === true);
+      }),
+      { numRuns: 300 },
+    );
+    const field = fc.stringMatching(/^[0-9A-Za-z+/=:,.]{0,40}$/);
+    fc.assert(
+      fc.property(
+        fc.array(field, { minLength: 0, maxLength: 12 }),
+        fc.uint8Array({ minLength: 8, maxLength: 8 }),
+        (fs, salt) => {
+          const data = fs.join(':');
+          const plain = Buffer.from(`${data}:${b64(sha256Of(Buffer.from(data)))}`);
+          const r = decodePacket(wrap(concat(salt, encryptCbc(keys.enc, salt, plain))), keys);
+          assert.ok(r.ok === false || r.ok === true);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
 
