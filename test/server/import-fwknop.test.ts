@@ -61,7 +61,10 @@ describe('import-fwknop', () => {
       ['fwknop-1', 'fwknop', true, 2, 'sha256'],
     );
     assert.deepEqual(Buffer.from(a?.fwknop?.hmac ?? []).toString('base64'), K.hmacB64);
-    assert.deepEqual(b?.sources.map((c) => c.text), ['10.0.0.0/8', '192.168.1.5/32']);
+    assert.deepEqual(
+      b?.sources.map((c) => c.text),
+      ['10.0.0.0/8', '192.168.1.5/32'],
+    );
     assert.equal(b?.fwknop?.digest, 'sha512');
     assert.equal(b?.maxDuration, 600);
     assert.equal(config.grant.duration, 45);
