@@ -98,13 +98,16 @@ async function knock(a: KnockArgs): Promise<void> {
         bytes: pkt.bytes.length,
         hex: toHex(pkt.bytes),
         base64: b64,
+        // an fwknop packet is text already: what `fwknop -B FILE` would save
+        ...(format === 'fwknop' ? { text: Buffer.from(pkt.bytes).toString('latin1') } : {}),
         fields,
         warning,
       };
       process.stdout.write(`${JSON.stringify(out)}\n`);
     } else {
       process.stdout.write(`packet for ${a.host} udp/${port} (${pkt.bytes.length} bytes, not sent)\n`);
-      process.stdout.write(`hex:    ${toHex(pkt.bytes)}\nbase64: ${b64}\n`);
+      if (format === 'fwknop') process.stdout.write(`text:   ${Buffer.from(pkt.bytes).toString('latin1')}\n`);
+      else process.stdout.write(`hex:    ${toHex(pkt.bytes)}\nbase64: ${b64}\n`);
       for (const [k, v] of Object.entries(fields))
         process.stdout.write(`${k.padEnd(14)} ${Array.isArray(v) ? v.join(' ') : String(v)}\n`);
       process.stdout.write(`warning: ${warning}\n`);

@@ -103,7 +103,9 @@ async function uninstall(configPath: string): Promise<void> {
 export async function main(argv: readonly string[]): Promise<void> {
   exitQuietlyOnClosedStdout();
   const configOpt = { type: 'string', demandOption: true, describe: 'config file (TOML)', requiresArg: true } as const;
-  await cliParser(PROG, argv, { usage: '$0 --config FILE | $0 <check|uninstall> --config FILE' })
+  await cliParser(PROG, argv, {
+    usage: '$0 --config FILE | $0 <check|uninstall> --config FILE | $0 import-fwknop --access-conf FILE',
+  })
     .command(
       '$0',
       'run the daemon',

@@ -71,8 +71,9 @@ describe('spa-knock --format fwknop', () => {
       '--json',
     ]);
     assert.equal(r.code, 0, r.stderr);
-    const out = JSON.parse(r.stdout) as { hex: string; bytes: number; fields: Record<string, unknown> };
+    const out = JSON.parse(r.stdout) as { hex: string; text: string; bytes: number; fields: Record<string, unknown> };
     const text = Buffer.from(out.hex, 'hex').toString('latin1');
+    assert.equal(out.text, text);
     assert.ok(out.bytes < 400);
     const d = decodePacket(text, keys());
     assert.ok(d.ok && d.value.kind === 'access', JSON.stringify(d));
