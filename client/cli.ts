@@ -3,10 +3,10 @@
  * `spa-knock`: the client. One packet, then done.
  *
  *   spa-knock HOST [--key FILE] [--open tcp/22 ...] [--port 62201] [--duration S] [--allow-ip IP|auto] [--close]
- *                  [-4|-6] [--dry-run] [--json]
+ *                  [-4|-6] [--dry-run] [--json] [--format spak1|fwknop]
  *   spa-knock HOST --sequence 8881,7777,9991:udp|auto [--key FILE] [--delay MS] [-4|-6] [--json]   (classic knocks)
  *   spa-knock sequence [--key FILE] [--json]   the current rotating sequence (client/sequence.ts)
- *   spa-knock keygen [--out FILE] [--force]
+ *   spa-knock keygen [--out FILE] [--force] [--format spak1|fwknop]
  *   spa-knock completion | --help | --version
  *
  * Every error is one line on stderr, `spa-knock: [ERR_SPA_…] …`, and the exit status its code gives (2 for a
@@ -20,8 +20,10 @@ import { parseIp } from '../shared/address.js';
 import { toHex } from '../shared/bytes.js';
 import { cliParser, die, exitQuietlyOnClosedStdout, intOption, usageError } from '../shared/cli.js';
 import { DEFAULT_PORT } from '../shared/constants.js';
-import { readKeyFile, writeKeyFile } from '../shared/keyfile.js';
+import { generateFwknopKeyText } from '../shared/fwknop/keys.js';
+import { readKeyFile, writeKeyFile, writeSecretFile } from '../shared/keyfile.js';
 import { formatKey, generateKey } from '../shared/keys.js';
+import { buildFwknopPacket, readFwknopKeyFile } from './fwknop.js';
 import { buildPacket, checkAllowIp, describe, parseAccessList } from './request.js';
 import { hostLiteral, localAddressTowards, resolveHost, sendDatagram } from './send.js';
 import { currentRotating, formatSequence, parseSequence, printRotating, sendSequence } from './sequence.js';
@@ -44,11 +46,20 @@ interface KnockArgs {
   ipv6: boolean;
   sequence: string | undefined;
   delay: string | undefined;
+  format: string;
 }
 
 /** `--sequence`: classic knocks instead of an SPA packet. */
 async function knockSequence(a: KnockArgs, sequence: string, family: 0 | 4 | 6): Promise<void> {
-  const other = a.close ? '--close' : a.dryRun ? '--dry-run' : a.allowIp !== undefined ? '--allow-ip' : undefined;
+  const other = a.close
+    ? '--close'
+    : a.dryRun
+      ? '--dry-run'
+      : a.allowIp !== undefined
+        ? '--allow-ip'
+        : a.format !== 'spak1'
+          ? '--format'
+          : undefined;
   if (other !== undefined || a.open.length > 0) throw usageError(`--sequence cannot be used with ${other ?? '--open'}`);
   const steps = sequence === 'auto' ? currentRotating(a.key).steps : parseSequence(sequence);
   const delay = a.delay === undefined ? 0 : intOption('--delay', a.delay, 0, 60_000, ' milliseconds');
@@ -58,6 +69,12 @@ async function knockSequence(a: KnockArgs, sequence: string, family: 0 | 4 | 6):
   if (a.json) process.stdout.write(`${JSON.stringify({ host: a.host, address: target.address, sequence: text })}\n`);
   else
     process.stdout.write(`sent sequence ${text} to ${target.family === 6 ? `[${target.address}]` : target.address}\n`);
+}
+
+const FORMATS = ['spak1', 'fwknop'] as const;
+function formatOption(v: string): 'spak1' | 'fwknop' {
+  if (v === 'spak1' || v === 'fwknop') return v;
+  throw usageError(`--format "${v}" is not one of ${FORMATS.join(', ')}`);
 }
 
 /** `--allow-ip auto`: the source address of the route to the server (see localAddressTowards). */
@@ -89,12 +106,19 @@ async function knock(a: KnockArgs): Promise<void> {
   let allowAddress: string | undefined;
   if (a.allowIp === 'auto') allowAddress = await autoAllowIp(a.host, family, port);
   else if (a.allowIp !== undefined) allowAddress = checkAllowIp(a.allowIp);
-  const key = readKeyFile(a.key);
-  const pkt = buildPacket(key, { type: a.close ? 'close' : 'open', accesses, duration, allowAddress });
-  const fields = describe(pkt);
+  const format = formatOption(a.format);
+  const req = { accesses, duration, allowAddress };
+  const pkt =
+    format === 'fwknop'
+      ? buildFwknopPacket(readFwknopKeyFile(a.key), { ...req, close: a.close })
+      : (() => {
+          const p = buildPacket(readKeyFile(a.key), { ...req, type: a.close ? 'close' : 'open' });
+          return { bytes: p.bytes, timestamp: p.request.timestamp, fields: describe(p) };
+        })();
+  const fields = pkt.fields;
   if (a.dryRun) {
     const b64 = Buffer.from(pkt.bytes).toString('base64');
-    const warning = liveWarning(pkt.request.timestamp);
+    const warning = liveWarning(pkt.timestamp);
     if (a.json) {
       const out = {
         host: a.host,
@@ -103,13 +127,16 @@ async function knock(a: KnockArgs): Promise<void> {
         bytes: pkt.bytes.length,
         hex: toHex(pkt.bytes),
         base64: b64,
+        // an fwknop packet is text already: what `fwknop -B FILE` would save
+        ...(format === 'fwknop' ? { text: Buffer.from(pkt.bytes).toString('latin1') } : {}),
         fields,
         warning,
       };
       process.stdout.write(`${JSON.stringify(out)}\n`);
     } else {
       process.stdout.write(`packet for ${a.host} udp/${port} (${pkt.bytes.length} bytes, not sent)\n`);
-      process.stdout.write(`hex:    ${toHex(pkt.bytes)}\nbase64: ${b64}\n`);
+      if (format === 'fwknop') process.stdout.write(`text:   ${Buffer.from(pkt.bytes).toString('latin1')}\n`);
+      else process.stdout.write(`hex:    ${toHex(pkt.bytes)}\nbase64: ${b64}\n`);
       for (const [k, v] of Object.entries(fields))
         process.stdout.write(`${k.padEnd(14)} ${Array.isArray(v) ? v.join(' ') : String(v)}\n`);
       process.stdout.write(`warning: ${warning}\n`);
@@ -128,7 +155,18 @@ async function knock(a: KnockArgs): Promise<void> {
   }
 }
 
-function keygen(a: { out: string | undefined; force: boolean }): void {
+function keygen(a: { out: string | undefined; force: boolean; format: string }): void {
+  if (formatOption(a.format) === 'fwknop') {
+    const text = generateFwknopKeyText();
+    if (a.out === undefined) process.stdout.write(text);
+    else {
+      writeSecretFile(a.out, text, { force: a.force });
+      process.stderr.write(
+        `wrote new fwknop keys to ${a.out} (mode 0600); the server needs the same KEY_BASE64 and HMAC_KEY_BASE64 (key_base64, hmac_key_base64)\n`,
+      );
+    }
+    return;
+  }
   const key = generateKey();
   if (a.out === undefined) {
     process.stdout.write(`${formatKey(key)}\n`);
@@ -139,6 +177,13 @@ function keygen(a: { out: string | undefined; force: boolean }): void {
     `wrote a new key to ${a.out} (mode 0600); the server needs the same key line in its config (key = "..." or key_file)\n`,
   );
 }
+
+const formatOpt = {
+  type: 'string',
+  default: 'spak1',
+  requiresArg: true,
+  describe: 'packet format: spak1, or fwknop (to knock fwknopd; the key file holds KEY_BASE64 and HMAC_KEY_BASE64)',
+} as const;
 
 export async function main(argv: readonly string[]): Promise<void> {
   exitQuietlyOnClosedStdout();
@@ -157,8 +202,9 @@ export async function main(argv: readonly string[]): Promise<void> {
             type: 'boolean',
             default: false,
             describe: 'replace an existing --out file (a regular file only)',
-          }),
-      (x) => keygen({ out: x.out, force: x.force }),
+          })
+          .option('format', formatOpt),
+      (x) => keygen({ out: x.out, force: x.force, format: x.format }),
     )
     .command(
       'sequence',
@@ -219,6 +265,7 @@ export async function main(argv: readonly string[]): Promise<void> {
               'build and print the packet, do not send (the printed bytes are a live knock for the replay window)',
           })
           .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
+          .option('format', formatOpt)
           .option('ipv4', { alias: '4', type: 'boolean', default: false, describe: 'use IPv4 only' })
           .option('ipv6', { alias: '6', type: 'boolean', default: false, describe: 'use IPv6 only' })
           .option('sequence', {
@@ -244,6 +291,7 @@ export async function main(argv: readonly string[]): Promise<void> {
           ipv6: x.ipv6,
           sequence: x.sequence,
           delay: x.delay,
+          format: x.format,
         }),
     )
     .parseAsync();

@@ -20,6 +20,8 @@ import {
 import { SpaError, errnoText } from '../shared/errors.js';
 import { readKeyFile } from '../shared/keyfile.js';
 import { parseKey } from '../shared/keys.js';
+import type { FwknopKeys } from '../shared/fwknop/codec.js';
+import { fwknopClientFields, fwknopKeysOf } from './config-fwknop.js';
 import { tableNameProblem } from './firewall/names.js';
 import type { KnockSequence } from './firewall/backend.js';
 import { type RotatingSequence, resolveSequences, sequencesSchema } from './sequence-config.js';
@@ -36,8 +38,11 @@ export const MAX_CONFIG_BYTES = 1024 * 1024;
 
 export interface ClientConfig {
   readonly name: string;
-  readonly format: 'spak1';
+  readonly format: 'spak1' | 'fwknop';
+  /** spak1: the key; fwknop: the Rijndael key (KEY_BASE64 decoded). */
   readonly key: Uint8Array;
+  /** format "fwknop" only: both keys and the HMAC digest (docs/fwknop.md). */
+  readonly fwknop?: FwknopKeys;
   readonly open: readonly Access[];
   readonly sources: readonly Cidr[];
   readonly maxDuration: number;
@@ -95,7 +100,7 @@ const maxGrants = z.number().int('must be a whole number').min(1).max(65535);
 
 const clientSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ @ -'),
-  format: z.literal('spak1', { error: 'only "spak1" is supported by this version' }).default('spak1'),
+  format: z.enum(['spak1', 'fwknop'], { error: 'must be "spak1" or "fwknop"' }).default('spak1'),
   key: z.string().optional(),
   key_file: z.string().optional(),
   open: z.array(accessSchema).min(1, 'must list at least one access'),
@@ -103,6 +108,7 @@ const clientSchema = z.strictObject({
   max_duration: seconds(65535).optional(),
   max_grants: maxGrants.optional(),
   require_source_address: z.boolean().default(false),
+  ...fwknopClientFields,
 });
 
 const listenDefaults = { port: DEFAULT_PORT, address: '::', receive_buffer: DEFAULT_RECEIVE_BUFFER };
@@ -229,10 +235,14 @@ export function parseConfig(text: string, path: string): Config {
   const clients: ClientConfig[] = c.client.map((cl, i) => {
     if (names.has(cl.name)) fail(['client', i, 'name'], `duplicate client name "${cl.name}"`);
     names.add(cl.name);
-    let key: Uint8Array;
-    if ((cl.key === undefined) === (cl.key_file === undefined))
+    let key: Uint8Array = new Uint8Array(0);
+    const fwknop = fwknopKeysOf(cl, (k, msg) => fail(['client', i, k], msg));
+    if (fwknop) {
+      key = fwknop.enc;
+      inlineKeys.push(cl.name);
+    } else if ((cl.key === undefined) === (cl.key_file === undefined)) {
       fail(['client', i], 'set exactly one of "key" or "key_file"');
-    if (cl.key !== undefined) {
+    } else if (cl.key !== undefined) {
       const k = parseKey(cl.key);
       if (!k.ok) fail(['client', i, 'key'], k.reason);
       key = (k as { key: Uint8Array }).key;
@@ -240,7 +250,7 @@ export function parseConfig(text: string, path: string): Config {
     } else {
       key = readKey(cl.key_file as string, ['client', i, 'key_file']);
     }
-    const hex = Buffer.from(key).toString('hex');
+    const hex = (fwknop ? 'fwknop:' : '') + Buffer.from(key).toString('hex');
     const dup = keys.get(hex);
     if (dup !== undefined) fail(['client', i, 'key'], `same key as client "${dup}" (every client needs its own key)`);
     keys.set(hex, cl.name);
@@ -262,6 +272,7 @@ export function parseConfig(text: string, path: string): Config {
       maxDuration,
       maxGrants: cl.max_grants ?? c.grant.max_grants,
       requireSourceAddress: cl.require_source_address,
+      ...(fwknop ? { fwknop } : {}),
     };
   });
 

@@ -12,6 +12,7 @@ import { REPLAY_COMPACT_FACTOR, REPLAY_COMPACT_SLACK } from '../shared/constants
 import { ReplayGuard } from '../shared/replay.js';
 import type { Config } from './config.js';
 import type { FirewallBackend, FirewallPlan, GrantEntry } from './firewall/backend.js';
+import { FwknopFormat } from './formats/fwknop.js';
 import { Spak1Format } from './formats/spak1.js';
 import { GrantManager, accessesWith } from './grants.js';
 import { type Listener, openUdpListener } from './listener.js';
@@ -92,7 +93,11 @@ export class Daemon {
     });
     const maxGrants = new Map(c.clients.map((cl) => [cl.name, cl.maxGrants]));
     this.#verifier = new Verifier({
-      formats: [new Spak1Format(c.clients, windowMs)],
+      // fwknop only when a client speaks it: a native-only daemon keeps spak1's size bounds (reason `size`)
+      formats: [
+        new Spak1Format(c.clients, windowMs),
+        ...(c.clients.some((cl) => cl.fwknop) ? [new FwknopFormat(c.clients)] : []),
+      ],
       replay: this.#replay,
       defaultDuration: c.grant.duration,
       broadcasts: deps.broadcasts ?? subnetBroadcasts(networkInterfaces()),

@@ -9,6 +9,7 @@
  *   spa-knockd check --config FILE       validate the config and the firewall backend; exit 0/1
  *   spa-knockd uninstall --config FILE   remove everything the daemon installed in the firewall
  *   spa-knockd rules --config FILE [--format nft|iptables-restore]   print a standalone ruleset (no daemon)
+ *   spa-knockd import-fwknop --access-conf FILE [--out FILE]   fwknopd access.conf → config text (server/import-fwknop.ts)
  *   spa-knockd completion | --help | --version
  * @module
  */
@@ -20,6 +21,7 @@ import { errorLine, exitCodeOf, isSpaError } from '../shared/errors.js';
 import { type Config, loadConfig } from './config.js';
 import { Daemon, planOf } from './daemon.js';
 import { createBackend } from './firewall/create.js';
+import { runImportFwknop } from './import-fwknop.js';
 import { type Logger, createLogger } from './log.js';
 import { ReplayFile } from './replay-file.js';
 
@@ -103,7 +105,9 @@ async function uninstall(configPath: string): Promise<void> {
 export async function main(argv: readonly string[]): Promise<void> {
   exitQuietlyOnClosedStdout();
   const configOpt = { type: 'string', demandOption: true, describe: 'config file (TOML)', requiresArg: true } as const;
-  await cliParser(PROG, argv, { usage: '$0 --config FILE | $0 <check|uninstall|rules> --config FILE' })
+  await cliParser(PROG, argv, {
+    usage: '$0 --config FILE | $0 <check|uninstall|rules> --config FILE | $0 import-fwknop --access-conf FILE',
+  })
     .command(
       '$0',
       'run the daemon',
@@ -132,6 +136,24 @@ export async function main(argv: readonly string[]): Promise<void> {
       'remove every firewall object the daemon installed',
       (y) => y.option('config', configOpt),
       (a) => uninstall(a.config),
+    )
+    .command(
+      'import-fwknop',
+      'turn fwknopd access.conf stanzas into spa-knockd config text (notes on stderr)',
+      (y) =>
+        y
+          .option('access-conf', {
+            type: 'string',
+            demandOption: true,
+            requiresArg: true,
+            describe: 'fwknopd access.conf',
+          })
+          .option('out', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'write the config here (mode 0600), not stdout',
+          }),
+      (a) => runImportFwknop(a.accessConf, a.out),
     )
     .parseAsync();
 }

@@ -28,6 +28,20 @@ const MAX_KEY_FILE_BYTES = 4096;
 
 /** Read and check a key file. Throws SpaError (ERR_SPA_KEYFILE_READ / _PERMS / _INVALID) with a one-line message. */
 export function readKeyFile(path: string): Uint8Array {
+  const text = readSecretFile(path);
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
+  if (lines.length !== 1)
+    throw new SpaError('ERR_SPA_KEYFILE_INVALID', `key file ${path} must hold exactly one key line`);
+  const parsed = parseKey(lines[0] ?? '');
+  if (!parsed.ok) throw new SpaError('ERR_SPA_KEYFILE_INVALID', `key file ${path}: ${parsed.reason}`);
+  return parsed.key;
+}
+
+/** The text of a key file (any format) under the key-file rules: a regular file, 0600, small. */
+export function readSecretFile(path: string): string {
   let fd: number;
   try {
     // O_NONBLOCK: a FIFO at the path must not block the open; it is refused below as not a regular file
@@ -48,16 +62,7 @@ export function readKeyFile(path: string): Uint8Array {
     }
     if (st.size > MAX_KEY_FILE_BYTES)
       throw new SpaError('ERR_SPA_KEYFILE_INVALID', `key file ${path} is not a key file (too large)`);
-    const text = readFileSync(fd, 'utf8');
-    const lines = text
-      .split('\n')
-      .map((l) => l.trim())
-      .filter((l) => l !== '' && !l.startsWith('#'));
-    if (lines.length !== 1)
-      throw new SpaError('ERR_SPA_KEYFILE_INVALID', `key file ${path} must hold exactly one key line`);
-    const parsed = parseKey(lines[0] ?? '');
-    if (!parsed.ok) throw new SpaError('ERR_SPA_KEYFILE_INVALID', `key file ${path}: ${parsed.reason}`);
-    return parsed.key;
+    return readFileSync(fd, 'utf8');
   } finally {
     closeSync(fd);
   }
@@ -79,6 +84,11 @@ function kindOf(st: Stats): string {
  * old content). An existing path that is not a regular file (FIFO, directory, device, symbolic link) is refused.
  */
 export function writeKeyFile(path: string, key: Uint8Array, opts: { force?: boolean } = {}): void {
+  writeSecretFile(path, `${formatKey(key)}\n`, opts);
+}
+
+/** {@link writeKeyFile} for any key text (fwknop's two lines). */
+export function writeSecretFile(path: string, text: string, opts: { force?: boolean } = {}): void {
   const existing = lstatOrUndefined(path);
   if (existing !== undefined) {
     if (!opts.force)
@@ -102,7 +112,7 @@ export function writeKeyFile(path: string, key: Uint8Array, opts: { force?: bool
   }
   try {
     try {
-      writeSync(fd, `${formatKey(key)}\n`);
+      writeSync(fd, text);
       fsyncSync(fd);
     } finally {
       closeSync(fd);

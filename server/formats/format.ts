@@ -1,7 +1,7 @@
 /**
  * A packet format: how to recognise, authenticate and decrypt one kind of knock. Every format ends in the same
  * `Authenticated` value, which then goes through one path: time window → replay → policy → grant → firewall.
- * spa-knock's own format is `spak1` (server/formats/spak1.ts); fwknop's is planned on the same port.
+ * spa-knock's own format is `spak1` (server/formats/spak1.ts); fwknop's (server/formats/fwknop.ts) shares the port.
  * @module
  */
 import type { KnockRequest } from '../../shared/wire.js';

@@ -47,6 +47,8 @@ export interface WorldOptions {
   readonly clients: readonly WorldClient[];
   /** Key files made for names the daemon does not know. */
   readonly strangers?: readonly string[];
+  /** More whole `[[client]]` tables (TOML text), e.g. fwknop clients (harness/fwknop.ts fwknopClientToml). */
+  readonly tables?: readonly string[];
   /** Protected TCP ports. Default SSH and ALT. */
   readonly protect?: readonly number[];
 }
@@ -117,6 +119,7 @@ export class E2eWorld {
         `[replay]\nwindow = 60`,
         `[log]\nreject_summary_interval = 1`,
         ...clients,
+        ...(this.opts.tables ?? []),
         '',
       ].join('\n'),
       { mode: 0o600 },
