@@ -23,6 +23,7 @@ import { parseKey } from '../shared/keys.js';
 import type { FwknopKeys } from '../shared/fwknop/codec.js';
 import { fwknopClientFields, fwknopKeysOf } from './config-fwknop.js';
 import { tableNameProblem } from './firewall/names.js';
+import { DEFAULT_HEAL_INTERVAL_S, MAX_HEAL_INTERVAL_S } from './heal.js';
 import type { KnockSequence } from './firewall/backend.js';
 import { type RotatingSequence, resolveSequences, sequencesSchema } from './sequence-config.js';
 import { lineOf } from './toml-lines.js';
@@ -61,6 +62,8 @@ export interface Config {
     readonly protect: readonly Access[];
     readonly table: string;
     readonly silencePortUnreachable: boolean;
+    /** Seconds between two checks that the gate is still installed (server/heal.ts); 0 = never. */
+    readonly healInterval: number;
   };
   readonly grant: { readonly duration: number; readonly maxDuration: number; readonly maxGrants: number };
   readonly replay: { readonly window: number };
@@ -140,6 +143,12 @@ const schema = z.strictObject({
     protect: z.array(accessSchema).min(1, 'must list at least one access, e.g. ["tcp/22"]'),
     table: z.string().optional(),
     silence_port_unreachable: z.boolean().default(false),
+    heal_interval: z
+      .number()
+      .int('must be a whole number of seconds')
+      .min(0)
+      .max(MAX_HEAL_INTERVAL_S)
+      .default(DEFAULT_HEAL_INTERVAL_S),
   }),
   grant: z
     .strictObject({
@@ -295,6 +304,7 @@ export function parseConfig(text: string, path: string): Config {
       protect: dedupeAccesses(c.firewall.protect),
       table: c.firewall.table ?? (c.firewall.backend === 'nftables' ? 'spa_knock' : 'SPA_KNOCK'),
       silencePortUnreachable: c.firewall.silence_port_unreachable,
+      healInterval: c.firewall.heal_interval,
     },
     grant: { duration: c.grant.duration, maxDuration: c.grant.max_duration, maxGrants: c.grant.max_grants },
     replay: { window: c.replay.window },

@@ -15,6 +15,7 @@ import type { FirewallBackend, FirewallPlan, GrantEntry } from './firewall/backe
 import { FwknopFormat } from './formats/fwknop.js';
 import { Spak1Format } from './formats/spak1.js';
 import { GrantManager, accessesWith } from './grants.js';
+import { GateHealer } from './heal.js';
 import { type Listener, openUdpListener } from './listener.js';
 import type { Logger } from './log.js';
 import type { ReplayFile } from './replay-file.js';
@@ -68,6 +69,8 @@ export class Daemon {
   #summaryTimer: unknown;
   /** Re-installs the plan at each time step when the config has rotating sequences. */
   rotator: SequenceRotator | undefined;
+  /** Re-installs the gate when the firewall lost it (firewall.heal_interval; server/heal.ts). */
+  healer: GateHealer | undefined;
   #ready = false;
   /** The replay log cannot be written: knocks are refused until a write succeeds again. */
   #stateFailing = false;
@@ -158,6 +161,7 @@ export class Daemon {
       });
       this.rotator.start();
     }
+    this.#startHealer();
     if (this.#d.warmUp !== false) warmUp(this.#now());
     this.#listener = listener;
     this.#dropsBase = listener.port !== undefined ? this.#readDrops(listener.port) : undefined;
@@ -181,6 +185,27 @@ export class Daemon {
         'the kernel gave a smaller receive buffer than listen.receive_buffer; raise net.core.rmem_max',
       );
     }
+  }
+
+  #startHealer(): void {
+    const c = this.#d.config;
+    if (c.firewall.healInterval <= 0) return;
+    const { backend, log } = this.#d;
+    this.healer = new GateHealer({
+      backend,
+      plan: (now) => planOf(c, now),
+      now: this.#now,
+      timers: this.#timers,
+      intervalMs: c.firewall.healInterval * 1000,
+      reinstall: () => this.grants.reinstall((now) => backend.install(planOf(c, now), now)),
+      onHeal: (r) =>
+        log.warn(
+          { event: 'heal', problems: r.problems, grants: r.grants, heal_ms: r.ms },
+          'the firewall lost the gate (flushed or changed by someone else): installed it again with the live grants',
+        ),
+      onError: (err) => log.error({ event: 'heal-error', err }, 'checking or re-installing the gate failed; retrying'),
+    });
+    this.healer.start();
   }
 
   get bound(): string | undefined {
@@ -317,6 +342,7 @@ export class Daemon {
     this.#summaryTimer = undefined;
     this.#ready = false;
     await this.rotator?.stop();
+    await this.healer?.stop();
     await this.settled();
     this.flushRejectSummary();
     await this.#listener?.close();

@@ -162,6 +162,20 @@ export class GrantManager {
     return { revoked, absent, notOwned };
   }
 
+  /**
+   * The firewall lost the gate (server/heal.ts): run `install` and grant every live grant again, in the call queue so
+   * no knock interleaves. Grants without a finite expiry (made by hand) are not re-made. Resolves with the count.
+   */
+  reinstall(install: (now: number) => Promise<void>): Promise<number> {
+    return this.#serial(async () => {
+      const now = this.#o.now();
+      await install(now);
+      const live = [...this.#live.values()].filter((l) => l.expiresAt > now && Number.isFinite(l.expiresAt));
+      if (live.length > 0) await this.#o.backend.grant(live, now);
+      return live.length;
+    });
+  }
+
   /** Live grants (not yet expired by `now`). */
   active(): { entry: GrantEntry; owner: string | undefined }[] {
     const now = this.#o.now();

@@ -1,0 +1,85 @@
+/**
+ * The gate heals (docs/operations.md): `nft flush ruleset` (Debian's nftables.conf does it on every reload),
+ * `iptables -F` or a deleted chain removes the gate without telling anyone, leaving the protected ports open for
+ * everyone (or closed for every grant). Every `firewall.heal_interval` seconds the healer asks the backend's read side
+ * (`check`, the same one `spa-knockd check` uses) whether the plan is installed as expected; if not, it installs the
+ * plan again and re-grants every live grant of the grant manager, and reports it (`event: "heal"`). A check or an
+ * install that fails is reported and tried again at the next tick. Timers are injected (server/timers.ts).
+ * @module
+ */
+import type { FirewallBackend, FirewallPlan } from './firewall/backend.js';
+import type { Timers } from './timers.js';
+
+/** Default of `firewall.heal_interval`, seconds. The bound from a flush to the gate back is about this plus ~50 ms. */
+export const DEFAULT_HEAL_INTERVAL_S = 2;
+/** Largest `firewall.heal_interval`, seconds; 0 turns healing off. */
+export const MAX_HEAL_INTERVAL_S = 3600;
+
+export interface HealReport {
+  /** What the check found (the backend's own words). */
+  readonly problems: readonly string[];
+  /** Live grants granted again. */
+  readonly grants: number;
+  /** From the start of the check that found the problem to the gate back, milliseconds. */
+  readonly ms: number;
+}
+
+export interface HealerOptions {
+  readonly backend: FirewallBackend;
+  readonly plan: (nowMs: number) => FirewallPlan;
+  readonly now: () => number;
+  readonly timers: Timers;
+  /** Between two checks, milliseconds (> 0). */
+  readonly intervalMs: number;
+  /** Install the plan and re-grant the live grants, in the grant manager's queue; resolves with the grants re-granted. */
+  readonly reinstall: () => Promise<number>;
+  readonly onHeal: (r: HealReport) => void;
+  readonly onError: (err: unknown) => void;
+}
+
+export class GateHealer {
+  readonly #o: HealerOptions;
+  #timer: unknown;
+  #stopped = false;
+  /** The check (and heal) in flight (tests and stop() await it). */
+  current: Promise<void> = Promise.resolve();
+
+  constructor(o: HealerOptions) {
+    this.#o = o;
+  }
+
+  start(): void {
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#stopped) return;
+    this.#timer = this.#o.timers.setTimeout(() => {
+      this.#timer = undefined;
+      this.current = this.tick().then(() => this.#schedule());
+    }, this.#o.intervalMs);
+  }
+
+  /** One check, and a heal if the check finds a problem. Never throws. Returns whether it healed. */
+  async tick(): Promise<boolean> {
+    if (this.#stopped) return false;
+    const t0 = performance.now();
+    try {
+      const problems = await this.#o.backend.check(this.#o.plan(this.#o.now()));
+      if (problems.length === 0 || this.#stopped) return false;
+      const grants = await this.#o.reinstall();
+      this.#o.onHeal({ problems, grants, ms: Math.round((performance.now() - t0) * 10) / 10 });
+      return true;
+    } catch (err) {
+      this.#o.onError(err);
+      return false;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer !== undefined) this.#o.timers.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.current;
+  }
+}
