@@ -67,7 +67,7 @@ describe('the gate heals (fake firewall, fake clock)', () => {
       const h = sink.events('heal');
       assert.equal(h.length, 1);
       assert.equal(h[0]?.grants, 1);
-      assert.match(String((h[0]?.problems as string[])[0]), /not installed/);
+      assert.match(String(h[0]?.problems), /not installed/);
       assert.deepEqual(backend.installed, [TCP22]);
       assert.ok(backend.isOpen(4, SRC, TCP22, clock.now()), 'the live grant is back');
       const held = backend.held.find((g) => g.address === SRC);
