@@ -208,6 +208,10 @@ export class Daemon {
     this.healer.start();
   }
 
+  get backendName(): string {
+    return this.#d.backend.name;
+  }
+
   get bound(): string | undefined {
     return this.#listener?.bound;
   }

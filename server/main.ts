@@ -7,6 +7,7 @@
  *
  *   spa-knockd --config FILE             run the daemon
  *   spa-knockd check --config FILE       validate the config and the firewall backend; exit 0/1
+ *   spa-knockd status --config FILE [--json]   active grants, reject counters (docs/operations.md)
  *   spa-knockd uninstall --config FILE   remove everything the daemon installed in the firewall
  *   spa-knockd rules --config FILE [--format nft|iptables-restore]   print a standalone ruleset (no daemon)
  *   spa-knockd import-fwknop --access-conf FILE [--out FILE]   fwknopd access.conf → config text (server/import-fwknop.ts)
@@ -24,6 +25,8 @@ import { createBackend } from './firewall/create.js';
 import { runImportFwknop } from './import-fwknop.js';
 import { type Logger, createLogger } from './log.js';
 import { ReplayFile } from './replay-file.js';
+import { type ControlServer, controlPath, openControl } from './control.js';
+import { daemonStatus, statusCommand } from './status.js';
 
 const PROG = 'spa-knockd';
 
@@ -39,9 +42,16 @@ async function run(configPath: string): Promise<void> {
   const backend = createBackend(config);
   const replayFile = new ReplayFile(config.stateDir);
   const daemon = new Daemon({ config, backend, log, replayFile });
+  const startedAt = Date.now();
+  let control: ControlServer | undefined;
   try {
+    // first: a second daemon on this state_dir is refused before it touches the firewall
+    control = await openControl(controlPath(config.stateDir), (cmd) =>
+      cmd === 'status' ? daemonStatus(daemon, startedAt) : undefined,
+    );
     await daemon.start();
   } catch (e) {
+    await control?.close();
     await backend.close().catch(() => undefined);
     if (!isSpaError(e)) crash(log, 'crash', e);
     throw e;
@@ -51,7 +61,7 @@ async function run(configPath: string): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ event: 'stop', signal }, 'stopping; protected ports stay closed');
-    daemon.stop().then(
+    Promise.all([control?.close(), daemon.stop()]).then(
       () => process.exit(0),
       (e: unknown) => {
         log.error({ event: 'stop-error', err: e }, 'error while stopping');
@@ -106,7 +116,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   exitQuietlyOnClosedStdout();
   const configOpt = { type: 'string', demandOption: true, describe: 'config file (TOML)', requiresArg: true } as const;
   await cliParser(PROG, argv, {
-    usage: '$0 --config FILE | $0 <check|uninstall|rules> --config FILE | $0 import-fwknop --access-conf FILE',
+    usage: '$0 --config FILE | $0 <check|status|uninstall|rules> --config FILE | $0 import-fwknop --access-conf FILE',
   })
     .command(
       '$0',
@@ -119,6 +129,12 @@ export async function main(argv: readonly string[]): Promise<void> {
       'validate the config and the firewall backend',
       (y) => y.option('config', configOpt),
       (a) => check(a.config),
+    )
+    .command(
+      'status',
+      'active grants and reject counters of the running daemon (its control socket in state_dir)',
+      (y) => y.option('config', configOpt).option('json', { type: 'boolean', describe: 'print the status as JSON' }),
+      (a) => statusCommand(a.config, a.json === true),
     )
     .command(
       'rules',

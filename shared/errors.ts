@@ -26,6 +26,10 @@ export const ERROR_CODES = {
   ERR_SPA_KEYFILE_WRITE: { exit: EXIT_FAILURE, summary: 'a key file cannot be written' },
   ERR_SPA_STATE_DIR: { exit: EXIT_FAILURE, summary: 'the state directory cannot be created, read or written' },
   ERR_SPA_LISTEN: { exit: EXIT_FAILURE, summary: 'the UDP port cannot be bound' },
+  ERR_SPA_CONTROL: {
+    exit: EXIT_FAILURE,
+    summary: 'the control socket (spa-knockd status) cannot be created, reached or read',
+  },
   ERR_SPA_FIREWALL: { exit: EXIT_FAILURE, summary: 'an nft or iptables command failed or is missing' },
   ERR_SPA_RESOLVE: { exit: EXIT_FAILURE, summary: 'the server name cannot be resolved' },
   ERR_SPA_SEND: { exit: EXIT_FAILURE, summary: 'the knock datagram cannot be sent' },

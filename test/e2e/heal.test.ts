@@ -56,7 +56,9 @@ function healSuite(backend: Backend, tag: string, subnet: number): void {
       const ms = closedAt - t0;
       assert.ok(ms <= HEAL_BOUND_MS, `gate back after ${ms} ms > bound ${HEAL_BOUND_MS} ms`);
       const heal = await w.daemon.waitFor((l) => l.event === 'heal', 1000, from);
-      console.log(`heal ${backend}: gate back ${ms} ms after the flush (stranger probe); daemon heal_ms ${heal.heal_ms}`);
+      console.log(
+        `heal ${backend}: gate back ${ms} ms after the flush (stranger probe); daemon heal_ms ${heal.heal_ms}`,
+      );
       return ms;
     }
 
