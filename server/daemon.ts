@@ -12,19 +12,18 @@ import { REPLAY_COMPACT_FACTOR, REPLAY_COMPACT_SLACK } from '../shared/constants
 import { ReplayGuard } from '../shared/replay.js';
 import type { Config } from './config.js';
 import type { FirewallBackend, FirewallPlan, GrantEntry } from './firewall/backend.js';
-import { FwknopFormat } from './formats/fwknop.js';
-import { Spak1Format } from './formats/spak1.js';
 import { GrantManager, accessesWith } from './grants.js';
-import { GateHealer } from './heal.js';
+import type { GateHealer } from './heal.js';
+import { maxGrantsOf, startHealer, startRotator, verifierFor } from './daemon-parts.js';
 import { type Listener, openUdpListener } from './listener.js';
 import type { Logger } from './log.js';
 import type { ReplayFile } from './replay-file.js';
 import { RejectCounter } from './stats.js';
 import { type Timers, realTimers } from './timers.js';
-import { SequenceRotator } from './rotation.js';
+import type { SequenceRotator } from './rotation.js';
 import { sequencesAt } from './sequence-config.js';
 import { type DropReader, procDropReader } from './udp-drops.js';
-import { Verifier } from './verify.js';
+import type { Verifier } from './verify.js';
 import { warmUp } from './warmup.js';
 
 export interface DaemonDeps {
@@ -63,7 +62,10 @@ export class Daemon {
   readonly #now: () => number;
   readonly #timers: Timers;
   readonly #replay: ReplayGuard;
-  readonly #verifier: Verifier;
+  #config: Config;
+  #verifier: Verifier;
+  #maxGrants: ReadonlyMap<string, number>;
+  readonly #broadcasts: ReadonlySet<string>;
   readonly #readDrops: DropReader;
   #listener: Listener | undefined;
   #summaryTimer: unknown;
@@ -85,6 +87,7 @@ export class Daemon {
     this.#timers = deps.timers ?? realTimers;
     this.#readDrops = deps.readDrops ?? procDropReader();
     const c = deps.config;
+    this.#config = c;
     const now = this.#now();
     const rf = deps.replayFile;
     const windowMs = c.replay.window * 1000;
@@ -94,22 +97,14 @@ export class Daemon {
       floor: rf?.floor ?? 0,
       ...(rf ? { persist: (r) => rf.append(r) } : {}),
     });
-    const maxGrants = new Map(c.clients.map((cl) => [cl.name, cl.maxGrants]));
-    this.#verifier = new Verifier({
-      // fwknop only when a client speaks it: a native-only daemon keeps spak1's size bounds (reason `size`)
-      formats: [
-        new Spak1Format(c.clients, windowMs),
-        ...(c.clients.some((cl) => cl.fwknop) ? [new FwknopFormat(c.clients)] : []),
-      ],
-      replay: this.#replay,
-      defaultDuration: c.grant.duration,
-      broadcasts: deps.broadcasts ?? subnetBroadcasts(networkInterfaces()),
-    });
+    this.#broadcasts = deps.broadcasts ?? subnetBroadcasts(networkInterfaces());
+    this.#verifier = verifierFor(c, this.#replay, this.#broadcasts);
+    this.#maxGrants = maxGrantsOf(c);
     this.grants = new GrantManager({
       backend: deps.backend,
       now: this.#now,
       timers: this.#timers,
-      maxGrantsOf: (client) => maxGrants.get(client) ?? c.grant.maxGrants,
+      maxGrantsOf: (client) => this.#maxGrants.get(client) ?? this.#config.grant.maxGrants,
       onExpire: (entries) => {
         for (const e of entries) {
           deps.log.info(
@@ -127,7 +122,7 @@ export class Daemon {
    * and adopt surviving grants; only then are packets handled. Throws a one-line error on failure.
    */
   async start(): Promise<void> {
-    const c = this.#d.config;
+    const c = this.#config;
     const listener = await (this.#d.listen ?? openUdpListener)({
       address: c.listen.address,
       port: c.listen.port,
@@ -150,18 +145,7 @@ export class Daemon {
       await listener.close();
       throw e;
     }
-    if (c.rotatingSequences.length > 0) {
-      this.rotator = new SequenceRotator({
-        backend: this.#d.backend,
-        plan: (now) => planOf(c, now),
-        now: this.#now,
-        timers: this.#timers,
-        onRotate: () => this.#d.log.debug({ event: 'rotate' }, 'rotating sequences: rules replaced'),
-        onError: (err) => this.#d.log.error({ event: 'firewall-error', err }, 'rotating sequences: install failed'),
-      });
-      this.rotator.start();
-    }
-    this.#startHealer();
+    this.#startLoops();
     if (this.#d.warmUp !== false) warmUp(this.#now());
     this.#listener = listener;
     this.#dropsBase = listener.port !== undefined ? this.#readDrops(listener.port) : undefined;
@@ -187,25 +171,52 @@ export class Daemon {
     }
   }
 
-  #startHealer(): void {
-    const c = this.#d.config;
-    if (c.firewall.healInterval <= 0) return;
+  #startLoops(): void {
     const { backend, log } = this.#d;
-    this.healer = new GateHealer({
-      backend,
-      plan: (now) => planOf(c, now),
-      now: this.#now,
-      timers: this.#timers,
-      intervalMs: c.firewall.healInterval * 1000,
-      reinstall: () => this.grants.reinstall((now) => backend.install(planOf(c, now), now)),
-      onHeal: (r) =>
-        log.warn(
-          { event: 'heal', problems: r.problems, grants: r.grants, heal_ms: r.ms },
-          'the firewall lost the gate (flushed or changed by someone else): installed it again with the live grants',
-        ),
-      onError: (err) => log.error({ event: 'heal-error', err }, 'checking or re-installing the gate failed; retrying'),
-    });
-    this.healer.start();
+    const plan = (now: number) => planOf(this.#config, now);
+    const reinstall = () => this.grants.reinstall((now) => backend.install(plan(now), now));
+    const deps = { backend, plan, now: this.#now, timers: this.#timers, log, reinstall };
+    this.rotator = startRotator(this.#config, deps);
+    this.healer = startHealer(this.#config, deps);
+  }
+
+  async #stopLoops(): Promise<void> {
+    await this.rotator?.stop();
+    await this.healer?.stop();
+    this.rotator = undefined;
+    this.healer = undefined;
+  }
+
+  /** The config in force (a reload replaces it). */
+  get config(): Config {
+    return this.#config;
+  }
+
+  /**
+   * Switch to a new config (SIGHUP; server/reload.ts has checked it needs no restart). Its firewall plan is installed
+   * first, with the live grants: if that fails nothing changed and the error is thrown. Then the clients, limits,
+   * loops and log level switch over, and the grants of clients no longer in the config are revoked (returned).
+   */
+  async reload(next: Config): Promise<GrantEntry[]> {
+    const { backend } = this.#d;
+    await this.#stopLoops();
+    try {
+      await this.grants.reinstall((now) => backend.install(planOf(next, now), now));
+    } catch (e) {
+      this.#startLoops();
+      throw e;
+    }
+    this.#config = next;
+    this.#verifier = verifierFor(next, this.#replay, this.#broadcasts);
+    this.#maxGrants = maxGrantsOf(next);
+    this.#d.log.level = next.log.level;
+    this.#startLoops();
+    if (this.#summaryTimer !== undefined) {
+      this.#timers.clearTimeout(this.#summaryTimer);
+      this.#scheduleSummary();
+    }
+    const names = new Set(next.clients.map((cl) => cl.name));
+    return await this.grants.endOwnedBy((owner) => owner !== undefined && !names.has(owner));
   }
 
   get backendName(): string {
@@ -307,7 +318,7 @@ export class Daemon {
   }
 
   #scheduleSummary(): void {
-    const ms = this.#d.config.log.rejectSummaryInterval * 1000;
+    const ms = this.#config.log.rejectSummaryInterval * 1000;
     this.#summaryTimer = this.#timers.setTimeout(() => {
       this.flushRejectSummary();
       this.#scheduleSummary();
@@ -345,8 +356,7 @@ export class Daemon {
     if (this.#summaryTimer !== undefined) this.#timers.clearTimeout(this.#summaryTimer);
     this.#summaryTimer = undefined;
     this.#ready = false;
-    await this.rotator?.stop();
-    await this.healer?.stop();
+    await this.#stopLoops();
     await this.settled();
     this.flushRejectSummary();
     await this.#listener?.close();

@@ -176,6 +176,19 @@ export class GrantManager {
     });
   }
 
+  /** Revoke every live grant whose owner matches (a reload removed the client); resolves with what was revoked. */
+  endOwnedBy(match: (owner: string | undefined) => boolean): Promise<GrantEntry[]> {
+    return this.#serial(async () => {
+      const now = this.#o.now();
+      const ending = [...this.#live.entries()].filter(([, l]) => l.expiresAt > now && match(l.owner));
+      if (ending.length === 0) return [];
+      await this.#o.backend.revoke(ending.map(([, { family, address, access }]) => ({ family, address, access })));
+      for (const [k, l] of ending) if (this.#live.get(k) === l) this.#live.delete(k);
+      this.#schedule();
+      return ending.map(([, l]) => l);
+    });
+  }
+
   /** Live grants (not yet expired by `now`). */
   active(): { entry: GrantEntry; owner: string | undefined }[] {
     const now = this.#o.now();

@@ -27,6 +27,7 @@ import { type Logger, createLogger } from './log.js';
 import { ReplayFile } from './replay-file.js';
 import { type ControlServer, controlPath, openControl } from './control.js';
 import { daemonStatus, statusCommand } from './status.js';
+import { Reloader } from './reload.js';
 
 const PROG = 'spa-knockd';
 
@@ -72,9 +73,10 @@ async function run(configPath: string): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () =>
-    log.warn({ event: 'sighup' }, 'reload is not supported yet; restart the daemon to apply a new config'),
-  );
+  const reloader = new Reloader(configPath, daemon, log);
+  process.on('SIGHUP', () => {
+    if (!stopping) void reloader.reload();
+  });
   process.on('uncaughtException', (e) => crash(log, 'crash', e));
   process.on('unhandledRejection', (e) => crash(log, 'crash', e));
 }
