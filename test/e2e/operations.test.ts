@@ -3,14 +3,14 @@
  * server namespace after real knocks from the client namespace; SIGHUP reload of its config.
  */
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { requireNetns } from '../../harness/netns.js';
 import { BACKEND_TOOLS } from '../../harness/prerequisites.js';
 import { DAEMON, runTs } from '../../harness/run.js';
 import type { Status } from '../../server/status.js';
-import { E2eWorld, SSH } from './world.js';
+import { ALT, E2eWorld, SSH } from './world.js';
 
 if (requireNetns(BACKEND_TOOLS.nftables)) {
   describe('operating a real spa-knockd (nftables)', () => {
@@ -18,7 +18,10 @@ if (requireNetns(BACKEND_TOOLS.nftables)) {
       backend: 'nftables',
       tag: 'ops-e2e',
       subnet: 183,
-      clients: [{ name: 'alice', open: [`tcp/${SSH}`] }],
+      clients: [
+        { name: 'alice', open: [`tcp/${SSH}`] },
+        { name: 'bob', open: [`tcp/${ALT}`] },
+      ],
     });
     before(() => w.start());
     after(() => w.stop());
@@ -48,6 +51,38 @@ if (requireNetns(BACKEND_TOOLS.nftables)) {
       assert.equal(t.code, 0, t.stderr);
       assert.match(t.stdout, new RegExp(`alice\\s+${w.pair.cli4.replaceAll('.', '\\.')}\\s+tcp/${SSH}\\s+\\d+`));
       assert.match(t.stdout, /rejected since start: 1 \(size 1\)/);
+    });
+
+    test('SIGHUP: a removed client loses its grant, the other grant survives; an invalid config is refused', async () => {
+      await w.knockOk(w.pair.srv4, '--key', w.keys.bob ?? '', '--open', `tcp/${ALT}`, '--duration', '30');
+      assert.equal(await w.opens(w.pair.srv4, ALT), true, 'bob open');
+      assert.equal(await w.isOpen(w.pair.srv4, SSH), true, 'alice open (status test)');
+      const text = readFileSync(w.configPath, 'utf8');
+      const cut = text.indexOf('[[client]]\nname = "bob"');
+      assert.ok(cut > 0);
+      writeFileSync(w.configPath, text.slice(0, cut), { mode: 0o600 });
+      const from = w.daemon.lines.length;
+      process.kill(w.daemon.pid ?? 0, 'SIGHUP');
+      const r = await w.daemon.waitFor((l) => l.event === 'reload', 5000, from);
+      assert.deepEqual(r.removed, ['bob']);
+      assert.equal(await w.isOpen(w.pair.srv4, ALT), false, "bob's grant ended at once");
+      assert.equal(await w.isOpen(w.pair.srv4, SSH), true, "alice's grant survives the reload");
+      await w.knockOk(w.pair.srv4, '--key', w.keys.bob ?? '', '--open', `tcp/${ALT}`);
+      await w.settle();
+      assert.equal(await w.isOpen(w.pair.srv4, ALT), false, 'bob is no longer a client');
+
+      writeFileSync(w.configPath, 'not = [ valid', { mode: 0o600 });
+      const from2 = w.daemon.lines.length;
+      process.kill(w.daemon.pid ?? 0, 'SIGHUP');
+      const refused = await w.daemon.waitFor((l) => l.event === 'reload-refused', 5000, from2);
+      assert.match(String(refused.reason), /line 1/);
+      assert.equal(await w.isOpen(w.pair.srv4, SSH), true, 'still in force: the grant');
+      writeFileSync(w.configPath, text.slice(0, cut), { mode: 0o600 }); // status reads state_dir from it
+      const st = JSON.parse((await status('--json')).stdout || '{}') as Status;
+      assert.deepEqual(
+        st.grants.map((g) => g.client),
+        ['alice'],
+      );
     });
 
     test('status of a stopped daemon: ERR_SPA_CONTROL, exit 1, and the socket is gone', async () => {
