@@ -5,7 +5,8 @@
  * code, and the exit status the code gives (shared/errors.ts). Anything else is an internal error: its stack goes
  * to the log (pino `err`), one line to stderr, exit 70.
  *
- *   spa-knockd --config FILE             run the daemon
+ *   spa-knockd [--config FILE] [--log-level LEVEL]   run the daemon (default config: $SPA_KNOCKD_CONFIG, else
+ *                                        /etc/spa-knock/spa-knockd.toml; same default for the subcommands)
  *   spa-knockd check --config FILE       validate the config and the firewall backend; exit 0/1
  *   spa-knockd status --config FILE [--json]   active grants, reject counters (docs/operations.md)
  *   spa-knockd uninstall --config FILE   remove everything the daemon installed in the firewall
@@ -17,7 +18,7 @@
 import { rulesCommand } from './rules-command.js';
 import { hideBin } from 'yargs/helpers';
 import { formatAccess } from '../shared/access.js';
-import { cliParser, die, exitQuietlyOnClosedStdout, logInternalError } from '../shared/cli.js';
+import { cliParser, die, usageError, exitQuietlyOnClosedStdout, logInternalError } from '../shared/cli.js';
 import { errorLine, exitCodeOf, isSpaError } from '../shared/errors.js';
 import { type Config, loadConfig } from './config.js';
 import { Daemon, planOf } from './daemon.js';
@@ -37,8 +38,26 @@ function crash(log: Logger, event: string, e: unknown): never {
   die(PROG, e);
 }
 
-async function run(configPath: string): Promise<void> {
-  const config = loadConfig(configPath);
+/** `--config`, else SPA_KNOCKD_CONFIG, else /etc/spa-knock/spa-knockd.toml. */
+const DEFAULT_CONFIG_PATH = '/etc/spa-knock/spa-knockd.toml';
+const configPathOf = (given: string | undefined): string =>
+  given ?? (process.env.SPA_KNOCKD_CONFIG || undefined) ?? DEFAULT_CONFIG_PATH;
+
+type Level = Config['log']['level'];
+const LEVELS: readonly Level[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
+
+function levelOf(given: string | undefined): Level | undefined {
+  if (given === undefined || (LEVELS as readonly string[]).includes(given)) return given as Level | undefined;
+  throw usageError(`--log-level must be one of ${LEVELS.join(', ')}`);
+}
+
+async function run(configPath: string, logLevel: Level | undefined): Promise<void> {
+  // --log-level beats the config's log.level, also across reloads
+  const load = (p: string): Config => {
+    const c = loadConfig(p);
+    return logLevel === undefined ? c : { ...c, log: { ...c.log, level: logLevel } };
+  };
+  const config = load(configPath);
   const log = createLogger(config.log.level);
   const backend = createBackend(config);
   const replayFile = new ReplayFile(config.stateDir);
@@ -73,7 +92,7 @@ async function run(configPath: string): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  const reloader = new Reloader(configPath, daemon, log);
+  const reloader = new Reloader(configPath, daemon, log, load);
   process.on('SIGHUP', () => {
     if (!stopping) void reloader.reload();
   });
@@ -116,27 +135,36 @@ async function uninstall(configPath: string): Promise<void> {
 
 export async function main(argv: readonly string[]): Promise<void> {
   exitQuietlyOnClosedStdout();
-  const configOpt = { type: 'string', demandOption: true, describe: 'config file (TOML)', requiresArg: true } as const;
+  const configOpt = {
+    type: 'string',
+    describe: `config file (TOML); default $SPA_KNOCKD_CONFIG, else ${DEFAULT_CONFIG_PATH}`,
+    requiresArg: true,
+  } as const;
   await cliParser(PROG, argv, {
     usage: '$0 --config FILE | $0 <check|status|uninstall|rules> --config FILE | $0 import-fwknop --access-conf FILE',
   })
     .command(
       '$0',
       'run the daemon',
-      (y) => y.option('config', configOpt),
-      (a) => run(a.config),
+      (y) =>
+        y.option('config', configOpt).option('log-level', {
+          type: 'string',
+          requiresArg: true,
+          describe: 'log level (overrides log.level in the config)',
+        }),
+      (a) => run(configPathOf(a.config), levelOf(a.logLevel)),
     )
     .command(
       'check',
       'validate the config and the firewall backend',
       (y) => y.option('config', configOpt),
-      (a) => check(a.config),
+      (a) => check(configPathOf(a.config)),
     )
     .command(
       'status',
       'active grants and reject counters of the running daemon (its control socket in state_dir)',
       (y) => y.option('config', configOpt).option('json', { type: 'boolean', describe: 'print the status as JSON' }),
-      (a) => statusCommand(a.config, a.json === true),
+      (a) => statusCommand(configPathOf(a.config), a.json === true),
     )
     .command(
       'rules',
@@ -147,13 +175,13 @@ export async function main(argv: readonly string[]): Promise<void> {
           requiresArg: true,
           describe: 'nft or iptables-restore (default: the configured backend)',
         }),
-      (a) => rulesCommand(a.config, a.format),
+      (a) => rulesCommand(configPathOf(a.config), a.format),
     )
     .command(
       'uninstall',
       'remove every firewall object the daemon installed',
       (y) => y.option('config', configOpt),
-      (a) => uninstall(a.config),
+      (a) => uninstall(configPathOf(a.config)),
     )
     .command(
       'import-fwknop',

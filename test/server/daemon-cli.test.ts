@@ -42,8 +42,8 @@ const usage: [string, string[], RegExp][] = [
   ['uninstall --config without a value', ['uninstall', '--config'], /--config needs a value/],
   ['--config twice', ['--config', 'a', '--config', 'b'], /--config may be given only once/],
   ['check --config twice', ['check', '--config', 'a', '--config', 'b'], /--config may be given only once/],
-  ['no --config', [], /--config is required/],
-  ['check without --config', ['check'], /--config is required/],
+  ['--log-level not a level', ['--log-level', 'loud'], /--log-level must be one of fatal, error/],
+  ['--log-level twice', ['--log-level', 'info', '--log-level', 'debug'], /--log-level may be given only once/],
   ['an unknown option', ['--config', 'x', '--bogus'], /Unknown argument: bogus/],
   ['an unknown command', ['frobnicate', '--config', 'x'], /Unknown argument: frobnicate/],
 ];
@@ -72,6 +72,23 @@ describe('spa-knockd usage errors', { concurrency: 4 }, () => {
     const c = await runTs(DAEMON, ['completion'], { env });
     assert.equal(c.code, 0, c.stderr);
     assert.match(c.stdout, /###-begin-spa-knockd-completions-###/);
+  });
+});
+
+describe('spa-knockd default config path', () => {
+  test('no --config: SPA_KNOCKD_CONFIG, else /etc/spa-knock/spa-knockd.toml', async () => {
+    const noEnv: NodeJS.ProcessEnv = { ...env };
+    delete noEnv.SPA_KNOCKD_CONFIG;
+    for (const args of [[], ['check'], ['status']]) {
+      const r = await runTs(DAEMON, args, { env: noEnv });
+      oneLine(r, 1, /^spa-knockd: \[ERR_SPA_CONFIG\] .*\/etc\/spa-knock\/spa-knockd\.toml/);
+    }
+    const p = join(dir, 'from-env.toml');
+    const r = await runTs(DAEMON, ['check'], { env: { ...env, SPA_KNOCKD_CONFIG: p } });
+    oneLine(r, 1, new RegExp(`^spa-knockd: \\[ERR_SPA_CONFIG\\] .*${p.replaceAll('.', '\\.')}`));
+    const given = join(dir, 'given.toml');
+    const g = await runTs(DAEMON, ['check', '--config', given], { env: { ...env, SPA_KNOCKD_CONFIG: p } });
+    oneLine(g, 1, /given\.toml/);
   });
 });
 
