@@ -5,6 +5,7 @@
  * @module
  */
 import { parseIp } from '../shared/address.js';
+import { SpaError } from '../shared/errors.js';
 import { checkAllowIp } from './request.js';
 import { localAddressTowards, sendDatagram } from './send.js';
 import { type Target, forEachTarget, resolveTargets, showAddress } from './targets.js';
@@ -64,9 +65,32 @@ export async function runKnock(
   const warn = (line: string): void => {
     process.stderr.write(`spa-knock: warning: ${line}\n`);
   };
-  const sent = await forEachTarget(targets, one, warn);
-  if (o.wait === undefined) return;
-  const r = await knockUntilOpen(sent, o.wait.port, o.wait.timeoutMs, one, undefined, true);
+  if (o.wait === undefined) {
+    await forEachTarget(targets, one, warn);
+    return;
+  }
+  // --wait: a family whose knock cannot leave while another's did is dropped with a warning (as without --wait);
+  // a knock that cannot leave (network down for a moment, a firewall refusing it locally) is a lost knock,
+  // tried again like one lost on the way; only what no retry can fix (a usage error, a key file) ends it
+  const lost = (e: unknown): void => {
+    if (!(e instanceof SpaError) || e.code !== 'ERR_SPA_SEND') throw e;
+    warn(`${e.message}; trying again`);
+  };
+  const failed: unknown[] = [];
+  const sent = await forEachTarget(
+    targets,
+    (t) =>
+      one(t).catch((e: unknown) => {
+        failed.push(e);
+        throw e;
+      }),
+    warn,
+  ).catch(() => {
+    for (const e of failed) lost(e); // none could leave: all are tried again
+    return targets;
+  });
+  const again = (t: Target): Promise<void> => one(t).catch(lost);
+  const r = await knockUntilOpen(sent, o.wait.port, o.wait.timeoutMs, again, undefined, true);
   if (o.json) {
     const list = (ts: readonly Target[]) => ts.map((t) => t.address);
     out(
