@@ -6,6 +6,7 @@
  *                  [-4|-6] [--dry-run] [--json] [--format spak1|fwknop] [--wait tcp/22 [--timeout S]]
  *   (a name with IPv4 and IPv6 addresses is knocked over both, each with its own packet: client/targets.ts)
  *   spa-knock HOST --sequence 8881,7777,9991:udp|auto [--key FILE] [--delay MS] [-4|-6] [--json]   (classic knocks)
+ *   spa-knock proxy HOST PORT [--key FILE] [--port 62201] [--open …] [-4|-6] [--timeout S]   (ssh ProxyCommand)
  *   spa-knock sequence [--key FILE] [--json]   the current rotating sequence (client/sequence.ts)
  *   spa-knock keygen [--out FILE] [--force] [--format spak1|fwknop]
  *   spa-knock completion | --help | --version
@@ -29,13 +30,14 @@ import { buildPacket, checkAllowIp, describe, parseAccessList } from './request.
 import { type RunOptions, runKnock, sendBuilt } from './knock-run.js';
 import { hostLiteral, localAddressTowards, resolveHost } from './send.js';
 import { currentRotating, formatSequence, parseSequence, printRotating, sendSequence } from './sequence.js';
+import { pipeTo, proxyArgs, proxyLog, proxyOptions } from './proxy.js';
 import { DEFAULT_WAIT_S, parseWait } from './wait.js';
 
 const PROG = 'spa-knock';
 /** The server's default `replay.window` (docs/config.md): how long a packet stays acceptable. */
 const DEFAULT_WINDOW_S = 60;
 
-interface KnockArgs {
+export interface KnockArgs {
   host: string;
   key: string;
   open: string[];
@@ -52,6 +54,8 @@ interface KnockArgs {
   format: string;
   wait: string | undefined;
   timeout: string | undefined;
+  /** `spa-knock proxy HOST PORT`: knock, wait for tcp/PORT, then pipe stdin/stdout to it (client/proxy.ts). */
+  proxy?: boolean;
 }
 
 /** `--wait tcp/PORT [--timeout S]` (client/wait.ts). */
@@ -125,7 +129,7 @@ function liveWarning(timestamp: number): string {
   );
 }
 
-async function knock(a: KnockArgs): Promise<void> {
+export async function knock(a: KnockArgs): Promise<void> {
   const port = intOption('--port', a.port, 1, 65535);
   const duration = intOption('--duration', a.duration, 0, 65535, ' seconds (0 = server default)');
   if (a.ipv4 && a.ipv6) throw usageError('-4 and -6 cannot be used together');
@@ -144,8 +148,11 @@ async function knock(a: KnockArgs): Promise<void> {
   };
   if (!a.dryRun) {
     build(a.allowIp === undefined || a.allowIp === 'auto' ? undefined : checkAllowIp(a.allowIp)); // mistakes first
-    const o = { host: a.host, family, port, json: a.json, what: a.close ? 'close' : 'knock', allowIp: a.allowIp, wait };
-    return runKnock(o, (t, allow) => sendBuilt(t, port, build(allow)));
+    const what = a.close ? 'close' : 'knock';
+    const o = { host: a.host, family, port, json: a.json, what, allowIp: a.allowIp, wait, ...proxyLog(a) };
+    const open = await runKnock(o, (t, allow) => sendBuilt(t, port, build(allow)));
+    if (a.proxy && open[0] !== undefined && wait !== undefined) await pipeTo(open[0], wait.port);
+    return;
   }
   let allowAddress: string | undefined;
   if (a.allowIp === 'auto') allowAddress = await autoAllowIp(a.host, family, port);
@@ -230,6 +237,12 @@ export async function main(argv: readonly string[]): Promise<void> {
           })
           .option('format', formatOpt),
       (x) => keygen({ out: x.out, force: x.force, format: x.format }),
+    )
+    .command(
+      'proxy <host> <tport>',
+      'for ssh ProxyCommand: knock HOST, wait until TCP port TPORT connects, then relay stdin/stdout to it',
+      (y) => proxyOptions(y),
+      (x) => knock(proxyArgs(x)),
     )
     .command(
       'sequence',

@@ -27,6 +27,8 @@ export interface RunOptions {
   readonly allowIp: string | undefined;
   /** --wait tcp/PORT: probe and re-knock until open; with the --timeout in ms. */
   readonly wait?: { readonly port: number; readonly timeoutMs: number } | undefined;
+  /** Where the output lines go (stdout by default; `spa-knock proxy` keeps stdout for the connection). */
+  readonly log?: (line: string) => void;
   /** More fields for each --json line (e.g. the sequence). */
   readonly jsonExtra?: Record<string, unknown>;
 }
@@ -38,18 +40,20 @@ export async function autoAllowFor(t: Target, port: number): Promise<string> {
   return checkAllowIp(bare, `--allow-ip auto: the route to ${t.address} leaves from ${bare}, which`);
 }
 
-const out = (line: string): void => {
+const stdoutLine = (line: string): void => {
   process.stdout.write(`${line}\n`);
 };
 
 /**
  * Resolve, send to each family (each its own packet), and with `wait` re-knock until the port connects.
  * `send(t, allowAddress)` sends one knock to t and returns what it sent (for the output line), or undefined.
+ * Returns the targets sent to (without `wait`) or found open (with it, in resolver order).
  */
 export async function runKnock(
   o: RunOptions,
   send: (t: Target, allowAddress: string | undefined) => Promise<Built | undefined>,
-): Promise<void> {
+): Promise<Target[]> {
+  const out = o.log ?? stdoutLine;
   let targets = await resolveTargets(o.host, o.family);
   const explicit = o.allowIp !== undefined && o.allowIp !== 'auto' ? checkAllowIp(o.allowIp) : undefined;
   if (explicit !== undefined) targets = targets.slice(0, 1);
@@ -66,8 +70,7 @@ export async function runKnock(
     process.stderr.write(`spa-knock: warning: ${line}\n`);
   };
   if (o.wait === undefined) {
-    await forEachTarget(targets, one, warn);
-    return;
+    return forEachTarget(targets, one, warn);
   }
   // --wait: a family whose knock cannot leave while another's did is dropped with a warning (as without --wait);
   // a knock that cannot leave (network down for a moment, a firewall refusing it locally) is a lost knock,
@@ -106,6 +109,7 @@ export async function runKnock(
   }
   const line = waitOutcome(o.host, o.wait.port, r); // throws ERR_SPA_NOT_OPEN when one stayed closed
   if (!o.json) out(line);
+  return r.open;
 }
 
 /** Send a prebuilt datagram (the SPA and fwknop formats). */
