@@ -30,6 +30,7 @@ import { buildPacket, checkAllowIp, describe, parseAccessList } from './request.
 import { type RunOptions, runKnock, sendBuilt } from './knock-run.js';
 import { hostLiteral, localAddressTowards, resolveHost } from './send.js';
 import { currentRotating, formatSequence, parseSequence, printRotating, sendSequence } from './sequence.js';
+import { withProfile } from './profile.js';
 import { pipeTo, proxyArgs, proxyLog, proxyOptions } from './proxy.js';
 import { DEFAULT_WAIT_S, parseWait } from './wait.js';
 
@@ -242,7 +243,7 @@ export async function main(argv: readonly string[]): Promise<void> {
       'proxy <host> <tport>',
       'for ssh ProxyCommand: knock HOST, wait until TCP port TPORT connects, then relay stdin/stdout to it',
       (y) => proxyOptions(y),
-      (x) => knock(proxyArgs(x)),
+      (x) => knock(withProfile(proxyArgs(x))),
     )
     .command(
       'sequence',
@@ -263,11 +264,14 @@ export async function main(argv: readonly string[]): Promise<void> {
       'send one SPA packet to HOST',
       (y) =>
         y
-          .positional('host', { type: 'string', demandOption: true, describe: 'server name or IPv4/IPv6 address' })
+          .positional('host', {
+            type: 'string',
+            demandOption: true,
+            describe: 'server name or IPv4/IPv6 address, or a profile name (docs/client.md)',
+          })
           .option('key', {
             type: 'string',
-            default: join(homedir(), '.knock.key'),
-            describe: 'key file',
+            describe: "key file (default: the profile's, else ~/.knock.key)",
             requiresArg: true,
           })
           // not `array: true`: that would swallow a HOST written after it (`--open tcp/22 HOST`); repeats still collect
@@ -276,12 +280,7 @@ export async function main(argv: readonly string[]): Promise<void> {
             describe: 'access to open, e.g. tcp/22 (repeatable, or comma-separated; default: all your policy allows)',
             requiresArg: true,
           })
-          .option('port', {
-            type: 'string',
-            default: String(DEFAULT_PORT),
-            describe: "server's UDP port",
-            requiresArg: true,
-          })
+          .option('port', { type: 'string', describe: `server's UDP port (${DEFAULT_PORT})`, requiresArg: true })
           .option('duration', {
             type: 'string',
             default: '0',
@@ -303,7 +302,7 @@ export async function main(argv: readonly string[]): Promise<void> {
               'build and print the packet, do not send (the printed bytes are a live knock for the replay window)',
           })
           .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
-          .option('format', formatOpt)
+          .option('format', { ...formatOpt, default: undefined })
           .option('ipv4', { alias: '4', type: 'boolean', default: false, describe: 'use IPv4 only' })
           .option('ipv6', { alias: '6', type: 'boolean', default: false, describe: 'use IPv6 only' })
           .option('sequence', {
@@ -325,24 +324,26 @@ export async function main(argv: readonly string[]): Promise<void> {
             describe: `--wait gives up after this many seconds (${DEFAULT_WAIT_S}); exit 1, ERR_SPA_NOT_OPEN`,
           }),
       (x) =>
-        knock({
-          host: x.host,
-          key: x.key,
-          open: x.open === undefined ? [] : ([] as unknown[]).concat(x.open).map(String),
-          port: x.port,
-          duration: x.duration,
-          allowIp: x.allowIp,
-          close: x.close,
-          dryRun: x.dryRun,
-          json: x.json,
-          ipv4: x.ipv4,
-          ipv6: x.ipv6,
-          sequence: x.sequence,
-          delay: x.delay,
-          format: x.format,
-          wait: x.wait,
-          timeout: x.timeout,
-        }),
+        knock(
+          withProfile({
+            host: x.host,
+            key: x.key,
+            open: x.open === undefined ? [] : ([] as unknown[]).concat(x.open).map(String),
+            port: x.port,
+            duration: x.duration,
+            allowIp: x.allowIp,
+            close: x.close,
+            dryRun: x.dryRun,
+            json: x.json,
+            ipv4: x.ipv4,
+            ipv6: x.ipv6,
+            sequence: x.sequence,
+            delay: x.delay,
+            format: x.format,
+            wait: x.wait,
+            timeout: x.timeout,
+          }),
+        ),
     )
     .parseAsync();
 }

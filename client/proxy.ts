@@ -9,8 +9,6 @@
  * (ssh shows them), and an unopened port ends with ERR_SPA_NOT_OPEN, exit 1, before ssh sees a byte.
  * @module
  */
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { Socket } from 'node:net';
 import type { Argv } from 'yargs';
 import { hostPort } from '../shared/address.js';
@@ -18,6 +16,7 @@ import { intOption } from '../shared/cli.js';
 import { DEFAULT_PORT } from '../shared/constants.js';
 import { SpaError, errnoText } from '../shared/errors.js';
 import type { KnockArgs } from './cli.js';
+import type { GivenArgs } from './profile.js';
 import type { Target } from './targets.js';
 import { DEFAULT_WAIT_S } from './wait.js';
 
@@ -25,12 +24,16 @@ export function proxyOptions<T>(y: Argv<T>) {
   return y
     .positional('host', { type: 'string', demandOption: true, describe: 'server name or address (ssh: %h)' })
     .positional('tport', { type: 'string', demandOption: true, describe: 'TCP port to relay to (ssh: %p)' })
-    .option('key', { type: 'string', default: join(homedir(), '.knock.key'), describe: 'key file', requiresArg: true })
+    .option('key', {
+      type: 'string',
+      describe: "key file (default: the profile's, else ~/.knock.key)",
+      requiresArg: true,
+    })
     .option('open', { type: 'string', describe: 'access to open (default: all your policy allows)', requiresArg: true })
-    .option('port', { type: 'string', default: String(DEFAULT_PORT), describe: "server's UDP port", requiresArg: true })
+    .option('port', { type: 'string', describe: `server's UDP port (${DEFAULT_PORT})`, requiresArg: true })
     .option('duration', { type: 'string', default: '0', describe: 'seconds to keep it open', requiresArg: true })
     .option('allow-ip', { type: 'string', requiresArg: true, describe: 'as for a knock: an address, or "auto"' })
-    .option('format', { type: 'string', default: 'spak1', requiresArg: true, describe: 'spak1 or fwknop' })
+    .option('format', { type: 'string', requiresArg: true, describe: 'spak1 (default) or fwknop' })
     .option('ipv4', { alias: '4', type: 'boolean', default: false, describe: 'use IPv4 only' })
     .option('ipv6', { alias: '6', type: 'boolean', default: false, describe: 'use IPv6 only' })
     .option('timeout', {
@@ -43,19 +46,19 @@ export function proxyOptions<T>(y: Argv<T>) {
 interface ProxyParsed {
   host: string;
   tport: string;
-  key: string;
+  key: string | undefined;
   open: unknown;
-  port: string;
+  port: string | undefined;
   duration: string;
   allowIp: string | undefined;
-  format: string;
+  format: string | undefined;
   ipv4: boolean;
   ipv6: boolean;
   timeout: string | undefined;
 }
 
 /** The proxy command line as a knock with `--wait tcp/PORT`, quiet on stdout. */
-export function proxyArgs(x: ProxyParsed): KnockArgs {
+export function proxyArgs(x: ProxyParsed): GivenArgs {
   const tport = intOption('PORT', x.tport, 1, 65535);
   return {
     host: x.host,
