@@ -20,6 +20,12 @@ export const FIRST_INTERVAL_MS = 1000;
 export const MAX_INTERVAL_MS = 8000;
 /** One TCP connect attempt gives up after this long (a port the firewall drops never answers). */
 export const PROBE_MS = 1000;
+/**
+ * Pause after a knock before the first probe: the probe's SYN then reaches the server well after the knock (same
+ * path, sent later), when the daemon has installed the grant. A SYN that arrives just before would be dropped, and
+ * the kernel retransmits it only after 1 s: the whole first interval.
+ */
+export const SETTLE_MS = 150;
 /** Pause after a probe that failed at once (refused, unreachable) before the next. */
 export const PAUSE_MS = 200;
 
@@ -93,6 +99,7 @@ export async function knockUntilOpen(
     }
     first = false;
     const roundEnd = Math.min(seams.now() + interval, deadline);
+    await seams.sleep(Math.max(0, Math.min(SETTLE_MS, roundEnd - seams.now())));
     interval = Math.min(interval * 2, MAX_INTERVAL_MS);
     while (pending().length > 0 && seams.now() < roundEnd) {
       let quick = false;

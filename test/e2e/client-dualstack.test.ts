@@ -6,13 +6,15 @@
  * - --wait: the client re-knocks with fresh packets when the first datagram of each family is lost (an nft rule in the
  *   server namespace, ahead of the daemon, drops the first datagram to each server address; or one on the client's
  *   output hook makes the first send fail), and gives up with ERR_SPA_NOT_OPEN, exit 1,
- *   on a port its policy never opens.
+ *   on a port its policy never opens;
+ * - profiles: `spa-knock myserver` with a config file (SPA_KNOCK_CONFIG) naming address, key, port, families, wait.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { requireNetns } from '../../harness/netns.js';
 import { BACKEND_TOOLS } from '../../harness/prerequisites.js';
+import { CLIENT, runTs } from '../../harness/run.js';
 import { ALT, E2eWorld, SSH, UDP_PORT } from './world.js';
 
 /** Exists only in the client namespace's /etc/hosts (a reserved .test name, never resolvable outside). */
@@ -160,6 +162,41 @@ if (requireNetns([...BACKEND_TOOLS.nftables, 'nft'])) {
         ),
       );
       assert.ok(ms >= 3000 && ms < 10_000, `${ms} ms`);
+      await closeBoth();
+    });
+
+    test('a profile: `spa-knock myserver` alone knocks with its address, key, port, families and wait; flags override', async () => {
+      const cfg = `${w.dir}/client-config.toml`;
+      writeFileSync(
+        cfg,
+        [
+          '[host.myserver]',
+          `address = "${NAME}"`,
+          `key = "${w.keys['alice']}"`,
+          `port = ${UDP_PORT}`,
+          `open = ["tcp/${SSH}"]`,
+          'families = [6]',
+          `wait = "tcp/${SSH}"`,
+          '',
+        ].join('\n'),
+      );
+      const env = { ...process.env, SPA_KNOCK_CONFIG: cfg };
+      const prefix = w.pair.wrap(w.pair.cli);
+      const r = await runTs(CLIENT, ['myserver'], { prefix, env });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(
+        r.stdout,
+        new RegExp(
+          `^sent knock \\(\\d+ bytes\\) to \\[${srv6()}\\]:${UDP_PORT}\nopen: tcp/${SSH} on \\[${srv6()}\\] after 1 knock `,
+        ),
+      );
+      assert.equal(await w.isOpen(srv4(), SSH), false, 'families = [6]: IPv4 not knocked');
+      const r4 = await runTs(CLIENT, ['myserver', '-4', '--close'], { prefix, env });
+      assert.equal(r4.code, 0, r4.stderr);
+      assert.match(
+        r4.stdout,
+        new RegExp(`^sent close \\(\\d+ bytes\\) to ${srv4().replaceAll('.', '\\.')}:${UDP_PORT}\n$`),
+      );
       await closeBoth();
     });
 
