@@ -64,7 +64,7 @@ if (requireNetns([...BACKEND_TOOLS.nftables, 'ssh', 'sshd', 'ssh-keygen'])) {
       }
       writeFileSync(join(dir(), 'authorized_keys'), readFileSync(join(dir(), 'id.pub')), { mode: 0o600 });
       const hostPub = readFileSync(join(dir(), 'host.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
-      const known = [NAME, w.pair.srv4, w.pair.srv6].map((h) => `[${h}]:${SSHD_PORT} ${hostPub}`).join('\n');
+      const known = [NAME, 'sshbox', w.pair.srv4, w.pair.srv6].map((h) => `[${h}]:${SSHD_PORT} ${hostPub}`).join('\n');
       writeFileSync(join(dir(), 'known_hosts'), `${known}\n`);
       writeFileSync(
         join(dir(), 'sshd_config'),
@@ -120,21 +120,11 @@ if (requireNetns([...BACKEND_TOOLS.nftables, 'ssh', 'sshd', 'ssh-keygen'])) {
     });
 
     /** The real ssh client in the client namespace, its ProxyCommand the real spa-knock (paths from this checkout). */
-    const ssh = (target: string, key: string, extra: readonly string[] = []): Promise<Out> => {
-      const proxy = [
-        process.execPath,
-        '--import',
-        'tsx',
-        CLIENT,
-        'proxy',
-        '%h',
-        '%p',
-        '--key',
-        key,
-        '--port',
-        String(UDP_PORT),
-        ...extra,
-      ].join(' ');
+    const ssh = (target: string, key: string | undefined, extra: readonly string[] = []): Promise<Out> => {
+      const knockOpts = key === undefined ? [] : ['--key', key, '--port', String(UDP_PORT)];
+      const proxy = [process.execPath, '--import', 'tsx', CLIENT, 'proxy', '%h', '%p', ...knockOpts, ...extra].join(
+        ' ',
+      );
       return execOut([
         ...w.pair.wrap(w.pair.cli),
         'ssh',
@@ -195,6 +185,26 @@ if (requireNetns([...BACKEND_TOOLS.nftables, 'ssh', 'sshd', 'ssh-keygen'])) {
         await w.knockOk(target(), '--key', w.keys['alice']!, '--close');
       });
     }
+
+    test('a profile: ProxyCommand without options, ssh to the profile name (SPA_KNOCK_CONFIG)', async () => {
+      const cfg = join(dir(), 'client.toml');
+      const profile = `[host.sshbox]\naddress = "${w.pair.srv6}"\nkey = "${w.keys['alice']}"\nport = ${UDP_PORT}\n`;
+      writeFileSync(cfg, profile);
+      process.env['SPA_KNOCK_CONFIG'] = cfg; // inherited by ip netns exec, ssh, and the ProxyCommand
+      try {
+        const from = w.daemon.lines.length;
+        const r = await ssh('sshbox', undefined);
+        assert.equal(r.code, 0, `ssh: ${r.stderr}`);
+        assert.equal(r.stdout, 'hello-from-sshd\n');
+        assert.deepEqual(
+          w.daemon.events('grant', from).map((g) => g.address),
+          [w.pair.cli6],
+        );
+        await w.knockOk(w.pair.srv6, '--key', w.keys['alice']!, '--close');
+      } finally {
+        delete process.env['SPA_KNOCK_CONFIG'];
+      }
+    });
 
     test('a key the server does not know: ssh fails, the proxy says why (ERR_SPA_NOT_OPEN) before ssh sees a byte', async () => {
       const r = await ssh(w.pair.srv4, w.keys['mallory']!, ['--timeout', '2']);
