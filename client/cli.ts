@@ -130,7 +130,7 @@ function liveWarning(timestamp: number): string {
   );
 }
 
-export async function knock(a: KnockArgs): Promise<void> {
+async function knock(a: KnockArgs): Promise<void> {
   const port = intOption('--port', a.port, 1, 65535);
   const duration = intOption('--duration', a.duration, 0, 65535, ' seconds (0 = server default)');
   if (a.ipv4 && a.ipv6) throw usageError('-4 and -6 cannot be used together');
@@ -160,31 +160,29 @@ export async function knock(a: KnockArgs): Promise<void> {
   else if (a.allowIp !== undefined) allowAddress = checkAllowIp(a.allowIp);
   const pkt = build(allowAddress);
   const fields = pkt.fields;
-  {
-    const b64 = Buffer.from(pkt.bytes).toString('base64');
-    const warning = liveWarning(pkt.timestamp);
-    if (a.json) {
-      const out = {
-        host: a.host,
-        port,
-        sent: false,
-        bytes: pkt.bytes.length,
-        hex: toHex(pkt.bytes),
-        base64: b64,
-        // an fwknop packet is text already: what `fwknop -B FILE` would save
-        ...(format === 'fwknop' ? { text: Buffer.from(pkt.bytes).toString('latin1') } : {}),
-        fields,
-        warning,
-      };
-      process.stdout.write(`${JSON.stringify(out)}\n`);
-    } else {
-      process.stdout.write(`packet for ${a.host} udp/${port} (${pkt.bytes.length} bytes, not sent)\n`);
-      if (format === 'fwknop') process.stdout.write(`text:   ${Buffer.from(pkt.bytes).toString('latin1')}\n`);
-      else process.stdout.write(`hex:    ${toHex(pkt.bytes)}\nbase64: ${b64}\n`);
-      for (const [k, v] of Object.entries(fields))
-        process.stdout.write(`${k.padEnd(14)} ${Array.isArray(v) ? v.join(' ') : String(v)}\n`);
-      process.stdout.write(`warning: ${warning}\n`);
-    }
+  const b64 = Buffer.from(pkt.bytes).toString('base64');
+  const warning = liveWarning(pkt.timestamp);
+  if (a.json) {
+    const out = {
+      host: a.host,
+      port,
+      sent: false,
+      bytes: pkt.bytes.length,
+      hex: toHex(pkt.bytes),
+      base64: b64,
+      // an fwknop packet is text already: what `fwknop -B FILE` would save
+      ...(format === 'fwknop' ? { text: Buffer.from(pkt.bytes).toString('latin1') } : {}),
+      fields,
+      warning,
+    };
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+  } else {
+    process.stdout.write(`packet for ${a.host} udp/${port} (${pkt.bytes.length} bytes, not sent)\n`);
+    if (format === 'fwknop') process.stdout.write(`text:   ${Buffer.from(pkt.bytes).toString('latin1')}\n`);
+    else process.stdout.write(`hex:    ${toHex(pkt.bytes)}\nbase64: ${b64}\n`);
+    for (const [k, v] of Object.entries(fields))
+      process.stdout.write(`${k.padEnd(14)} ${Array.isArray(v) ? v.join(' ') : String(v)}\n`);
+    process.stdout.write(`warning: ${warning}\n`);
   }
 }
 

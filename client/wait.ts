@@ -102,15 +102,19 @@ export async function knockUntilOpen(
     await seams.sleep(Math.max(0, Math.min(SETTLE_MS, roundEnd - seams.now())));
     interval = Math.min(interval * 2, MAX_INTERVAL_MS);
     while (pending().length > 0 && seams.now() < roundEnd) {
-      let quick = false;
-      for (const i of pending()) {
-        const left = deadline - seams.now();
-        if (left <= 0) break;
-        const before = seams.now();
-        if (await seams.probe(targets[i] as Target, port, Math.min(PROBE_MS, left))) isOpen[i] = true;
-        else if (seams.now() - before < PAUSE_MS) quick = true;
-      }
-      if (quick && pending().length > 0) await seams.sleep(Math.max(0, Math.min(PAUSE_MS, roundEnd - seams.now())));
+      const before = seams.now();
+      const left = deadline - before;
+      if (left <= 0) break;
+      // the families are probed at the same time: a dropped SYN on one does not delay the other
+      const results = await Promise.all(
+        pending().map(async (i) => {
+          const ok = await seams.probe(targets[i] as Target, port, Math.min(PROBE_MS, left));
+          if (ok) isOpen[i] = true;
+          return ok;
+        }),
+      );
+      const quick = seams.now() - before < PAUSE_MS;
+      if (quick && results.includes(false)) await seams.sleep(Math.max(0, Math.min(PAUSE_MS, roundEnd - seams.now())));
     }
     if (pending().length === 0 || seams.now() >= deadline) break;
   }

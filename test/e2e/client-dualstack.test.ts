@@ -126,7 +126,7 @@ if (requireNetns([...BACKEND_TOOLS.nftables, 'nft'])) {
       ['prerouting', 'lost on the way'],
       ['output', 'refused by the local send'],
     ] as const) {
-      test(`--wait re-knocks with a fresh packet when the first datagram of each family is ${where}`, async () => {
+      test(`--wait re-knocks with a fresh packet when the first datagram of each family is ${where}`, async (t) => {
         const ns = hook === 'prerouting' ? w.pair.srv : w.pair.cli;
         const add = await w.pair.exec(ns, ['nft', '-f', '-'], { input: dropFirst(hook) });
         assert.equal(add.code, 0, add.stderr);
@@ -135,6 +135,7 @@ if (requireNetns([...BACKEND_TOOLS.nftables, 'nft'])) {
           const r = await w.knock(NAME, '--key', w.keys['alice']!, '--duration', '30', '--wait', `tcp/${SSH}`);
           assert.equal(r.code, 0, r.stderr);
           const last = r.stdout.trim().split('\n').at(-1) ?? '';
+          t.diagnostic(last); // the time to open, for docs/client.md
           assert.match(last, new RegExp(`^open: tcp/${SSH} on .+ and .+ after 4 knocks \\(`), r.stdout);
           if (hook === 'output') assert.equal(r.stderr.match(/permission denied; trying again/g)?.length, 2, r.stderr);
           const list = await w.pair.exec(ns, ['nft', 'list', 'table', 'inet', 'spak_dropfirst']);
@@ -165,7 +166,7 @@ if (requireNetns([...BACKEND_TOOLS.nftables, 'nft'])) {
       await closeBoth();
     });
 
-    test('a profile: `spa-knock myserver` alone knocks with its address, key, port, families and wait; flags override', async () => {
+    test('a profile: `spa-knock myserver` alone knocks with its address, key, port, families and wait; flags override', async (t) => {
       const cfg = `${w.dir}/client-config.toml`;
       writeFileSync(
         cfg,
@@ -184,6 +185,7 @@ if (requireNetns([...BACKEND_TOOLS.nftables, 'nft'])) {
       const prefix = w.pair.wrap(w.pair.cli);
       const r = await runTs(CLIENT, ['myserver'], { prefix, env });
       assert.equal(r.code, 0, r.stderr);
+      t.diagnostic(r.stdout.trim().split('\n').at(-1) ?? ''); // the time to open, for docs/client.md
       assert.match(
         r.stdout,
         new RegExp(
