@@ -3,8 +3,10 @@
  * `spa-knock`: the client. One packet, then done.
  *
  *   spa-knock HOST [--key FILE] [--open tcp/22 ...] [--port 62201] [--duration S] [--allow-ip IP|auto] [--close]
- *                  [-4|-6] [--dry-run] [--json] [--format spak1|fwknop]
+ *                  [-4|-6] [--dry-run] [--json] [--format spak1|fwknop] [--wait tcp/22 [--timeout S]]
+ *   (a name with IPv4 and IPv6 addresses is knocked over both, each with its own packet: client/targets.ts)
  *   spa-knock HOST --sequence 8881,7777,9991:udp|auto [--key FILE] [--delay MS] [-4|-6] [--json]   (classic knocks)
+ *   spa-knock proxy HOST PORT [--key FILE] [--port 62201] [--open …] [-4|-6] [--timeout S]   (ssh ProxyCommand)
  *   spa-knock sequence [--key FILE] [--json]   the current rotating sequence (client/sequence.ts)
  *   spa-knock keygen [--out FILE] [--force] [--format spak1|fwknop]
  *   spa-knock completion | --help | --version
@@ -25,14 +27,18 @@ import { readKeyFile, writeKeyFile, writeSecretFile } from '../shared/keyfile.js
 import { formatKey, generateKey } from '../shared/keys.js';
 import { buildFwknopPacket, readFwknopKeyFile } from './fwknop.js';
 import { buildPacket, checkAllowIp, describe, parseAccessList } from './request.js';
-import { hostLiteral, localAddressTowards, resolveHost, sendDatagram } from './send.js';
+import { type RunOptions, runKnock, sendBuilt } from './knock-run.js';
+import { hostLiteral, localAddressTowards, resolveHost } from './send.js';
 import { currentRotating, formatSequence, parseSequence, printRotating, sendSequence } from './sequence.js';
+import { withProfile } from './profile.js';
+import { pipeTo, proxyArgs, proxyLog, proxyOptions } from './proxy.js';
+import { DEFAULT_WAIT_S, parseWait } from './wait.js';
 
 const PROG = 'spa-knock';
 /** The server's default `replay.window` (docs/config.md): how long a packet stays acceptable. */
 const DEFAULT_WINDOW_S = 60;
 
-interface KnockArgs {
+export interface KnockArgs {
   host: string;
   key: string;
   open: string[];
@@ -47,10 +53,31 @@ interface KnockArgs {
   sequence: string | undefined;
   delay: string | undefined;
   format: string;
+  wait: string | undefined;
+  timeout: string | undefined;
+  /** `spa-knock proxy HOST PORT`: knock, wait for tcp/PORT, then pipe stdin/stdout to it (client/proxy.ts). */
+  proxy?: boolean;
 }
 
-/** `--sequence`: classic knocks instead of an SPA packet. */
-async function knockSequence(a: KnockArgs, sequence: string, family: 0 | 4 | 6): Promise<void> {
+/** `--wait tcp/PORT [--timeout S]` (client/wait.ts). */
+function waitOption(a: KnockArgs): RunOptions['wait'] {
+  if (a.wait === undefined) {
+    if (a.timeout !== undefined) throw usageError('--timeout needs --wait');
+    return undefined;
+  }
+  if (a.dryRun || a.close) throw usageError(`--wait cannot be used with ${a.dryRun ? '--dry-run' : '--close'}`);
+  const port = parseWait(a.wait).port;
+  const s = a.timeout === undefined ? DEFAULT_WAIT_S : intOption('--timeout', a.timeout, 1, 3600, ' seconds');
+  return { port, timeoutMs: s * 1000 };
+}
+
+/** `--sequence`: classic knocks instead of an SPA packet, to every family of HOST. */
+async function knockSequence(
+  a: KnockArgs,
+  sequence: string,
+  family: 0 | 4 | 6,
+  wait: RunOptions['wait'],
+): Promise<void> {
   const other = a.close
     ? '--close'
     : a.dryRun
@@ -63,12 +90,21 @@ async function knockSequence(a: KnockArgs, sequence: string, family: 0 | 4 | 6):
   if (other !== undefined || a.open.length > 0) throw usageError(`--sequence cannot be used with ${other ?? '--open'}`);
   const steps = sequence === 'auto' ? currentRotating(a.key).steps : parseSequence(sequence);
   const delay = a.delay === undefined ? 0 : intOption('--delay', a.delay, 0, 60_000, ' milliseconds');
-  const target = await resolveHost(a.host, family);
-  await sendSequence(steps, target.address, target.family, delay);
   const text = formatSequence(steps);
-  if (a.json) process.stdout.write(`${JSON.stringify({ host: a.host, address: target.address, sequence: text })}\n`);
-  else
-    process.stdout.write(`sent sequence ${text} to ${target.family === 6 ? `[${target.address}]` : target.address}\n`);
+  const o = {
+    host: a.host,
+    family,
+    port: 0,
+    json: a.json,
+    what: `sequence ${text}`,
+    allowIp: undefined,
+    wait,
+    jsonExtra: { sequence: text },
+  };
+  await runKnock(o, async (t) => {
+    await sendSequence(steps, t.address, t.family, delay);
+    return undefined;
+  });
 }
 
 const FORMATS = ['spak1', 'fwknop'] as const;
@@ -98,60 +134,55 @@ async function knock(a: KnockArgs): Promise<void> {
   const port = intOption('--port', a.port, 1, 65535);
   const duration = intOption('--duration', a.duration, 0, 65535, ' seconds (0 = server default)');
   if (a.ipv4 && a.ipv6) throw usageError('-4 and -6 cannot be used together');
-  const family = a.ipv4 ? 4 : a.ipv6 ? 6 : 0;
+  const family: 0 | 4 | 6 = a.ipv4 ? 4 : a.ipv6 ? 6 : 0;
   hostLiteral(a.host, family); // a literal that contradicts -4/-6 is a mistake even with --dry-run
-  if (a.sequence !== undefined) return knockSequence(a, a.sequence, family);
+  const wait = waitOption(a);
+  if (a.sequence !== undefined) return knockSequence(a, a.sequence, family, wait);
   if (a.delay !== undefined) throw usageError('--delay needs --sequence');
   const accesses = parseAccessList(a.open);
+  const format = formatOption(a.format);
+  const build = (allowAddress: string | undefined) => {
+    const req = { accesses, duration, allowAddress };
+    if (format === 'fwknop') return buildFwknopPacket(readFwknopKeyFile(a.key), { ...req, close: a.close });
+    const p = buildPacket(readKeyFile(a.key), { ...req, type: a.close ? 'close' : 'open' });
+    return { bytes: p.bytes, timestamp: p.request.timestamp, fields: describe(p) };
+  };
+  if (!a.dryRun) {
+    build(a.allowIp === undefined || a.allowIp === 'auto' ? undefined : checkAllowIp(a.allowIp)); // mistakes first
+    const what = a.close ? 'close' : 'knock';
+    const o = { host: a.host, family, port, json: a.json, what, allowIp: a.allowIp, wait, ...proxyLog(a) };
+    const open = await runKnock(o, (t, allow) => sendBuilt(t, port, build(allow)));
+    if (a.proxy && open[0] !== undefined && wait !== undefined) await pipeTo(open[0], wait.port);
+    return;
+  }
   let allowAddress: string | undefined;
   if (a.allowIp === 'auto') allowAddress = await autoAllowIp(a.host, family, port);
   else if (a.allowIp !== undefined) allowAddress = checkAllowIp(a.allowIp);
-  const format = formatOption(a.format);
-  const req = { accesses, duration, allowAddress };
-  const pkt =
-    format === 'fwknop'
-      ? buildFwknopPacket(readFwknopKeyFile(a.key), { ...req, close: a.close })
-      : (() => {
-          const p = buildPacket(readKeyFile(a.key), { ...req, type: a.close ? 'close' : 'open' });
-          return { bytes: p.bytes, timestamp: p.request.timestamp, fields: describe(p) };
-        })();
+  const pkt = build(allowAddress);
   const fields = pkt.fields;
-  if (a.dryRun) {
-    const b64 = Buffer.from(pkt.bytes).toString('base64');
-    const warning = liveWarning(pkt.timestamp);
-    if (a.json) {
-      const out = {
-        host: a.host,
-        port,
-        sent: false,
-        bytes: pkt.bytes.length,
-        hex: toHex(pkt.bytes),
-        base64: b64,
-        // an fwknop packet is text already: what `fwknop -B FILE` would save
-        ...(format === 'fwknop' ? { text: Buffer.from(pkt.bytes).toString('latin1') } : {}),
-        fields,
-        warning,
-      };
-      process.stdout.write(`${JSON.stringify(out)}\n`);
-    } else {
-      process.stdout.write(`packet for ${a.host} udp/${port} (${pkt.bytes.length} bytes, not sent)\n`);
-      if (format === 'fwknop') process.stdout.write(`text:   ${Buffer.from(pkt.bytes).toString('latin1')}\n`);
-      else process.stdout.write(`hex:    ${toHex(pkt.bytes)}\nbase64: ${b64}\n`);
-      for (const [k, v] of Object.entries(fields))
-        process.stdout.write(`${k.padEnd(14)} ${Array.isArray(v) ? v.join(' ') : String(v)}\n`);
-      process.stdout.write(`warning: ${warning}\n`);
-    }
-    return;
-  }
-  const target = await resolveHost(a.host, family);
-  await sendDatagram(pkt.bytes, target.address, target.family, port);
+  const b64 = Buffer.from(pkt.bytes).toString('base64');
+  const warning = liveWarning(pkt.timestamp);
   if (a.json) {
-    process.stdout.write(
-      `${JSON.stringify({ host: a.host, address: target.address, port, sent: true, bytes: pkt.bytes.length, fields })}\n`,
-    );
+    const out = {
+      host: a.host,
+      port,
+      sent: false,
+      bytes: pkt.bytes.length,
+      hex: toHex(pkt.bytes),
+      base64: b64,
+      // an fwknop packet is text already: what `fwknop -B FILE` would save
+      ...(format === 'fwknop' ? { text: Buffer.from(pkt.bytes).toString('latin1') } : {}),
+      fields,
+      warning,
+    };
+    process.stdout.write(`${JSON.stringify(out)}\n`);
   } else {
-    const to = target.family === 6 ? `[${target.address}]` : target.address;
-    process.stdout.write(`sent ${a.close ? 'close' : 'knock'} (${pkt.bytes.length} bytes) to ${to}:${port}\n`);
+    process.stdout.write(`packet for ${a.host} udp/${port} (${pkt.bytes.length} bytes, not sent)\n`);
+    if (format === 'fwknop') process.stdout.write(`text:   ${Buffer.from(pkt.bytes).toString('latin1')}\n`);
+    else process.stdout.write(`hex:    ${toHex(pkt.bytes)}\nbase64: ${b64}\n`);
+    for (const [k, v] of Object.entries(fields))
+      process.stdout.write(`${k.padEnd(14)} ${Array.isArray(v) ? v.join(' ') : String(v)}\n`);
+    process.stdout.write(`warning: ${warning}\n`);
   }
 }
 
@@ -207,6 +238,12 @@ export async function main(argv: readonly string[]): Promise<void> {
       (x) => keygen({ out: x.out, force: x.force, format: x.format }),
     )
     .command(
+      'proxy <host> <tport>',
+      'for ssh ProxyCommand: knock HOST, wait until TCP port TPORT connects, then relay stdin/stdout to it',
+      (y) => proxyOptions(y),
+      (x) => knock(withProfile(proxyArgs(x))),
+    )
+    .command(
       'sequence',
       'print the current rotating sequence of a key (for apps that can only send a fixed list)',
       (y) =>
@@ -225,11 +262,14 @@ export async function main(argv: readonly string[]): Promise<void> {
       'send one SPA packet to HOST',
       (y) =>
         y
-          .positional('host', { type: 'string', demandOption: true, describe: 'server name or IPv4/IPv6 address' })
+          .positional('host', {
+            type: 'string',
+            demandOption: true,
+            describe: 'server name or IPv4/IPv6 address, or a profile name (docs/client.md)',
+          })
           .option('key', {
             type: 'string',
-            default: join(homedir(), '.knock.key'),
-            describe: 'key file',
+            describe: "key file (default: the profile's, else ~/.knock.key)",
             requiresArg: true,
           })
           // not `array: true`: that would swallow a HOST written after it (`--open tcp/22 HOST`); repeats still collect
@@ -238,12 +278,7 @@ export async function main(argv: readonly string[]): Promise<void> {
             describe: 'access to open, e.g. tcp/22 (repeatable, or comma-separated; default: all your policy allows)',
             requiresArg: true,
           })
-          .option('port', {
-            type: 'string',
-            default: String(DEFAULT_PORT),
-            describe: "server's UDP port",
-            requiresArg: true,
-          })
+          .option('port', { type: 'string', describe: `server's UDP port (${DEFAULT_PORT})`, requiresArg: true })
           .option('duration', {
             type: 'string',
             default: '0',
@@ -265,7 +300,7 @@ export async function main(argv: readonly string[]): Promise<void> {
               'build and print the packet, do not send (the printed bytes are a live knock for the replay window)',
           })
           .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
-          .option('format', formatOpt)
+          .option('format', { ...formatOpt, default: undefined })
           .option('ipv4', { alias: '4', type: 'boolean', default: false, describe: 'use IPv4 only' })
           .option('ipv6', { alias: '6', type: 'boolean', default: false, describe: 'use IPv6 only' })
           .option('sequence', {
@@ -275,24 +310,38 @@ export async function main(argv: readonly string[]): Promise<void> {
               'classic knocks instead: one SYN per port, one datagram per PORT:udp, e.g. 8881,7777,9991:udp; ' +
               '"auto": the current rotating sequence of --key',
           })
-          .option('delay', { type: 'string', requiresArg: true, describe: 'ms between two --sequence steps (0)' }),
+          .option('delay', { type: 'string', requiresArg: true, describe: 'ms between two --sequence steps (0)' })
+          .option('wait', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'then probe this TCP access (e.g. tcp/22) and re-knock with fresh packets until it connects',
+          })
+          .option('timeout', {
+            type: 'string',
+            requiresArg: true,
+            describe: `--wait gives up after this many seconds (${DEFAULT_WAIT_S}); exit 1, ERR_SPA_NOT_OPEN`,
+          }),
       (x) =>
-        knock({
-          host: x.host,
-          key: x.key,
-          open: x.open === undefined ? [] : ([] as unknown[]).concat(x.open).map(String),
-          port: x.port,
-          duration: x.duration,
-          allowIp: x.allowIp,
-          close: x.close,
-          dryRun: x.dryRun,
-          json: x.json,
-          ipv4: x.ipv4,
-          ipv6: x.ipv6,
-          sequence: x.sequence,
-          delay: x.delay,
-          format: x.format,
-        }),
+        knock(
+          withProfile({
+            host: x.host,
+            key: x.key,
+            open: x.open === undefined ? [] : ([] as unknown[]).concat(x.open).map(String),
+            port: x.port,
+            duration: x.duration,
+            allowIp: x.allowIp,
+            close: x.close,
+            dryRun: x.dryRun,
+            json: x.json,
+            ipv4: x.ipv4,
+            ipv6: x.ipv6,
+            sequence: x.sequence,
+            delay: x.delay,
+            format: x.format,
+            wait: x.wait,
+            timeout: x.timeout,
+          }),
+        ),
     )
     .parseAsync();
 }

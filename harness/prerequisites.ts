@@ -16,6 +16,9 @@ export const TOOL_PACKAGES = {
   'ip6tables-restore': 'iptables',
   knock: 'knockd',
   knockd: 'knockd',
+  ssh: 'openssh-client',
+  'ssh-keygen': 'openssh-client',
+  sshd: 'openssh-server',
 } as const;
 
 export type Tool = keyof typeof TOOL_PACKAGES;

@@ -51,6 +51,8 @@ export interface WorldOptions {
   readonly tables?: readonly string[];
   /** Protected TCP ports. Default SSH and ALT. */
   readonly protect?: readonly number[];
+  /** TCP ports the server agent echoes on. Default: the protected ports and OPEN. */
+  readonly listen?: readonly number[];
 }
 
 export class E2eWorld {
@@ -94,7 +96,7 @@ export class E2eWorld {
     this.#pair = await createPair(tag, { subnet });
     const pair = this.#pair;
     [this.#srv, this.#cli] = await Promise.all([pair.agent(pair.srv), pair.agent(pair.cli)]);
-    for (const p of [...protect, OPEN]) await this.srv.listenTcp(p);
+    for (const p of this.opts.listen ?? [...protect, OPEN]) await this.srv.listenTcp(p);
     this.#dir = mkdtempSync(join(tmpdir(), `spak-${tag}-`));
     for (const name of [...this.opts.clients.map((c) => c.name), ...(this.opts.strangers ?? [])]) {
       const f = join(this.dir, `${name}.key`);

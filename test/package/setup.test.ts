@@ -40,6 +40,8 @@ test("README's first command and .ci/run install the same packages, which cover 
     knockd: 'knockd',
     fwknop: 'fwknop-client',
     fwknopd: 'fwknop-server',
+    ssh: 'openssh-client',
+    sshd: 'openssh-server',
   };
   // code only (comments may name a tool no test runs), and not this file's own table
   const sources = ['test', 'harness', 'scripts']
