@@ -22,13 +22,15 @@ import { parseIp } from '../shared/address.js';
 import { toHex } from '../shared/bytes.js';
 import { cliParser, die, exitQuietlyOnClosedStdout, intOption, usageError } from '../shared/cli.js';
 import { DEFAULT_PORT } from '../shared/constants.js';
+import { SpaError } from '../shared/errors.js';
 import { generateFwknopKeyText } from '../shared/fwknop/keys.js';
 import { readKeyFile, writeKeyFile, writeSecretFile } from '../shared/keyfile.js';
 import { formatKey, generateKey } from '../shared/keys.js';
 import { buildFwknopPacket, readFwknopKeyFile } from './fwknop.js';
 import { buildPacket, checkAllowIp, describe, parseAccessList } from './request.js';
 import { type RunOptions, runKnock, sendBuilt } from './knock-run.js';
-import { hostLiteral, localAddressTowards, resolveHost } from './send.js';
+import { hostLiteral, localAddressTowards } from './send.js';
+import { resolveTargets } from './targets.js';
 import { currentRotating, formatSequence, parseSequence, printRotating, sendSequence } from './sequence.js';
 import { withProfile } from './profile.js';
 import { pipeTo, proxyArgs, proxyLog, proxyOptions } from './proxy.js';
@@ -115,7 +117,9 @@ function formatOption(v: string): 'spak1' | 'fwknop' {
 
 /** `--allow-ip auto`: the source address of the route to the server (see localAddressTowards). */
 async function autoAllowIp(host: string, family: 0 | 4 | 6, port: number): Promise<string> {
-  const target = await resolveHost(host, family);
+  // the first address the resolver gives, as a single-family knock would use
+  const [target] = await resolveTargets(host, family);
+  if (target === undefined) throw new SpaError('ERR_SPA_RESOLVE', `cannot resolve host ${host}`);
   const local = await localAddressTowards(target.address, target.family, port);
   const bare = parseIp(local, { zone: 'strip' })?.text ?? local;
   return checkAllowIp(bare, `--allow-ip auto: the route to ${target.address} leaves from ${bare}, which`);

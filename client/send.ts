@@ -4,7 +4,6 @@
  * @module
  */
 import { createSocket } from 'node:dgram';
-import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { hostPort } from '../shared/address.js';
 import { SpaError, errnoText } from '../shared/errors.js';
@@ -17,24 +16,6 @@ export function hostLiteral(host: string, family: 0 | 4 | 6): { address: string;
   if (family !== 0 && family !== lit)
     throw new SpaError('ERR_SPA_USAGE', `${host} is an IPv${lit} address but -${family} was given`);
   return { address: h, family: lit as 4 | 6 };
-}
-
-export async function resolveHost(host: string, family: 0 | 4 | 6): Promise<{ address: string; family: 4 | 6 }> {
-  const lit = hostLiteral(host, family);
-  if (lit !== undefined) return lit;
-  try {
-    const r = await lookup(host, { family, verbatim: true });
-    return { address: r.address, family: r.family as 4 | 6 };
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why =
-      code === 'ENOTFOUND'
-        ? 'no such host'
-        : code === 'EAI_AGAIN'
-          ? 'name server not reachable (try again)'
-          : errnoText(e);
-    throw new SpaError('ERR_SPA_RESOLVE', `cannot resolve host ${host}: ${why}`);
-  }
 }
 
 /**

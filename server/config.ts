@@ -9,7 +9,7 @@ import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { isAbsolute, resolve, dirname } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { z } from 'zod';
-import { type Access, dedupeAccesses, formatAccess, isPort, parseAccess, sameAccess } from '../shared/access.js';
+import { type Access, dedupeAccesses, formatAccess, isPort, sameAccess } from '../shared/access.js';
 import { type Cidr, isStrictIp, parseCidr } from '../shared/address.js';
 import {
   DEFAULT_GRANT_DURATION_S,
@@ -21,6 +21,7 @@ import { SpaError, errnoText } from '../shared/errors.js';
 import { readKeyFile } from '../shared/keyfile.js';
 import { parseKey } from '../shared/keys.js';
 import type { FwknopKeys } from '../shared/fwknop/codec.js';
+import { accessSchema } from './config-fields.js';
 import { fwknopClientFields, fwknopKeysOf } from './config-fwknop.js';
 import { tableNameProblem } from './firewall/names.js';
 import { DEFAULT_HEAL_INTERVAL_S, MAX_HEAL_INTERVAL_S } from './heal.js';
@@ -79,15 +80,6 @@ export interface Config {
   /** Names of the clients whose key is written in the config itself (`key =`): the file then holds secrets. */
   readonly inlineKeys: readonly string[];
 }
-
-const accessSchema = z.string().transform((s, ctx) => {
-  const a = parseAccess(s);
-  if (!a) {
-    ctx.addIssue({ code: 'custom', message: `"${s}" is not an access like "tcp/22" or "udp/53"` });
-    return z.NEVER;
-  }
-  return a;
-});
 
 const cidrSchema = z.string().transform((s, ctx): Cidr => {
   const r = parseCidr(s);

@@ -5,9 +5,10 @@
  * @module
  */
 import { z } from 'zod';
-import { type Access, formatAccess, parseAccess, sameAccess } from '../shared/access.js';
+import { type Access, formatAccess, sameAccess } from '../shared/access.js';
 import { parseStep } from '../shared/knock-steps.js';
 import { ROTATING_HIGH, ROTATING_LOW, rotatingCounter, rotatingSteps } from '../shared/rotating.js';
+import { accessSchema } from './config-fields.js';
 import type { KnockSequence } from './firewall/backend.js';
 import { MAX_GAP_S, MAX_SEQUENCES, SEQUENCE_NAME_RE, stepsProblem } from './firewall/sequence-check.js';
 
@@ -18,15 +19,6 @@ const stepSchema = z.string().transform((s, ctx) => {
   const a = parseStep(s);
   if (!a) {
     ctx.addIssue({ code: 'custom', message: `"${s}" is not a step like "8881" (tcp) or "9991:udp"` });
-    return z.NEVER;
-  }
-  return a;
-});
-
-const accessSchema = z.string().transform((s, ctx) => {
-  const a = parseAccess(s);
-  if (!a) {
-    ctx.addIssue({ code: 'custom', message: `"${s}" is not an access like "tcp/22" or "udp/53"` });
     return z.NEVER;
   }
   return a;
