@@ -3,8 +3,9 @@
  * `iptables -F` or a deleted chain removes the gate without telling anyone, leaving the protected ports open for
  * everyone (or closed for every grant). Every `firewall.heal_interval` seconds the healer asks the backend's read side
  * (`check`, the same one `spa-knockd check` uses) whether the plan is installed as expected; if not, it installs the
- * plan again and re-grants every live grant of the grant manager, and reports it (`event: "heal"`). A check or an
- * install that fails is reported and tried again at the next tick. Timers are injected (server/timers.ts).
+ * plan again and re-grants every live grant of the grant manager, and reports it (`event: "heal"`). A check that
+ * fails (e.g. a flush between its two reads) counts as a problem: the plan is installed again at once. An install
+ * that fails is reported (`heal-error`) and tried again at the next tick. Timers are injected (server/timers.ts).
  * @module
  */
 import type { FirewallBackend, FirewallPlan } from './firewall/backend.js';
@@ -65,7 +66,14 @@ export class GateHealer {
     if (this.#stopped) return false;
     const t0 = performance.now();
     try {
-      const problems = await this.#o.backend.check(this.#o.plan(this.#o.now()));
+      let problems: readonly string[];
+      try {
+        problems = await this.#o.backend.check(this.#o.plan(this.#o.now()));
+      } catch (err) {
+        // a check can fail half-way when the ruleset is flushed under it (the table is listed, then its chain is
+        // gone): a gate that cannot be verified is re-installed (install is idempotent), not left for an interval
+        problems = [`the check failed: ${(err as Error)?.message ?? String(err)}`];
+      }
       if (problems.length === 0 || this.#stopped) return false;
       const grants = await this.#o.reinstall();
       this.#o.onHeal({ problems, grants, ms: Math.round((performance.now() - t0) * 10) / 10 });
