@@ -7,9 +7,10 @@
  */
 import { networkInterfaces } from 'node:os';
 import { formatAccess } from '../shared/access.js';
-import { subnetBroadcasts } from '../shared/address.js';
+import { parseIp, subnetBroadcasts } from '../shared/address.js';
 import { REPLAY_COMPACT_FACTOR, REPLAY_COMPACT_SLACK } from '../shared/constants.js';
 import { ReplayGuard } from '../shared/replay.js';
+import { ClockSkews } from './clock-skew.js';
 import type { Config } from './config.js';
 import type { FirewallBackend, FirewallPlan, GrantEntry } from './firewall/backend.js';
 import { GrantManager, accessesWith } from './grants.js';
@@ -57,6 +58,8 @@ const fmtEntries = (entries: readonly Pick<GrantEntry, 'access'>[]) => entries.m
 
 export class Daemon {
   readonly rejects = new RejectCounter();
+  /** Clock offsets of recent authenticated `stale` knocks (status `clock.stale`, spa-knockd doctor). */
+  readonly clockSkews = new ClockSkews();
   readonly grants: GrantManager;
   readonly #d: DaemonDeps;
   readonly #now: () => number;
@@ -235,6 +238,8 @@ export class Daemon {
     const log = this.#d.log;
     if (!v.ok) {
       this.rejects.add(v.code);
+      if (v.offsetMs !== undefined && v.client !== undefined)
+        this.clockSkews.record(v.client, parseIp(source, { zone: 'strip' })?.text ?? source, v.offsetMs, now);
       if (v.code === 'state-write' && !this.#stateFailing) {
         this.#stateFailing = true;
         log.error(
