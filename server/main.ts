@@ -11,6 +11,7 @@
  *   spa-knockd status --config FILE [--json]   active grants, reject counters (docs/operations.md)
  *   spa-knockd uninstall --config FILE   remove everything the daemon installed in the firewall
  *   spa-knockd rules --config FILE [--format nft|iptables-restore]   print a standalone ruleset (no daemon)
+ *   spa-knockd doctor --config FILE [--json]   why a knock "works" but the port stays closed (server/doctor.ts)
  *   spa-knockd import-fwknop --access-conf FILE [--out FILE]   fwknopd access.conf → config text (server/import-fwknop.ts)
  *   spa-knockd completion | --help | --version
  * @module
@@ -28,6 +29,7 @@ import { type Logger, createLogger } from './log.js';
 import { ReplayFile } from './replay-file.js';
 import { type ControlServer, controlPath, openControl } from './control.js';
 import { daemonStatus, statusCommand } from './status.js';
+import { doctorCommand } from './doctor.js';
 import { Reloader } from './reload.js';
 
 const PROG = 'spa-knockd';
@@ -141,7 +143,8 @@ export async function main(argv: readonly string[]): Promise<void> {
     requiresArg: true,
   } as const;
   await cliParser(PROG, argv, {
-    usage: '$0 --config FILE | $0 <check|status|uninstall|rules> --config FILE | $0 import-fwknop --access-conf FILE',
+    usage:
+      '$0 --config FILE | $0 <check|status|doctor|uninstall|rules> --config FILE | $0 import-fwknop --access-conf FILE',
   })
     .command(
       '$0',
@@ -165,6 +168,14 @@ export async function main(argv: readonly string[]): Promise<void> {
       'active grants and reject counters of the running daemon (its control socket in state_dir)',
       (y) => y.option('config', configOpt).option('json', { type: 'boolean', describe: 'print the status as JSON' }),
       (a) => statusCommand(configPathOf(a.config), a.json === true),
+    )
+    .command(
+      'doctor',
+      'find why a knock would not open the port (other firewalls, IPv6, clocks, the gate); exit 1 with findings',
+      (y) => y.option('config', configOpt).option('json', { type: 'boolean', describe: 'print the findings as JSON' }),
+      async (a) => {
+        process.exitCode = await doctorCommand(configPathOf(a.config), a.json === true);
+      },
     )
     .command(
       'rules',
