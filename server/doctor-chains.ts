@@ -114,10 +114,12 @@ function walkTable(t: ModelTable, target: DropTarget, out: Finding[]): void {
     target.role === 'knock'
       ? `let ${what} through there:`
       : `let ${what} through there (spa-knockd's gate still decides who may connect):`;
-  const walk = (chain: ModelChain, depth: number, seen: Set<string>, via: string): WalkEnd => {
+  // `cond`: 'maybe' once the path into this chain depended on other conditions (a jump from a `maybe` rule)
+  const walk = (chain: ModelChain, depth: number, seen: Set<string>, via: string, cond: 'yes' | 'maybe'): WalkEnd => {
     for (const r of chain.rules) {
-      const c = covers(r.match, target.access);
-      if (c === 'no') continue;
+      const own = covers(r.match, target.access);
+      if (own === 'no') continue;
+      const c = cond === 'maybe' ? 'maybe' : own;
       const where = `${t.label}${fam} chain ${chain.name}${via} rule ${r.position} "${r.text}"`;
       switch (r.verdict) {
         case 'accept':
@@ -138,7 +140,7 @@ function walkTable(t: ModelTable, target: DropTarget, out: Finding[]): void {
           const sub = r.target !== undefined ? t.chains.get(r.target) : undefined;
           if (sub === undefined || t.own?.has(sub.name) || seen.has(sub.name) || depth >= MAX_DEPTH) break;
           seen.add(sub.name);
-          const end = walk(sub, depth + 1, seen, `${via} (via ${chain.name})`);
+          const end = walk(sub, depth + 1, seen, `${via} (via ${chain.name})`, c);
           seen.delete(sub.name);
           if (end === 'accepted' || end === 'dropped') return end;
           if (r.verdict === 'goto' && c === 'yes') return 'end';
@@ -155,7 +157,7 @@ function walkTable(t: ModelTable, target: DropTarget, out: Finding[]): void {
   };
   for (const chain of t.chains.values()) {
     if (!chain.inputHook || t.own?.has(chain.name)) continue;
-    const end = walk(chain, 0, new Set([chain.name]), '');
+    const end = walk(chain, 0, new Set([chain.name]), '', 'yes');
     if ((end === 'end' || end === 'return') && chain.policy === 'drop') {
       const prio = chain.priority !== undefined ? ` (priority ${chain.priority})` : '';
       out.push({
