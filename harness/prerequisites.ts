@@ -14,6 +14,8 @@ export const TOOL_PACKAGES = {
   ip6tables: 'iptables',
   'iptables-restore': 'iptables',
   'ip6tables-restore': 'iptables',
+  'iptables-legacy': 'iptables',
+  faketime: 'faketime',
   knock: 'knockd',
   knockd: 'knockd',
   ssh: 'openssh-client',
