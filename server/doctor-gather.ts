@@ -37,6 +37,8 @@ export interface Gathered {
   readonly bindV6Only?: boolean | undefined;
   /** `timedatectl show -p NTPSynchronized --value`: 'yes' | 'no', undefined when it cannot be read. */
   readonly ntp?: string | undefined;
+  /** What could not be read although the tool is there (e.g. `nft -j list ruleset: Operation not permitted`). */
+  readonly unreadable: readonly string[];
   /** The daemon's status, or why it could not be had. */
   readonly status: { readonly ok: true; readonly value: Status } | { readonly ok: false; readonly why: string };
   /** backend.check(plan): the differences from the plan, or the failure of the check itself. */
@@ -88,13 +90,21 @@ export async function gather(config: Config, deps: GatherDeps = {}): Promise<Gat
     // the clock is not per namespace: no wrap
     runner(['timedatectl', 'show', '-p', 'NTPSynchronized', '--value'], { timeoutMs: TOOL_TIMEOUT_MS }),
   ]);
+  const unreadable: string[] = [];
+  const failed = (r: RunResult | undefined, what: string) => {
+    if (r !== undefined && r.code !== 0)
+      unreadable.push(`${what}: ${r.stderr.trim().split('\n')[0] || `exit status ${r.code}`}`);
+  };
+  failed(nft, 'nft -j list ruleset');
+  failed(l4, 'iptables-legacy-save');
+  failed(l6, 'ip6tables-legacy-save');
   let nftRuleset: unknown;
   const nftText = ok(nft);
   if (nftText !== undefined) {
     try {
       nftRuleset = JSON.parse(nftText);
     } catch {
-      nftRuleset = undefined;
+      unreadable.push('nft -j list ruleset: the answer is not JSON');
     }
   }
   const ntpValue = ntp.code === 0 ? ntp.stdout.trim() : '';
@@ -132,6 +142,7 @@ export async function gather(config: Config, deps: GatherDeps = {}): Promise<Gat
     host: hostAddresses(addrs),
     bindV6Only: v6only?.code === 0 ? v6only.stdout.trim() === '1' : undefined,
     ntp: ntpValue === 'yes' || ntpValue === 'no' ? ntpValue : undefined,
+    unreadable,
     status,
     gate,
   };

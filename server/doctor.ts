@@ -39,6 +39,13 @@ export function diagnose(config: Config, g: Gathered): Finding[] {
       g.legacy6 !== undefined ? iptablesSaveTable(g.legacy6, 6, ownChains, 'ip6tables-legacy') : undefined,
     ].filter((t) => t !== undefined),
   ];
+  for (const u of g.unreadable)
+    out.push({
+      severity: 'warning',
+      code: 'not-checked',
+      message: `cannot read ${u}: rules there that drop the ports were not looked at`,
+      fix: 'run spa-knockd doctor as root',
+    });
   out.push(...dropFindings(tables, targets));
   out.push(
     ...familyFindings({

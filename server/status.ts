@@ -133,6 +133,10 @@ export function formatStatus(s: Status): string {
   }
   const by = Object.entries(s.rejects.by).map(([r, n]) => `${r} ${n}`);
   out.push(`rejected since start: ${s.rejects.total}${by.length > 0 ? ` (${by.join(', ')})` : ''}`);
+  for (const k of s.clock?.stale ?? [])
+    out.push(
+      `stale knocks from ${k.client} at ${k.source}: its clock is ${Math.abs(k.offset_s)} s ${k.offset_s > 0 ? 'ahead' : 'behind'} (${k.count}, latest ${k.seen})`,
+    );
   return `${out.join('\n')}\n`;
 }
 

@@ -11,7 +11,7 @@ import { parseConfig } from '../../server/config.js';
 import { Daemon } from '../../server/daemon.js';
 import { FakeBackend } from '../../server/firewall/fake.js';
 import type { openUdpListener } from '../../server/listener.js';
-import { daemonStatus } from '../../server/status.js';
+import { daemonStatus, formatStatus } from '../../server/status.js';
 import { FakeClock } from '../helpers/clock.js';
 import { logSink } from '../helpers/logsink.js';
 
@@ -60,6 +60,11 @@ describe('clock offsets of stale knocks', () => {
         ],
       );
       assert.equal(s.clock.stale[0]?.seen, new Date(clock.now()).toISOString());
+      assert.match(
+        formatStatus(s),
+        /\nstale knocks from alice at 203\.0\.113\.9: its clock is 65\.5 s ahead \(2, latest /,
+      );
+      assert.match(formatStatus(s), /\nstale knocks from alice at 2001:db8::7: its clock is 62 s behind \(1, /);
       // control: a knock inside the window is granted and adds no offset
       d.handle(knockAt(ALICE, clock.now() + 30_000), '198.51.100.4');
       await d.settled();

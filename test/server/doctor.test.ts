@@ -310,6 +310,7 @@ describe('doctor: diagnose and the text', () => {
     ]),
     host: { v4: ['192.0.2.1'], v6: ['2001:db8::1'] },
     ntp: 'yes',
+    unreadable: [],
     status: { ok: true, value: status },
     gate: { problems: [] },
   };
@@ -341,5 +342,18 @@ describe('doctor: diagnose and the text', () => {
     assert.equal(text.trimEnd().split('\n').length, 5);
     assert.match(text, /^error {3}\[daemon-not-running\] .*; fix: start it/m);
     assert.match(text, /\ndoctor: 3 findings /);
+  });
+
+  test('a ruleset that cannot be read (not root) is a warning, never a silent "no problems"', () => {
+    const f = diagnose(config, {
+      ...clean,
+      nftRuleset: undefined,
+      unreadable: ['nft -j list ruleset: Operation not permitted (you must be root)'],
+    });
+    assert.deepEqual(
+      f.filter((x) => x.severity !== 'note').map((x) => x.code),
+      ['not-checked'],
+    );
+    assert.match(f[0]?.message ?? '', /^cannot read nft -j list ruleset: Operation not permitted/);
   });
 });
