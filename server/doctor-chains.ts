@@ -84,7 +84,14 @@ export interface ModelTable {
 export interface DropTarget {
   readonly access: Access;
   /** `protected`: a port the daemon opens (finding 1); `knock`: the daemon's UDP port (finding 2). */
-  readonly role: 'protected' | 'knock';
+  readonly role: 'protected' | 'knock' | 'step';
+  /**
+   * `step`: a step of a classic `[[sequence]]` (recognised by spa-knockd's own rules in the kernel). Only chains that
+   * run before ours see it first: those with a priority below this one (ours drops the step packets itself).
+   */
+  readonly before?: number | undefined;
+  /** `step`: the sequence's name, for the message. */
+  readonly sequence?: string | undefined;
 }
 
 const inRanges = (port: number, r: PortRanges) => r.some(([lo, hi]) => port >= lo && port <= hi);
@@ -108,12 +115,15 @@ function walkTable(t: ModelTable, target: DropTarget, out: Finding[]): void {
   const consequence =
     target.role === 'knock'
       ? 'knocks never reach spa-knockd'
-      : "a knock opens spa-knockd's gate but the connection is still dropped";
-  const code = target.role === 'knock' ? 'knock-port-dropped' : 'foreign-drop';
+      : target.role === 'step'
+        ? `knocks of sequence "${target.sequence ?? '?'}" never reach spa-knockd's rules (this chain runs before them)`
+        : "a knock opens spa-knockd's gate but the connection is still dropped";
+  const code =
+    target.role === 'knock' ? 'knock-port-dropped' : target.role === 'step' ? 'sequence-step-dropped' : 'foreign-drop';
   const letThrough =
-    target.role === 'knock'
-      ? `let ${what} through there:`
-      : `let ${what} through there (spa-knockd's gate still decides who may connect):`;
+    target.role === 'protected'
+      ? `let ${what} through there (spa-knockd's gate still decides who may connect):`
+      : `let ${what} through there:`;
   // `cond`: 'maybe' once the path into this chain depended on other conditions (a jump from a `maybe` rule)
   const walk = (chain: ModelChain, depth: number, seen: Set<string>, via: string, cond: 'yes' | 'maybe'): WalkEnd => {
     for (const r of chain.rules) {
@@ -157,6 +167,7 @@ function walkTable(t: ModelTable, target: DropTarget, out: Finding[]): void {
   };
   for (const chain of t.chains.values()) {
     if (!chain.inputHook || t.own?.has(chain.name)) continue;
+    if (target.before !== undefined && !(chain.priority !== undefined && chain.priority < target.before)) continue;
     const end = walk(chain, 0, new Set([chain.name]), '', 'yes');
     if ((end === 'end' || end === 'return') && chain.policy === 'drop') {
       const prio = chain.priority !== undefined ? ` (priority ${chain.priority})` : '';

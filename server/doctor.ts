@@ -5,7 +5,7 @@
  * server/doctor-chains.ts with server/doctor-nft.ts and server/doctor-iptables.ts).
  * @module
  */
-import { formatAccess } from '../shared/access.js';
+import { dedupeAccesses, formatAccess } from '../shared/access.js';
 import { isSpaError } from '../shared/errors.js';
 import { type Config, loadConfig } from './config.js';
 import { type DropTarget, type Finding, dropFindings } from './doctor-chains.js';
@@ -13,6 +13,7 @@ import { clockFindings, configFinding, daemonFinding, familyFindings, gateFindin
 import { type GatherDeps, type Gathered, gather } from './doctor-gather.js';
 import { iptablesSaveTable } from './doctor-iptables.js';
 import { nftTables } from './doctor-nft.js';
+import { CHAIN_PRIO } from './firewall/nft-script.js';
 
 /** Every finding for a config and what was gathered (pure). */
 export function diagnose(config: Config, g: Gathered): Finding[] {
@@ -29,6 +30,17 @@ export function diagnose(config: Config, g: Gathered): Finding[] {
   const targets: DropTarget[] = [
     ...config.firewall.protect.map((access) => ({ access, role: 'protected' as const })),
     { access: { proto: 'udp', port: config.listen.port }, role: 'knock' },
+    // fixed classic sequences with nftables: a chain before ours that drops a step hides it from our rules
+    ...(config.firewall.backend === 'nftables'
+      ? config.sequences.flatMap((q) =>
+          dedupeAccesses(q.steps).map((access) => ({
+            access,
+            role: 'step' as const,
+            before: CHAIN_PRIO,
+            sequence: q.name,
+          })),
+        )
+      : []),
   ];
   const own = { backend: config.firewall.backend, table: config.firewall.table };
   const ownChains = new Set(config.firewall.backend === 'iptables' ? [own.table, `${own.table}_OUT`] : []);

@@ -344,6 +344,39 @@ describe('doctor: diagnose and the text', () => {
     assert.match(text, /\ndoctor: 3 findings /);
   });
 
+  test('classic sequence steps: only a chain that runs before spa-knockd’s (priority < -10) hides them', () => {
+    const seqConfig = parseConfig(
+      configText({
+        protect: ['tcp/22'],
+        extra: '[[sequence]]\nname = "door"\nsteps = ["7000", "8000:udp", "9000"]\nopen = ["tcp/22"]',
+      }),
+      'x.toml',
+    );
+    const chain = (name: string, prio: number) => ({
+      chain: { family: 'inet', table: 'early', name, handle: 1, type: 'filter', hook: 'input', prio, policy: 'accept' },
+    });
+    const rule = (c: string, handle: number, expr: unknown[]) => ({
+      rule: { family: 'inet', table: 'early', chain: c, handle, expr },
+    });
+    const f = diagnose(seqConfig, {
+      ...clean,
+      nftRuleset: {
+        nftables: [
+          chain('raw', -100),
+          chain('late', 0),
+          rule('raw', 5, [dport('udp', 8000), DROP]),
+          rule('late', 6, [dport('tcp', 9000), DROP]),
+        ],
+      },
+    });
+    assert.deepEqual(
+      f.filter((x) => x.severity !== 'note').map((x) => x.message.split(':')[0]),
+      ['nft table inet early chain raw rule 5 "udp dport 8000 drop" drops udp/8000'],
+    );
+    assert.equal(f[0]?.code, 'sequence-step-dropped');
+    assert.match(f[0]?.message ?? '', /knocks of sequence "door" never reach spa-knockd's rules/);
+  });
+
   test('a ruleset that cannot be read (not root) is a warning, never a silent "no problems"', () => {
     const f = diagnose(config, {
       ...clean,
