@@ -71,6 +71,14 @@ function hostAddresses(r: RunResult | undefined): HostAddresses {
   return { v4, v6 };
 }
 
+/** iptables backend: false when ip6tables is absent or fails for a reason other than permissions (not root). */
+function ip6tablesWorks(config: Config, r: RunResult | undefined): boolean | undefined {
+  if (config.firewall.backend !== 'iptables') return undefined;
+  if (r === undefined) return false;
+  if (r.code === 0) return true;
+  return /permission denied|must be root/i.test(r.stderr) ? undefined : false;
+}
+
 export async function gather(config: Config, deps: GatherDeps = {}): Promise<Gathered> {
   const runner = deps.run ?? realRun;
   const wrap = deps.wrap ?? [];
@@ -138,7 +146,7 @@ export async function gather(config: Config, deps: GatherDeps = {}): Promise<Gat
     nftRuleset,
     legacy4: ok(l4),
     legacy6: ok(l6),
-    ip6tablesWorks: ip6 === undefined ? (config.firewall.backend === 'iptables' ? false : undefined) : ip6.code === 0,
+    ip6tablesWorks: ip6tablesWorks(config, ip6),
     host: hostAddresses(addrs),
     bindV6Only: v6only?.code === 0 ? v6only.stdout.trim() === '1' : undefined,
     ntp: ntpValue === 'yes' || ntpValue === 'no' ? ntpValue : undefined,
