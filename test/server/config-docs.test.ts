@@ -48,14 +48,17 @@ function unwrap(t: unknown): { core: ZodLike['_zod']['def']; hasDefault: boolean
 function leaves(shape: Record<string, unknown>, section: string, prefix: string, out: Leaf[]): Leaf[] {
   for (const [key, t] of Object.entries(shape)) {
     const { core, hasDefault, dflt } = unwrap(t);
-    if (core.type === 'object' && prefix === '') {
-      leaves(core.shape as Record<string, unknown>, `[${key}]`, `${key}.`, out);
+    // a table is a section of its own, named as TOML names it: [listen], [[client]], [a.b] (section without brackets)
+    const inner = section.replace(/^\[+|\]+$/g, '');
+    const name = inner ? `${inner}.${key}` : key;
+    if (core.type === 'object') {
+      leaves(core.shape as Record<string, unknown>, `[${name}]`, `${prefix}${key}.`, out);
       continue;
     }
-    if (core.type === 'array' && prefix === '') {
+    if (core.type === 'array') {
       const el = unwrap(core.element).core;
       if (el.type === 'object') {
-        leaves(el.shape as Record<string, unknown>, `[[${key}]]`, `${key}[].`, out);
+        leaves(el.shape as Record<string, unknown>, `[[${name}]]`, `${prefix}${key}[].`, out);
         continue;
       }
     }
@@ -94,7 +97,7 @@ function docRows(md: string): Map<string, Map<string, Row>> {
   let section: string | undefined;
   for (const line of md.split('\n')) {
     if (line.startsWith('## ')) {
-      const m = /`?(\[\[?[a-z_]+\]\]?)`?/.exec(line);
+      const m = /`?(\[\[?[a-z_.]+\]\]?)`?/.exec(line);
       section = m ? m[1] : line.startsWith('## Top level') ? '' : undefined;
       continue;
     }
