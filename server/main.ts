@@ -27,6 +27,7 @@ import { type Config, loadConfig } from './config.js';
 import { Daemon, planOf } from './daemon.js';
 import { createBackend } from './firewall/create.js';
 import { runImportFwknop } from './import-fwknop.js';
+import { DEFAULT_UNIT_DIR, daemonCommand, installSystemd } from './install-systemd.js';
 import { LOG_FORMATS, type LogFormat, type Logger, createLogger, logDestination, logFormatFor } from './log.js';
 import { takeListenFd } from './listen-fds.js';
 import { createNotifier } from './notify.js';
@@ -171,7 +172,8 @@ export async function main(argv: readonly string[]): Promise<void> {
     requiresArg: true,
   } as const;
   await cliParser(PROG, argv, {
-    usage: '$0 --config FILE | $0 <check|status|uninstall|rules> --config FILE | $0 import-fwknop --access-conf FILE',
+    usage:
+      '$0 --config FILE | $0 <check|status|uninstall|rules> --config FILE | $0 import-fwknop --access-conf FILE | $0 install-systemd',
   })
     .command(
       '$0',
@@ -219,6 +221,29 @@ export async function main(argv: readonly string[]): Promise<void> {
       'remove every firewall object the daemon installed',
       (y) => y.option('config', configOpt),
       (a) => uninstall(configPathOf(a.config)),
+    )
+    .command(
+      'install-systemd',
+      'install spa-knockd.service and spa-knockd.socket for this spa-knockd (docs/systemd.md)',
+      (y) =>
+        y
+          .option('config', configOpt)
+          .option('unit-dir', {
+            type: 'string',
+            requiresArg: true,
+            describe: `where to write the units (default ${DEFAULT_UNIT_DIR})`,
+          })
+          .option('dry-run', { type: 'boolean', describe: 'print the units and what would change; write nothing' })
+          .option('force', { type: 'boolean', describe: 'replace unit files that differ' }),
+      (a) =>
+        installSystemd({
+          unitDir: a.unitDir ?? DEFAULT_UNIT_DIR,
+          configPath: configPathOf(a.config),
+          dryRun: a.dryRun === true,
+          force: a.force === true,
+          command: daemonCommand(process.execPath, process.execArgv, process.argv[1] ?? ''),
+          out: (t) => process.stdout.write(t),
+        }),
     )
     .command(
       'import-fwknop',

@@ -5,6 +5,9 @@
  *   socket and execs the daemon with it as fd 3, LISTEN_FDS=1, LISTEN_PID) — the daemon adopts that socket instead of
  *   binding listen.* from its config, a knock from the client namespace opens the protected port, and the knock that
  *   woke the daemon up is served too; a stream socket is refused with one line and ERR_SPA_LISTEN;
+ * - the unit's capability bounding set: under `setpriv --bounding-set=-all,+net_admin,+net_raw --no-new-privs` (what
+ *   CapabilityBoundingSet= and NoNewPrivileges= leave a root service), each backend still installs the gate and a
+ *   knock still opens the port;
  * - readiness: NOTIFY_SOCKET names a stand-in for systemd's notification socket (harness/notify-listener.ts, created
  *   by `systemd-socket-activate` too). When READY=1 arrives the daemon is frozen (SIGSTOP) and the namespace's
  *   ruleset listed: the gate must already be there. RELOADING=1 then READY=1 around SIGHUP, STOPPING=1 on SIGTERM.
@@ -17,6 +20,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DaemonProcess } from '../../harness/daemon-process.js';
 import { type Agent, type NetnsPair, createPair, requireNetns } from '../../harness/netns.js';
+import { BACKEND_TOOLS } from '../../harness/prerequisites.js';
 import { CLIENT, ROOT, runTs } from '../../harness/run.js';
 import { formatKey, generateKey } from '../../shared/keys.js';
 import { run } from '../../server/firewall/process.js';
@@ -25,6 +29,7 @@ const UDP = 62201;
 const GATED = 2290;
 const GATED_2 = 2291;
 const STREAM = 2299;
+const CAPPED: Readonly<Record<'nftables' | 'iptables', number>> = { nftables: 2292, iptables: 2293 };
 const TABLE = 'spak_sysd_act';
 
 type Note = { t: number; fields: Record<string, string>; gate?: { code: number; stdout: string } };
@@ -97,7 +102,15 @@ async function until(cond: () => boolean, timeoutMs: number, what: () => string)
   }
 }
 
-if (requireNetns(['nft', 'systemd-socket-activate', 'systemd-notify'])) {
+if (
+  requireNetns([
+    ...BACKEND_TOOLS.nftables,
+    ...BACKEND_TOOLS.iptables,
+    'setpriv',
+    'systemd-socket-activate',
+    'systemd-notify',
+  ])
+) {
   describe('spa-knockd under systemd-style socket activation and readiness (nftables)', () => {
     let pair: NetnsPair;
     let srv: Agent;
@@ -131,7 +144,7 @@ if (requireNetns(['nft', 'systemd-socket-activate', 'systemd-notify'])) {
     before(async () => {
       pair = await createPair('sysd-act', { subnet: 90 });
       [srv, cli] = await Promise.all([pair.agent(pair.srv), pair.agent(pair.cli)]);
-      for (const p of [GATED, GATED_2]) await srv.listenTcp(p);
+      for (const p of [GATED, GATED_2, ...Object.values(CAPPED)]) await srv.listenTcp(p);
       dir = mkdtempSync(join(tmpdir(), 'spak-sysd-'));
       keyFile = join(dir, 'alice.key');
       writeFileSync(keyFile, `${formatKey(generateKey())}\n`, { mode: 0o600 });
@@ -242,5 +255,38 @@ if (requireNetns(['nft', 'systemd-socket-activate', 'systemd-notify'])) {
       ]);
       assert.doesNotMatch(d.stderr, /\n\s+at /, 'no stack trace');
     });
+
+    for (const backend of ['nftables', 'iptables'] as const) {
+      test(`${backend}: works with only CAP_NET_ADMIN and CAP_NET_RAW and no new privileges (the unit's bounding set)`, async () => {
+        const port = CAPPED[backend];
+        const cfg = join(dir, `capped-${backend}.toml`);
+        writeFileSync(
+          cfg,
+          [
+            `state_dir = "${join(dir, `state-${backend}`)}"`,
+            `[listen]\nport = ${UDP}\naddress = "::"`,
+            `[firewall]\nbackend = "${backend}"\nprotect = ["tcp/${port}"]\ntable = "${backend === 'nftables' ? 'spak_sysd_cap' : 'SPAK_SYSD_CAP'}"`,
+            '[grant]\nduration = 30\nmax_duration = 60',
+            `[[client]]\nname = "alice"\nkey_file = "alice.key"\nopen = ["tcp/${port}"]`,
+            '',
+          ].join('\n'),
+          { mode: 0o600 },
+        );
+        const d = new DaemonProcess(pair.srv, cfg, {
+          launcher: ['setpriv', '--bounding-set=-all,+net_admin,+net_raw', '--no-new-privs', '--'],
+        });
+        daemons.push(d);
+        await d.start(20_000);
+        const status = await pair.exec(pair.srv, ['grep', '-E', '^Cap(Bnd|Eff):', `/proc/${d.pid}/status`]);
+        // CAP_NET_ADMIN is bit 12, CAP_NET_RAW bit 13: 0x3000
+        assert.match(status.stdout, /CapEff:\s+0000000000003000\nCapBnd:\s+0000000000003000/, status.stdout);
+        assert.equal(await isOpen(port), false, 'gated');
+        const k = await knock(`tcp/${port}`);
+        assert.equal(k.code, 0, k.stderr);
+        await d.waitFor((l) => l.event === 'grant', 5000);
+        assert.equal(await isOpen(port), true, 'open after the knock');
+        assert.equal(await d.stop('SIGTERM'), 0, d.stderr);
+      });
+    }
   });
 }
