@@ -28,6 +28,8 @@ import { run } from '../../server/firewall/process.js';
 const UDP = 62201;
 const GATED = 2290;
 const GATED_2 = 2291;
+/** Protected and never granted: closed whenever the gate is in force. */
+const NEVER = 2294;
 const STREAM = 2299;
 const CAPPED: Readonly<Record<'nftables' | 'iptables', number>> = { nftables: 2292, iptables: 2293 };
 const TABLE = 'spak_sysd_act';
@@ -144,7 +146,7 @@ if (
     before(async () => {
       pair = await createPair('sysd-act', { subnet: 90 });
       [srv, cli] = await Promise.all([pair.agent(pair.srv), pair.agent(pair.cli)]);
-      for (const p of [GATED, GATED_2, ...Object.values(CAPPED)]) await srv.listenTcp(p);
+      for (const p of [GATED, GATED_2, NEVER, ...Object.values(CAPPED)]) await srv.listenTcp(p);
       dir = mkdtempSync(join(tmpdir(), 'spak-sysd-'));
       keyFile = join(dir, 'alice.key');
       writeFileSync(keyFile, `${formatKey(generateKey())}\n`, { mode: 0o600 });
@@ -155,7 +157,7 @@ if (
           `state_dir = "${join(dir, 'state')}"`,
           // what a socket-activated daemon must NOT bind: the socket comes from systemd
           `[listen]\nport = ${UDP}\naddress = "::"`,
-          `[firewall]\nbackend = "nftables"\nprotect = ["tcp/${GATED}", "tcp/${GATED_2}"]\ntable = "${TABLE}"`,
+          `[firewall]\nbackend = "nftables"\nprotect = ["tcp/${GATED}", "tcp/${GATED_2}", "tcp/${NEVER}"]\ntable = "${TABLE}"`,
           '[grant]\nduration = 30\nmax_duration = 60',
           `[[client]]\nname = "alice"\nkey_file = "alice.key"\nopen = ["tcp/${GATED}", "tcp/${GATED_2}"]`,
           '',
@@ -224,9 +226,9 @@ if (
       await notify.waitFor('STOPPING', '1', from);
     });
 
-    test('the knock that makes systemd start the daemon is served (it waits in the socket)', async () => {
-      const d = activated();
-      assert.equal(await isOpen(GATED_2), false);
+    test('the knock that makes systemd start the daemon is served (it waits in the socket); [::] serves IPv4 too', async () => {
+      // a dual-stack socket as spa-knockd.socket makes it (ListenDatagram=62201, BindIPv6Only=both)
+      const d = activated(['--datagram', '-l', `[::]:${UDP}`]);
       await d.start(20_000, async () => {
         await socketUp(d);
         const k = await knock(`tcp/${GATED_2}`);
@@ -234,7 +236,10 @@ if (
       });
       const grant = await d.waitFor((l) => l.event === 'grant', 10_000);
       assert.deepEqual(grant.accesses, [`tcp/${GATED_2}`]);
-      assert.equal(await isOpen(GATED_2), true);
+      assert.equal(grant.address, pair.cli4, 'the IPv4-mapped sender, normalised');
+      assert.equal(d.events('start')[0]?.listen, `[::]:${UDP}`);
+      assert.equal(await isOpen(NEVER), false, 'the gate is in force');
+      assert.equal(await isOpen(GATED_2), true, 'and the waking knock opened its port');
       assert.equal(await d.stop('SIGTERM'), 0);
     });
 
