@@ -21,6 +21,10 @@ export const TOOL_PACKAGES = {
   ssh: 'openssh-client',
   'ssh-keygen': 'openssh-client',
   sshd: 'openssh-server',
+  'systemd-analyze': 'systemd',
+  'systemd-socket-activate': 'systemd',
+  'systemd-notify': 'systemd',
+  setpriv: 'util-linux',
 } as const;
 
 export type Tool = keyof typeof TOOL_PACKAGES;
