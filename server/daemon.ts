@@ -7,12 +7,12 @@
  */
 import { networkInterfaces } from 'node:os';
 import { formatAccess } from '../shared/access.js';
-import { subnetBroadcasts } from '../shared/address.js';
+import { grantSource, subnetBroadcasts } from '../shared/address.js';
 import { REPLAY_COMPACT_FACTOR, REPLAY_COMPACT_SLACK } from '../shared/constants.js';
 import { ReplayGuard } from '../shared/replay.js';
 import type { Config } from './config.js';
 import type { FirewallBackend, FirewallPlan, GrantEntry } from './firewall/backend.js';
-import { GrantManager, accessesWith } from './grants.js';
+import { GrantManager, accessesWith, keyFields } from './grants.js';
 import type { GateHealer } from './heal.js';
 import { maxGrantsOf, startHealer, startRotator, verifierFor } from './daemon-parts.js';
 import { type Listener, openUdpListener } from './listener.js';
@@ -108,7 +108,7 @@ export class Daemon {
       onExpire: (entries) => {
         for (const e of entries) {
           deps.log.info(
-            { event: 'expire', address: e.address, accesses: fmtEntries([e]), owner: e.owner },
+            { event: 'expire', address: grantSource(e), accesses: fmtEntries([e]), owner: e.owner },
             'grant expired',
           );
         }
@@ -263,7 +263,7 @@ export class Daemon {
                 event: 'grant',
                 client: d.client,
                 source: d.source,
-                address: d.address,
+                address: grantSource(d),
                 accesses: r.outcomes.map((o) => formatAccess(o.access)),
                 opened: accessesWith(r.outcomes, 'opened'),
                 renewed: accessesWith(r.outcomes, 'renewed'),
@@ -284,7 +284,7 @@ export class Daemon {
                 event: 'revoke',
                 client: d.client,
                 source: d.source,
-                address: d.address,
+                address: grantSource(d),
                 // what the knocker no longer holds: revoked now, or already gone
                 accesses: [...fmtEntries(r.revoked), ...r.absent.map(formatAccess)],
                 revoked: fmtEntries(r.revoked),
@@ -363,7 +363,7 @@ export class Daemon {
     this.#listener = undefined;
     this.grants.stop();
     if (!this.#d.backend.kernelExpiry) {
-      const live = this.grants.active().map(({ entry: { family, address, access } }) => ({ family, address, access }));
+      const live = this.grants.active().map(({ entry }) => keyFields(entry));
       if (live.length > 0) {
         try {
           await this.#d.backend.revoke(live);
