@@ -16,7 +16,6 @@
  */
 import { type Access, formatAccess, sameAccess } from '../shared/access.js';
 import { type Cidr, cidrsOverlap, grantKeyString, grantSource, parseCidr } from '../shared/address.js';
-import { NFT_KNOWN_GRACE_MS } from '../shared/constants.js';
 import type { FirewallBackend, GrantEntry } from './firewall/backend.js';
 import type { Decision } from './policy.js';
 import type { Timers } from './timers.js';
@@ -149,15 +148,16 @@ export class GrantManager {
   }
 
   /**
-   * Would this prefix grant overlap a prefix grant of another length for one of the same accesses? Grants that ended
-   * less than NFT_KNOWN_GRACE_MS ago count too: the kernel may still hold them (nft lists whole seconds).
+   * Would this prefix grant overlap a live prefix grant of another length for one of the same accesses? (A grant
+   * restored from nft after a restart is listed up to 1 s early, so the kernel may hold it a moment longer than this
+   * knows: the nft change then fails, `firewall`, and a later knock succeeds.)
    */
   #overlaps(d: Decision, now: number): boolean {
     const mine = blockOf(d);
     if (mine === undefined) return false;
     for (const l of this.#live.values()) {
       if (l.prefix === undefined || l.family !== d.family || l.prefix === d.prefix) continue;
-      if (l.expiresAt + NFT_KNOWN_GRACE_MS <= now || !d.accesses.some((a) => sameAccess(a, l.access))) continue;
+      if (l.expiresAt <= now || !d.accesses.some((a) => sameAccess(a, l.access))) continue;
       const other = blockOf(l);
       if (other !== undefined && cidrsOverlap(mine, other)) return true;
     }
