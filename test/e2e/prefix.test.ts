@@ -8,6 +8,7 @@
  * - alice (`max_prefix4 = 24`, `max_prefix6 = 64`) knocks with `--prefix4 24` (from cli4): the neighbour reaches the
  *   port too, the outside address does not; `--close --prefix4 24` closes it for both. The same over IPv6 with /64
  *   (there the kernel sends the knock from the newest address, ::77, and ::2 connects: the privacy-address case);
+ * - the firewall flushed behind the daemon's back (`nft flush ruleset`, `iptables -F`) heals with the prefix grant;
  * - alice asking for a /23 (wider than her cap) opens nothing, the daemon counts `prefix`;
  * - bob (no cap: the default) asking for a /24 opens nothing, not even for his own address, and the daemon counts
  *   `prefix`; his plain knock (no prefix) opens for his address alone.
@@ -17,6 +18,15 @@ import { after, before, describe, test } from 'node:test';
 import { requireNetns } from '../../harness/netns.js';
 import { BACKEND_TOOLS } from '../../harness/prerequisites.js';
 import { ALT, type Backend, E2eWorld, OPEN, SSH } from './world.js';
+
+/** What an operator's reload does behind the daemon's back (as in test/e2e/heal.test.ts). */
+const FLUSH: Record<Backend, string[][]> = {
+  nftables: [['nft', 'flush', 'ruleset']],
+  iptables: [
+    ['iptables', '-F'],
+    ['ip6tables', '-F'],
+  ],
+};
 
 function prefixSuite(backend: Backend, tag: string, subnet: number): void {
   if (!requireNetns(BACKEND_TOOLS[backend])) return;
@@ -100,6 +110,22 @@ function prefixSuite(backend: Backend, tag: string, subnet: number): void {
         assert.deepEqual(await reach(f, SSH), [false, false, false], 'closed again for all');
       });
     }
+
+    test('a flushed firewall heals with the prefix grant in it: the neighbour connects again, the outside not', async () => {
+      const mark = w.daemon.lines.length;
+      await w.knockOk(w.pair.srv4, '--key', w.keys['alice']!, '--prefix4', '24', '--duration', '30');
+      assert.equal(await w.opens(w.pair.srv4, SSH, 3000, near4), true, 'open for the neighbour');
+      for (const argv of FLUSH[backend]) {
+        const r = await w.pair.exec(w.pair.srv, argv);
+        assert.equal(r.code, 0, `${argv.join(' ')}: ${r.stderr}`);
+      }
+      const heal = await w.daemon.waitFor((l) => l.event === 'heal', 8000, mark);
+      assert.equal(heal.grants, 1, 'the prefix grant was granted again');
+      assert.deepEqual(await reach(4, SSH), [true, true, false], 'gate back, prefix grant in it');
+      await w.knockOk(w.pair.srv4, '--key', w.keys['alice']!, '--prefix4', '24', '--close');
+      await w.daemon.waitFor((l) => l.event === 'revoke', 5000, mark);
+      assert.deepEqual(await reach(4, SSH), [false, false, false]);
+    });
 
     test('a prefix wider than the cap opens nothing (prefix)', async () => {
       const mark = w.daemon.lines.length;
