@@ -188,3 +188,54 @@ describe('nft command text', () => {
     assert.equal(msg, 'Could not process rule: No such file or directory (at "allow4")');
   });
 });
+
+describe('nft JSON: prefix grants (issue 10)', () => {
+  test('allow4p/allow6p elements with a prefix part (as nft 1.0.6 prints them) are prefix grants; other forms are not', () => {
+    const pfx = (addr: string, len: number) => ({ prefix: { addr, len } });
+    const text = doc(
+      set(
+        'allow4p',
+        ['ipv4_addr', 'inet_proto', 'inet_service'],
+        [
+          { elem: { val: { concat: [pfx('10.100.0.0', 24), 'tcp', 22] }, timeout: 30, expires: 29, comment: 'alice' } },
+          { elem: { val: { concat: ['10.100.1.7', 'tcp', 22] }, timeout: 30, expires: 29 } }, // a plain address
+          { elem: { val: { concat: [pfx('10.100.2.0', 32), 'tcp', 22] }, timeout: 30, expires: 29 } }, // a /32
+          { elem: { val: { concat: [pfx('10.100.3.1', 24), 'tcp', 22] }, timeout: 30, expires: 29 } }, // host bits
+          { elem: { val: { concat: [pfx('2001:db8::', 64), 'tcp', 22] }, timeout: 30, expires: 29 } }, // wrong family
+        ],
+      ),
+      set(
+        'allow6p',
+        ['ipv6_addr', 'inet_proto', 'inet_service'],
+        [
+          {
+            elem: { val: { concat: [pfx('2001:db8:1:2::', 64), 'udp', 53] }, timeout: 60, expires: 59, comment: 'bob' },
+          },
+        ],
+      ),
+      // a prefix in a hash set is not one we write
+      set('allow4', ['ipv4_addr', 'inet_proto', 'inet_service'], [{ concat: [pfx('10.7.0.0', 16), 'tcp', 22] }]),
+    );
+    const now = 1_800_000_000_000;
+    assert.deepEqual(grantsOfListing(parseNftTable(text, 'inet', 'spa_knock'), now), [
+      {
+        family: 4,
+        address: '10.100.0.0',
+        prefix: 24,
+        access: { proto: 'tcp', port: 22 },
+        expiresAt: now + 29_000,
+        remainingMs: 29_000,
+        owner: 'alice',
+      },
+      {
+        family: 6,
+        address: '2001:db8:1:2::',
+        prefix: 64,
+        access: { proto: 'udp', port: 53 },
+        expiresAt: now + 59_000,
+        remainingMs: 59_000,
+        owner: 'bob',
+      },
+    ]);
+  });
+});
