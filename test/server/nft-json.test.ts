@@ -162,6 +162,38 @@ describe('nft command text', () => {
     );
   });
 
+  test('a prefix grant is an element of allow4p/allow6p; the replace path carries it there', () => {
+    const k = { family: 4, address: '10.0.0.0', prefix: 24, access: { proto: 'tcp', port: 22 } } as const;
+    assert.equal(elemWithTimeout(k, 30_000, 'alice'), '10.0.0.0/24 . tcp . 22 timeout 30s comment "alice"');
+    const six = { family: 6, address: '2001:db8::', prefix: 64, access: { proto: 'udp', port: 53 } } as const;
+    const lines = replaceLines(
+      't',
+      { protect: [], silencePortUnreachable: false, sequences: [] },
+      [
+        { ...k, remainingMs: 5000, owner: 'bob' },
+        { ...six, remainingMs: 9000 },
+        { family: 4, address: '10.0.0.9', access: k.access, remainingMs: 7000 },
+      ],
+      1000,
+    );
+    assert.deepEqual(lines.slice(-3), [
+      'add element inet t allow4 { 10.0.0.9 . tcp . 22 timeout 7s }',
+      'add element inet t allow4p { 10.0.0.0/24 . tcp . 22 timeout 5s comment "bob" }',
+      'add element inet t allow6p { 2001:db8::/64 . udp . 53 timeout 9s }',
+    ]);
+    const install = installLines('t', { protect: [], silencePortUnreachable: false, sequences: [] });
+    assert.ok(
+      install.includes(
+        'add set inet t allow4p { type ipv4_addr . inet_proto . inet_service; flags interval,timeout; }',
+      ),
+    );
+    assert.ok(
+      install.includes(
+        'add set inet t allow6p { type ipv6_addr . inet_proto . inet_service; flags interval,timeout; }',
+      ),
+    );
+  });
+
   test('install: the output chain is filled with silence on, and added-then-deleted (absent-safe) with it off', () => {
     const on = installLines('t', {
       protect: [{ proto: 'tcp', port: 22 }],
