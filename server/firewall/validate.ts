@@ -41,8 +41,9 @@ export function checkAccess(a: unknown): Access {
 }
 
 /**
- * A validated grant key: family 4 or 6, the address in canonical form, an optional prefix length (shared/address.ts: an IPv4-mapped IPv6
- * address is family 4, so it is refused as family 6), and the access. Zones and non-strict forms are refused.
+ * A validated grant key: family 4 or 6, the address in canonical form (shared/address.ts: an IPv4-mapped IPv6
+ * address is family 4, so it is refused as family 6), an optional prefix length (issue 10), and the access. Zones
+ * and non-strict forms are refused.
  */
 export function checkGrantKey(e: unknown): GrantKey {
   if (typeof e !== 'object' || e === null) throw firewallError('invalid grant: not an object');
