@@ -21,7 +21,7 @@ import { SpaError, errnoText } from '../shared/errors.js';
 import { readKeyFile } from '../shared/keyfile.js';
 import { parseKey } from '../shared/keys.js';
 import type { FwknopKeys } from '../shared/fwknop/codec.js';
-import { accessSchema } from './config-fields.js';
+import { accessSchema, codesClientFields, codesWindowOf } from './config-fields.js';
 import { fwknopClientFields, fwknopKeysOf } from './config-fwknop.js';
 import { tableNameProblem } from './firewall/names.js';
 import { DEFAULT_HEAL_INTERVAL_S, MAX_HEAL_INTERVAL_S } from './heal.js';
@@ -52,6 +52,8 @@ export interface ClientConfig {
   readonly maxGrants: number;
   /** fwknop's REQUIRE_SOURCE_ADDRESS: a knock must name the address to open (no "use the packet's source"). */
   readonly requireSourceAddress: boolean;
+  /** `codes = true`: the look-ahead window of this client's one-time codes (docs/codes.md); absent: no codes. */
+  readonly codesWindow?: number;
 }
 
 export interface Config {
@@ -103,6 +105,7 @@ const clientSchema = z.strictObject({
   max_duration: seconds(65535).optional(),
   max_grants: maxGrants.optional(),
   require_source_address: z.boolean().default(false),
+  ...codesClientFields,
   ...fwknopClientFields,
 });
 
@@ -263,6 +266,7 @@ export function parseConfig(text: string, path: string): Config {
         );
       }
     });
+    const codesWindow = codesWindowOf(cl, (k, msg) => fail(['client', i, k], msg));
     const maxDuration = Math.min(cl.max_duration ?? c.grant.max_duration, c.grant.max_duration);
     return {
       name: cl.name,
@@ -274,6 +278,7 @@ export function parseConfig(text: string, path: string): Config {
       maxGrants: cl.max_grants ?? c.grant.max_grants,
       requireSourceAddress: cl.require_source_address,
       ...(fwknop ? { fwknop } : {}),
+      ...(codesWindow !== undefined ? { codesWindow } : {}),
     };
   });
 

@@ -10,6 +10,7 @@ import { formatAccess } from '../shared/access.js';
 import { subnetBroadcasts } from '../shared/address.js';
 import { REPLAY_COMPACT_FACTOR, REPLAY_COMPACT_SLACK } from '../shared/constants.js';
 import { ReplayGuard } from '../shared/replay.js';
+import { CodeFloors } from './code-floor.js';
 import type { Config } from './config.js';
 import type { FirewallBackend, FirewallPlan, GrantEntry } from './firewall/backend.js';
 import { GrantManager, accessesWith } from './grants.js';
@@ -34,6 +35,8 @@ export interface DaemonDeps {
   readonly timers?: Timers;
   /** Persistent replay records; omit for memory only (unit tests). */
   readonly replayFile?: ReplayFile;
+  /** One-time codes' counter floors (server/code-floor.ts openCodeFloors); omit for memory only (unit tests). */
+  readonly codeFloors?: CodeFloors;
   /** Socket seam; default is a real node:dgram listener. */
   readonly listen?: typeof openUdpListener;
   /** Warm the verification path up at start (default true; unit tests turn it off to stay fast). */
@@ -62,6 +65,7 @@ export class Daemon {
   readonly #now: () => number;
   readonly #timers: Timers;
   readonly #replay: ReplayGuard;
+  readonly #codeFloors: CodeFloors;
   #config: Config;
   #verifier: Verifier;
   #maxGrants: ReadonlyMap<string, number>;
@@ -98,7 +102,8 @@ export class Daemon {
       ...(rf ? { persist: (r) => rf.append(r) } : {}),
     });
     this.#broadcasts = deps.broadcasts ?? subnetBroadcasts(networkInterfaces());
-    this.#verifier = verifierFor(c, this.#replay, this.#broadcasts);
+    this.#codeFloors = deps.codeFloors ?? new CodeFloors();
+    this.#verifier = verifierFor(c, this.#replay, this.#broadcasts, this.#codeFloors);
     this.#maxGrants = maxGrantsOf(c);
     this.grants = new GrantManager({
       backend: deps.backend,
@@ -207,7 +212,7 @@ export class Daemon {
       throw e;
     }
     this.#config = next;
-    this.#verifier = verifierFor(next, this.#replay, this.#broadcasts);
+    this.#verifier = verifierFor(next, this.#replay, this.#broadcasts, this.#codeFloors);
     this.#maxGrants = maxGrantsOf(next);
     this.#d.log.level = next.log.level;
     this.#startLoops();

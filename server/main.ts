@@ -26,6 +26,7 @@ import { createBackend } from './firewall/create.js';
 import { runImportFwknop } from './import-fwknop.js';
 import { type Logger, createLogger } from './log.js';
 import { ReplayFile } from './replay-file.js';
+import { CodeFloorFile, openCodeFloors } from './code-floor.js';
 import { type ControlServer, controlPath, openControl } from './control.js';
 import { daemonStatus, statusCommand } from './status.js';
 import { Reloader } from './reload.js';
@@ -61,7 +62,8 @@ async function run(configPath: string, logLevel: Level | undefined): Promise<voi
   const log = createLogger(config.log.level);
   const backend = createBackend(config);
   const replayFile = new ReplayFile(config.stateDir);
-  const daemon = new Daemon({ config, backend, log, replayFile });
+  const codeFloorFile = new CodeFloorFile(config.stateDir);
+  const daemon = new Daemon({ config, backend, log, replayFile, codeFloors: openCodeFloors(codeFloorFile) });
   const startedAt = Date.now();
   let control: ControlServer | undefined;
   try {
