@@ -30,10 +30,21 @@ const COMPACT_SLACK = 1000;
 export class CodeFloors {
   readonly #floors: Map<string, number>;
   readonly #persist: ((id: string, floor: number) => void) | undefined;
+  readonly #close: (() => void) | undefined;
 
-  constructor(initial: ReadonlyMap<string, number> = new Map(), persist?: (id: string, floor: number) => void) {
+  constructor(
+    initial: ReadonlyMap<string, number> = new Map(),
+    persist?: (id: string, floor: number) => void,
+    close?: () => void,
+  ) {
     this.#floors = new Map(initial);
     this.#persist = persist;
+    this.#close = close;
+  }
+
+  /** Release the file behind it, if any (daemon stop). */
+  close(): void {
+    this.#close?.();
   }
 
   /** The floor of this code key id (0 when none was ever raised). */
@@ -144,5 +155,9 @@ export class CodeFloorFile {
 
 /** The floors of `state_dir` (loaded), raised through the file. */
 export function openCodeFloors(file: CodeFloorFile): CodeFloors {
-  return new CodeFloors(file.load(), (id, floor) => file.append(id, floor));
+  return new CodeFloors(
+    file.load(),
+    (id, floor) => file.append(id, floor),
+    () => file.close(),
+  );
 }

@@ -254,6 +254,7 @@ export class Daemon {
       log.info({ event: 'state-write-recovered' }, 'replay records can be written again: knocks are accepted');
     }
     const d = v.decision;
+    const oneTimeCode = v.oneTimeCode;
     this.#maybeCompact(now);
     const work =
       d.type === 'open'
@@ -267,6 +268,8 @@ export class Daemon {
               {
                 event: 'grant',
                 client: d.client,
+                // a one-time code's number in the client's list (docs/codes.md)
+                ...(oneTimeCode !== undefined ? { one_time_code: oneTimeCode } : {}),
                 source: d.source,
                 address: d.address,
                 accesses: r.outcomes.map((o) => formatAccess(o.access)),
@@ -380,5 +383,6 @@ export class Daemon {
     }
     await this.#d.backend.close();
     this.#d.replayFile?.close();
+    this.#codeFloors.close();
   }
 }

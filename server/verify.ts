@@ -21,7 +21,7 @@ import { type Decision, decide } from './policy.js';
 import type { RejectReason } from './reasons.js';
 
 export type Verdict =
-  | { readonly ok: true; readonly decision: Decision }
+  | { readonly ok: true; readonly decision: Decision; readonly oneTimeCode?: number }
   | { readonly ok: false; readonly code: RejectReason; readonly client?: string; readonly error?: unknown };
 
 export interface VerifierOptions {
@@ -55,7 +55,7 @@ export class Verifier {
     if (!format) return { ok: false, code: 'version' };
     const auth = format.authenticate(buf, nowMs);
     if (!auth.ok) return auth;
-    const { client, request, replayId, consume } = auth.value;
+    const { client, request, replayId, consume, oneTimeCode } = auth.value;
     const ts = request.timestamp;
     // a format with its own replay rule (one-time codes) has no timestamp to check and no replay record to keep
     if (consume === undefined) {
@@ -75,6 +75,6 @@ export class Verifier {
     } catch (error) {
       return { ok: false, code: 'state-write', client: client.name, error };
     }
-    return p;
+    return oneTimeCode === undefined ? p : { ...p, oneTimeCode };
   }
 }

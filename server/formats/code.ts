@@ -116,6 +116,7 @@ export class CodeFormat implements PacketFormat {
           // a code asks for nothing: all the client's accesses, the default duration, the datagram's source
           request: { type: 'open', timestamp: nowMs, accesses: [], duration: 0 },
           replayId: `code:${cc.floorId}:${counter}`,
+          oneTimeCode: counter,
           consume: () => {
             this.#floors.raise(cc.floorId, counter + 1);
             this.#reindex(cc);

@@ -20,6 +20,8 @@ export interface Authenticated {
    * replay record. It records the use durably, and throws (the knock is refused: `state-write`) when it cannot.
    */
   readonly consume?: () => void;
+  /** A one-time code's counter (for the grant's log line: which code of the user's list was used). */
+  readonly oneTimeCode?: number;
 }
 
 export type AuthResult =

@@ -65,6 +65,7 @@ function codesSuite(backend: Backend, tag: string, subnet: number): void {
       await nc(w.pair.srv4, codes[0] as string);
       const g = await grantAfter(mark);
       assert.equal(g.client, 'alice');
+      assert.equal(g.one_time_code, 0, "the grant line names the code's number");
       assert.equal(g.address, w.pair.cli4);
       assert.deepEqual(g.accesses, [`tcp/${SSH}`, `tcp/${ALT}`]);
       assert.equal(await w.opens(w.pair.srv4), true, 'open after the code');

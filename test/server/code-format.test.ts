@@ -77,6 +77,7 @@ describe('one-time codes: the verifier', () => {
   test("a code opens all the client's accesses for the source, the default duration capped by max_duration", () => {
     const v = verifier().verify(code(ALICE, 0), SRC, T0);
     assert.ok(v.ok, JSON.stringify(v));
+    assert.equal(v.oneTimeCode, 0, "the code's number, for the log");
     assert.deepEqual(v.decision, {
       client: 'alice',
       type: 'open',
@@ -266,13 +267,13 @@ describe('one-time codes: the daemon in-process, across a restart of the floor s
     await a.daemon.settled();
     assert.ok(a.backend.isOpen(4, SRC, TCP22, clock.now()), 'code 0 opens');
     assert.equal(a.sink.events('grant').length, 1);
+    assert.equal(a.sink.events('grant')[0]?.one_time_code, 0, 'the grant line names the code');
     await clock.advance(11_000); // max_duration 10 s
     assert.equal(a.backend.isOpen(4, SRC, TCP22, clock.now()), false, 'the grant expired');
     a.daemon.handle(code(ALICE, 0), SRC);
     await a.daemon.settled();
     assert.equal(a.backend.isOpen(4, SRC, TCP22, clock.now()), false, 'code 0 again opens nothing');
     await a.daemon.stop();
-    a.file.close();
 
     const b = await startDaemon(stateDir, clock);
     b.daemon.handle(code(ALICE, 0), SRC);
@@ -283,7 +284,6 @@ describe('one-time codes: the daemon in-process, across a restart of the floor s
     await b.daemon.settled();
     assert.ok(b.backend.isOpen(4, SRC, TCP22, clock.now()), 'code 1 opens');
     await b.daemon.stop();
-    b.file.close();
   });
 
   test('a reload (SIGHUP) keeps the floors', async () => {
@@ -300,7 +300,6 @@ describe('one-time codes: the daemon in-process, across a restart of the floor s
     assert.equal(a.daemon.rejects.totals()['code-used'], 2);
     assert.equal(a.sink.events('grant').length, 2);
     await a.daemon.stop();
-    a.file.close();
   });
 });
 
