@@ -4,8 +4,8 @@
  * that could not be written is not raised and its code grants nothing (`state-write`: fail closed).
  *
  * `CodeFloorFile` is `<state_dir>/code-floors.log`: one line `<id> <floor>` per raise, appended with a synchronous
- * write(2) and then fdatasync(2) before the grant, so a code accepted before a crash, `kill -9` or power loss is still
- * refused after it. At load the highest floor per id wins and torn lines (a write cut short) are skipped; the file is
+ * write(2) and then fdatasync(2) before the grant (and an fsync of the directory when that created the file), so a code
+ * accepted before a crash, `kill -9` or power loss is still refused after it. At load the highest floor per id wins and torn lines (a write cut short) are skipped; the file is
  * rewritten compactly (temporary file, fsync, rename) at load and when it holds many more lines than ids.
  * @module
  */
@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { SpaError, errnoText } from '../shared/errors.js';
 
 const LINE_RE = /^([0-9a-f]{16}) (\d{1,15})$/;
-/** Rewrite the file when it holds more than this many lines beyond one per id. */
+/** Rewrite the file when it holds more than this many lines beyond one per id (default). */
 const COMPACT_SLACK = 1000;
 
 export class CodeFloors {
@@ -58,26 +58,37 @@ export class CodeFloors {
     this.#persist?.(id, floor);
     this.#floors.set(id, floor);
   }
+}
 
-  entries(): ReadonlyMap<string, number> {
-    return this.#floors;
+/** fsync(2) a directory: makes a file created or renamed in it durable (the file's own sync does not cover that). */
+function syncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 
 export class CodeFloorFile {
   readonly path: string;
+  readonly #dir: string;
+  readonly #slack: number;
   #fd: number | undefined;
   #lines = 0;
   #torn = false;
   readonly #latest = new Map<string, number>();
 
-  constructor(stateDir: string) {
+  /** `compactSlack`: lines beyond one per id before the file is rewritten (default 1000; tests use less). */
+  constructor(stateDir: string, opts: { readonly compactSlack?: number } = {}) {
+    this.#slack = opts.compactSlack ?? COMPACT_SLACK;
     try {
       mkdirSync(stateDir, { recursive: true, mode: 0o700 });
       if (!statSync(stateDir).isDirectory()) throw new Error('not a directory');
     } catch (e) {
       throw new SpaError('ERR_SPA_STATE_DIR', `state_dir ${stateDir} is not usable: ${errnoText(e)}`);
     }
+    this.#dir = stateDir;
     this.path = join(stateDir, 'code-floors.log');
   }
 
@@ -115,6 +126,7 @@ export class CodeFloorFile {
         closeSync(fd);
       }
       renameSync(tmp, this.path);
+      syncDir(this.#dir);
       if (this.#fd !== undefined) closeSync(this.#fd);
       this.#fd = openSync(this.path, 'a', 0o600);
     } catch (e) {
@@ -129,16 +141,18 @@ export class CodeFloorFile {
     const line = Buffer.from(`${this.#torn ? '\n' : ''}${id} ${floor}\n`);
     let off = 0;
     try {
+      const created = this.#fd === undefined;
       this.#fd ??= openSync(this.path, 'a', 0o600);
       while (off < line.length) off += writeSync(this.#fd, line, off, line.length - off);
       fdatasyncSync(this.#fd);
+      if (created) syncDir(this.#dir); // the first code ever: the file's name must survive a power loss too
     } catch (e) {
       if (off > 0) this.#torn = true;
       throw new SpaError('ERR_SPA_STATE_DIR', `cannot write ${this.path}: ${errnoText(e)}`);
     }
     this.#torn = false;
     this.#latest.set(id, floor);
-    if (++this.#lines > this.#latest.size + COMPACT_SLACK) {
+    if (++this.#lines > this.#latest.size + this.#slack) {
       try {
         this.#compact();
       } catch {

@@ -230,6 +230,21 @@ describe('one-time codes: the floor file', () => {
     assert.equal(floors.get(idA), 12);
   });
 
+  test('the file is compacted when it grows, and keeps the highest floors', () => {
+    const dir = join(stateRoot, 'file4');
+    const file = new CodeFloorFile(dir, { compactSlack: 10 });
+    const floors = openCodeFloors(file);
+    floors.raise(idB, 5);
+    for (let f = 1; f <= 40; f++) floors.raise(idA, f);
+    const lines = readFileSync(file.path, 'utf8').trimEnd().split('\n');
+    assert.ok(lines.length <= 12, `compacted: ${lines.length} lines`);
+    assert.ok(lines.includes(`${idB} 5`), "the other id's floor is kept");
+    file.close();
+    const again = openCodeFloors(new CodeFloorFile(dir));
+    assert.equal(again.get(idA), 40);
+    assert.equal(again.get(idB), 5);
+  });
+
   test('no file is made until a code is accepted', () => {
     const dir = join(stateRoot, 'file3');
     const file = new CodeFloorFile(dir);
