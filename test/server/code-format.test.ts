@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -193,6 +194,26 @@ describe('one-time codes: the cost of junk', () => {
     hit.value.consume?.();
     // floor 8: alice's window is now 0 … 27 (8 below the floor, 20 from it): 8 new codes
     assert.equal(f.computed, 48);
+  });
+
+  test('hostile datagrams of code size never throw and never open: code, or version without the prefix', () => {
+    const v = verifier();
+    const prefix = fc.constantFrom('spc1-', 'SPC1-', 'sPc1-', 'spc1_', '');
+    fc.assert(
+      fc.property(prefix, fc.uint8Array({ minLength: 24, maxLength: 31 }), (p, tail) => {
+        const buf = new Uint8Array([...enc(p), ...tail]).subarray(0, 31);
+        const r = v.verify(buf, SRC, T0);
+        assert.equal(r.ok, false);
+        const expect =
+          buf.length < 29
+            ? 'size'
+            : /^spc1-$/i.test(Buffer.from(buf.subarray(0, 5)).toString('latin1'))
+              ? 'code'
+              : 'version';
+        assert.equal((r as { code: string }).code, expect);
+      }),
+      { numRuns: 3000 },
+    );
   });
 });
 
