@@ -15,7 +15,15 @@ export interface TestConfigOptions {
   duration?: number;
   maxDuration?: number;
   window?: number;
-  clients?: { name: string; key: Uint8Array; open: string[]; sources?: string[]; max_duration?: number }[];
+  clients?: {
+    name: string;
+    key: Uint8Array;
+    open: string[];
+    sources?: string[];
+    max_duration?: number;
+    /** `codes = true`: the client takes one-time codes (docs/codes.md). */
+    codes?: boolean;
+  }[];
   extra?: string;
 }
 
@@ -44,6 +52,7 @@ export function configText(o: TestConfigOptions = {}): string {
       `open = ${q(c.open)}`,
       ...(c.sources ? [`sources = ${q(c.sources)}`] : []),
       ...(c.max_duration ? [`max_duration = ${c.max_duration}`] : []),
+      ...(c.codes ? ['codes = true'] : []),
     ]),
     '',
   ].join('\n');
