@@ -77,6 +77,8 @@ export class CodeFloorFile {
   #fd: number | undefined;
   #lines = 0;
   #torn = false;
+  /** The file's name is durable in state_dir (synced after it was created or renamed there). */
+  #dirSynced = false;
   readonly #latest = new Map<string, number>();
 
   /** `compactSlack`: lines beyond one per id before the file is rewritten (default 1000; tests use less). */
@@ -127,6 +129,7 @@ export class CodeFloorFile {
       }
       renameSync(tmp, this.path);
       syncDir(this.#dir);
+      this.#dirSynced = true;
       if (this.#fd !== undefined) closeSync(this.#fd);
       this.#fd = openSync(this.path, 'a', 0o600);
     } catch (e) {
@@ -141,11 +144,12 @@ export class CodeFloorFile {
     const line = Buffer.from(`${this.#torn ? '\n' : ''}${id} ${floor}\n`);
     let off = 0;
     try {
-      const created = this.#fd === undefined;
       this.#fd ??= openSync(this.path, 'a', 0o600);
       while (off < line.length) off += writeSync(this.#fd, line, off, line.length - off);
       fdatasyncSync(this.#fd);
-      if (created) syncDir(this.#dir); // the first code ever: the file's name must survive a power loss too
+      // the first code ever (no file at load): the file's name must survive a power loss too
+      if (!this.#dirSynced) syncDir(this.#dir);
+      this.#dirSynced = true;
     } catch (e) {
       if (off > 0) this.#torn = true;
       throw new SpaError('ERR_SPA_STATE_DIR', `cannot write ${this.path}: ${errnoText(e)}`);
