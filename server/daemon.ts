@@ -244,7 +244,7 @@ export class Daemon {
         this.#stateFailing = true;
         log.error(
           { event: 'state-write-error', client: v.client, err: v.error },
-          'cannot write the replay record: knocks are refused until it can',
+          'cannot write the replay record (or one-time code floor): knocks are refused until it can',
         );
       }
       return;
