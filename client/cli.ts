@@ -9,6 +9,7 @@
  *   spa-knock HOST --sequence 8881,7777,9991:udp|auto [--key FILE] [--delay MS] [-4|-6] [--json]   (classic knocks)
  *   spa-knock proxy HOST PORT [--key FILE] [--port 62201] [--open …] [-4|-6] [--timeout S]   (ssh ProxyCommand)
  *   spa-knock sequence [--key FILE] [--json]   the current rotating sequence (client/sequence.ts)
+ *   spa-knock codes [--key FILE] [--count 20] [--start N] [--nc HOST] [--json]   one-time codes (client/codes.ts)
  *   spa-knock keygen [--out FILE] [--force] [--format spak1|fwknop]
  *   spa-knock completion | --help | --version
  *
@@ -34,6 +35,7 @@ import { hostLiteral, localAddressTowards } from './send.js';
 import { resolveTargets } from './targets.js';
 import { currentRotating, formatSequence, parseSequence, printRotating, sendSequence } from './sequence.js';
 import { withProfile } from './profile.js';
+import { printCodes } from './codes.js';
 import { pipeTo, proxyArgs, proxyLog, proxyOptions } from './proxy.js';
 import { DEFAULT_WAIT_S, parseWait } from './wait.js';
 
@@ -280,6 +282,28 @@ export async function main(argv: readonly string[]): Promise<void> {
           })
           .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }),
       (x) => printRotating(x.key, x.json),
+    )
+    .command(
+      'codes',
+      'print numbered one-time codes of a key, for apps that can only send fixed bytes (docs/client.md)',
+      (y) =>
+        y
+          .option('key', {
+            type: 'string',
+            default: join(homedir(), '.knock.key'),
+            describe: 'key file',
+            requiresArg: true,
+          })
+          .option('count', { type: 'string', requiresArg: true, describe: 'how many codes (20; at most 1000)' })
+          .option('start', { type: 'string', requiresArg: true, describe: "the first code's number (0)" })
+          .option('nc', { type: 'string', requiresArg: true, describe: 'show how to send one to this server with nc' })
+          .option('port', {
+            type: 'string',
+            requiresArg: true,
+            describe: `server's UDP port, for that line (${DEFAULT_PORT})`,
+          })
+          .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }),
+      (x) => printCodes({ key: x.key, count: x.count, start: x.start, nc: x.nc, port: x.port, json: x.json }),
     )
     .command(
       '$0 <host>',

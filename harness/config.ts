@@ -23,6 +23,8 @@ export interface TestConfigOptions {
     max_duration?: number;
     max_prefix4?: number;
     max_prefix6?: number;
+    /** `codes = true`: the client takes one-time codes (docs/codes.md). */
+    codes?: boolean;
   }[];
   extra?: string;
 }
@@ -54,6 +56,7 @@ export function configText(o: TestConfigOptions = {}): string {
       ...(c.max_duration ? [`max_duration = ${c.max_duration}`] : []),
       ...(c.max_prefix4 ? [`max_prefix4 = ${c.max_prefix4}`] : []),
       ...(c.max_prefix6 ? [`max_prefix6 = ${c.max_prefix6}`] : []),
+      ...(c.codes ? ['codes = true'] : []),
     ]),
     '',
   ].join('\n');

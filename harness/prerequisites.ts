@@ -25,6 +25,7 @@ export const TOOL_PACKAGES = {
   'systemd-socket-activate': 'systemd',
   'systemd-notify': 'systemd',
   setpriv: 'util-linux',
+  nc: 'netcat-openbsd',
 } as const;
 
 export type Tool = keyof typeof TOOL_PACKAGES;

@@ -21,7 +21,7 @@ import { SpaError, errnoText } from '../shared/errors.js';
 import { readKeyFile } from '../shared/keyfile.js';
 import { parseKey } from '../shared/keys.js';
 import type { FwknopKeys } from '../shared/fwknop/codec.js';
-import { accessSchema } from './config-fields.js';
+import { accessSchema, codesClientFields, codesWindowOf } from './config-fields.js';
 import { fwknopClientFields, fwknopKeysOf } from './config-fwknop.js';
 import { tableNameProblem } from './firewall/names.js';
 import { DEFAULT_HEAL_INTERVAL_S, MAX_HEAL_INTERVAL_S } from './heal.js';
@@ -61,6 +61,8 @@ export interface ClientConfig {
    */
   readonly maxPrefix4?: number;
   readonly maxPrefix6?: number;
+  /** `codes = true`: the look-ahead window of this client's one-time codes (docs/codes.md); absent: no codes. */
+  readonly codesWindow?: number;
 }
 
 export interface Config {
@@ -114,6 +116,7 @@ const clientSchema = z.strictObject({
   require_source_address: z.boolean().default(false),
   max_prefix4: z.number().int('must be a whole number').min(MIN_PREFIX4).max(32).default(32),
   max_prefix6: z.number().int('must be a whole number').min(MIN_PREFIX6).max(128).default(128),
+  ...codesClientFields,
   ...fwknopClientFields,
 });
 
@@ -277,6 +280,7 @@ export function parseConfig(text: string, path: string): Config {
         );
       }
     });
+    const codesWindow = codesWindowOf(cl, (k, msg) => fail(['client', i, k], msg));
     const maxDuration = Math.min(cl.max_duration ?? c.grant.max_duration, c.grant.max_duration);
     return {
       name: cl.name,
@@ -290,6 +294,7 @@ export function parseConfig(text: string, path: string): Config {
       maxPrefix4: cl.max_prefix4,
       maxPrefix6: cl.max_prefix6,
       ...(fwknop ? { fwknop } : {}),
+      ...(codesWindow !== undefined ? { codesWindow } : {}),
     };
   });
 

@@ -11,6 +11,7 @@ import { grantSource, parseIp, subnetBroadcasts } from '../shared/address.js';
 import { REPLAY_COMPACT_FACTOR, REPLAY_COMPACT_SLACK } from '../shared/constants.js';
 import { ReplayGuard } from '../shared/replay.js';
 import { ClockSkews } from './clock-skew.js';
+import { CodeFloors } from './code-floor.js';
 import type { Config } from './config.js';
 import type { FirewallBackend, FirewallPlan, GrantEntry } from './firewall/backend.js';
 import { GrantManager, accessesWith, keyFields } from './grants.js';
@@ -35,6 +36,8 @@ export interface DaemonDeps {
   readonly timers?: Timers;
   /** Persistent replay records; omit for memory only (unit tests). */
   readonly replayFile?: ReplayFile;
+  /** One-time codes' counter floors (server/code-floor.ts openCodeFloors); omit for memory only (unit tests). */
+  readonly codeFloors?: CodeFloors;
   /** Socket seam; default is a real node:dgram listener. */
   readonly listen?: typeof openUdpListener;
   /**
@@ -70,6 +73,7 @@ export class Daemon {
   readonly #now: () => number;
   readonly #timers: Timers;
   readonly #replay: ReplayGuard;
+  readonly #codeFloors: CodeFloors;
   #config: Config;
   #verifier: Verifier;
   #maxGrants: ReadonlyMap<string, number>;
@@ -106,7 +110,8 @@ export class Daemon {
       ...(rf ? { persist: (r) => rf.append(r) } : {}),
     });
     this.#broadcasts = deps.broadcasts ?? subnetBroadcasts(networkInterfaces());
-    this.#verifier = verifierFor(c, this.#replay, this.#broadcasts);
+    this.#codeFloors = deps.codeFloors ?? new CodeFloors();
+    this.#verifier = verifierFor(c, this.#replay, this.#broadcasts, this.#codeFloors);
     this.#maxGrants = maxGrantsOf(c);
     this.grants = new GrantManager({
       backend: deps.backend,
@@ -226,7 +231,7 @@ export class Daemon {
       throw e;
     }
     this.#config = next;
-    this.#verifier = verifierFor(next, this.#replay, this.#broadcasts);
+    this.#verifier = verifierFor(next, this.#replay, this.#broadcasts, this.#codeFloors);
     this.#maxGrants = maxGrantsOf(next);
     this.#d.log.level = next.log.level;
     this.#startLoops();
@@ -260,7 +265,7 @@ export class Daemon {
         this.#stateFailing = true;
         log.error(
           { event: 'state-write-error', client: v.client, err: v.error },
-          'cannot write the replay record: knocks are refused until it can',
+          'cannot write the replay record (or one-time code floor): knocks are refused until it can',
         );
       }
       return;
@@ -270,6 +275,7 @@ export class Daemon {
       log.info({ event: 'state-write-recovered' }, 'replay records can be written again: knocks are accepted');
     }
     const d = v.decision;
+    const oneTimeCode = v.oneTimeCode;
     this.#maybeCompact(now);
     const work =
       d.type === 'open'
@@ -283,6 +289,8 @@ export class Daemon {
               {
                 event: 'grant',
                 client: d.client,
+                // a one-time code's number in the client's list (docs/codes.md)
+                ...(oneTimeCode !== undefined ? { one_time_code: oneTimeCode } : {}),
                 source: d.source,
                 address: grantSource(d),
                 accesses: r.outcomes.map((o) => formatAccess(o.access)),
@@ -396,5 +404,6 @@ export class Daemon {
     }
     await this.#d.backend.close();
     this.#d.replayFile?.close();
+    this.#codeFloors.close();
   }
 }

@@ -33,6 +33,7 @@ import { LOG_FORMATS, type LogFormat, type Logger, createLogger, logDestination,
 import { takeListenFd } from './listen-fds.js';
 import { createNotifier } from './notify.js';
 import { ReplayFile } from './replay-file.js';
+import { CodeFloorFile, openCodeFloors } from './code-floor.js';
 import { type ControlServer, controlPath, openControl } from './control.js';
 import { daemonStatus, statusCommand } from './status.js';
 import { doctorCommand } from './doctor.js';
@@ -80,7 +81,15 @@ async function run(configPath: string, logLevel: Level | undefined, logFormat: L
   });
   const backend = createBackend(config);
   const replayFile = new ReplayFile(config.stateDir);
-  const daemon = new Daemon({ config, backend, log, replayFile, ...(listenFd !== undefined ? { listenFd } : {}) });
+  const codeFloorFile = new CodeFloorFile(config.stateDir);
+  const daemon = new Daemon({
+    config,
+    backend,
+    log,
+    replayFile,
+    codeFloors: openCodeFloors(codeFloorFile),
+    ...(listenFd !== undefined ? { listenFd } : {}),
+  });
   const startedAt = Date.now();
   let control: ControlServer | undefined;
   try {

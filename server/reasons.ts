@@ -8,6 +8,8 @@ export const REJECT_REASONS = [
   'version', // unknown version byte / format
   'unknown-key', // key id matches no client in the current epochs
   'mac', // HMAC does not verify
+  'code', // a one-time code (spc1-…) that is no live code of any client: wrong key, junk, or beyond the look-ahead
+  'code-used', // a one-time code below its client's floor: used already, or skipped over by a later code
   'malformed', // decrypted payload does not parse, or key-id epoch disagrees with the timestamp
   'fwknop-nat', // an fwknop NAT access request (-N, --nat-local): not supported, refused
   'fwknop-command', // an fwknop command request (-C): never run, refused

@@ -6,6 +6,10 @@
  *   → time window and replay floor → replay → policy           (common to every format)
  *   → replay record written                                     (`state-write` if it cannot be: fail closed)
  *
+ * A one-time code (server/formats/code.ts) has its own replay rule instead of the time window and the replay record:
+ * its format finds it among the live codes, and its `consume` (the client's counter floor, written durably) takes the
+ * replay record's place after the policy.
+ *
  * Only a packet that passes every stage is remembered by the replay guard. Nothing here throws (a failed replay
  * record write is a verdict), reads a clock of its own, or touches the network or the firewall.
  * @module
@@ -17,7 +21,7 @@ import { type Decision, decide } from './policy.js';
 import type { RejectReason } from './reasons.js';
 
 export type Verdict =
-  | { readonly ok: true; readonly decision: Decision }
+  | { readonly ok: true; readonly decision: Decision; readonly oneTimeCode?: number }
   | {
       readonly ok: false;
       readonly code: RejectReason;
@@ -58,22 +62,26 @@ export class Verifier {
     if (!format) return { ok: false, code: 'version' };
     const auth = format.authenticate(buf, nowMs);
     if (!auth.ok) return auth;
-    const { client, request, replayId } = auth.value;
+    const { client, request, replayId, consume, oneTimeCode } = auth.value;
     const ts = request.timestamp;
-    if (checkTime(ts, nowMs, this.#replay.windowMs) !== 'ok')
-      return { ok: false, code: 'stale', client: client.name, offsetMs: ts - nowMs };
-    if (this.#replay.check(replayId, nowMs) === 'replay') return { ok: false, code: 'replay', client: client.name };
-    // older than a record the guard has forgotten: after a clock step back it could be one of those (shared/replay.ts)
-    if (this.#replay.forgotten(ts, nowMs)) return { ok: false, code: 'stale', client: client.name };
+    // a format with its own replay rule (one-time codes) has no timestamp to check and no replay record to keep
+    if (consume === undefined) {
+      if (checkTime(ts, nowMs, this.#replay.windowMs) !== 'ok')
+        return { ok: false, code: 'stale', client: client.name, offsetMs: ts - nowMs };
+      if (this.#replay.check(replayId, nowMs) === 'replay') return { ok: false, code: 'replay', client: client.name };
+      // older than a record the guard has forgotten: after a clock step back it could be one of those (shared/replay.ts)
+      if (this.#replay.forgotten(ts, nowMs)) return { ok: false, code: 'stale', client: client.name };
+    }
     const src = parseIp(source, { zone: 'strip' });
     if (!src) return { ok: false, code: 'source', client: client.name };
     const p = decide(client, request, src, this.#policy);
     if (!p.ok) return { ok: false, code: p.code, client: client.name };
     try {
-      this.#replay.remember(replayId, ts, nowMs);
+      if (consume) consume();
+      else this.#replay.remember(replayId, ts, nowMs);
     } catch (error) {
       return { ok: false, code: 'state-write', client: client.name, error };
     }
-    return p;
+    return oneTimeCode === undefined ? p : { ...p, oneTimeCode };
   }
 }

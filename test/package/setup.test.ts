@@ -45,6 +45,7 @@ test("README's first command and .ci/run install the same packages, which cover 
     'systemd-analyze': 'systemd',
     'systemd-socket-activate': 'systemd',
     'systemd-notify': 'systemd',
+    nc: 'netcat-openbsd',
   };
   // code only (comments may name a tool no test runs), and not this file's own table
   const sources = ['test', 'harness', 'scripts']
