@@ -12,8 +12,8 @@
  * - a grant that ends while the daemon is dead: nftables closes it in the kernel on time with no daemon;
  *   iptables cannot (no kernel expiry): the port stays open for that one address until the daemon is back, which
  *   drops it at start (reconciled: `restore` counts 0) — measured and asserted as such;
- * - the replay record survives: the bytes of the first knock, sent again after the second restart, are refused as
- *   `replay` and open nothing.
+ * - the replay record survives: the bytes of the first knock, sent again after the first restart (inside the replay
+ *   window), are refused as `replay`, and after the second one (`replay` or, past the window, `stale`); no grant.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -127,6 +127,16 @@ function crashRestart(backend: Backend, tag: string, subnet: number): void {
       const upA = Date.now();
       const restoredA = w.daemon.events('restore', mark)[0]; // logged before 'start', so already there
       assert.ok(upA < endA - 1000, `the restart (${upA - killA} ms) came well before A's end, as this test needs`);
+
+      // the replay record survived the kill -9: A's bytes again (inside the replay window) are refused as a replay
+      const grantsA = w.grantsSoFar();
+      await w.sendRaw(srv4, hexA);
+      await w.daemon.waitFor(
+        (l) => l.event === 'rejects' && ((l.by as Record<string, number>).replay ?? 0) >= 1,
+        4000,
+        mark,
+      );
+      assert.equal(w.grantsSoFar(), grantsA, 'the replayed bytes made no grant');
       await sleep(Math.max(0, endA - Date.now()) + 1000);
 
       // --- grant B (2 s), kill -9, the daemon stays dead past B's end, then restart
@@ -145,14 +155,12 @@ function crashRestart(backend: Backend, tag: string, subnet: number): void {
       const upB = Date.now();
       const restoredB = w.daemon.events('restore', mark)[0];
 
-      // --- the first knock's bytes again, after two kill -9s: refused as a replay
+      // --- the first knock's bytes again, after two kill -9s: refused (a replay, or stale once the window is past)
       const grants = w.grantsSoFar();
       await w.sendRaw(srv4, hexA);
-      await w.daemon.waitFor(
-        (l) => l.event === 'rejects' && ((l.by as Record<string, number>).replay ?? 0) >= 1,
-        4000,
-        mark,
-      );
+      const rj = await w.daemon.waitFor((l) => l.event === 'rejects', 4000, mark);
+      const by = rj.by as Record<string, number>;
+      assert.equal((by.replay ?? 0) + (by.stale ?? 0), 1, `refused: ${JSON.stringify(by)}`);
       assert.equal(w.grantsSoFar(), grants, 'the replayed bytes made no grant');
       await sleep(300);
       const end = Date.now();
