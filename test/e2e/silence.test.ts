@@ -147,16 +147,19 @@ function silenceSuite(backend: Backend, tag: string, subnet: number): void {
       assert.equal(d.out, 0, 'no IP packet left the server namespace during the flood');
     });
 
-    const nmap = async (args: string[]): Promise<Record<string, string>> => {
-      const r = await w.pair.exec(w.pair.cli, ['nmap', '-n', '-Pn', '-oG', '-', ...args], { timeoutMs: 120_000 });
+    /** nmap's normal output: the port lines as it prints them, and the state of each. */
+    const nmap = async (args: string[]): Promise<{ lines: string[]; states: Record<string, string> }> => {
+      const r = await w.pair.exec(w.pair.cli, ['nmap', '-n', '-Pn', ...args], { timeoutMs: 120_000 });
       assert.equal(r.code, 0, `nmap ${args.join(' ')}: ${r.stderr}`);
-      const ports = /Ports: (.*?)(\t|$)/m.exec(r.stdout)?.[1] ?? '';
+      const lines = r.stdout.split('\n').filter((l) => /^\d+\/(udp|tcp)\s/.test(l));
       const states: Record<string, string> = {};
-      for (const p of ports.split(', ')) {
-        const [port, state, proto] = p.split('/');
-        if (port && state && proto) states[`${proto}/${port}`] = state;
+      for (const l of lines) {
+        const [pp, state] = l.split(/\s+/);
+        const [port, proto] = (pp ?? '').split('/');
+        if (port && proto && state) states[`${proto}/${port}`] = state;
       }
-      return states;
+      assert.ok(lines.length > 0, `nmap printed port lines: ${r.stdout}`);
+      return { lines, states };
     };
     const scans = async (t: { diagnostic(s: string): void }, silenced: boolean) => {
       for (const [fam, host] of [
