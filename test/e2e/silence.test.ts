@@ -167,10 +167,12 @@ function silenceSuite(backend: Backend, tag: string, subnet: number): void {
         ['6', w.pair.srv6],
       ] as const) {
         const v6 = fam === '6' ? ['-6'] : [];
-        const udp = await nmap([...v6, '-sU', '-p', `${UDP_PORT},${CLOSED_UDP}`, host]);
-        const tcp = await nmap([...v6, '-sS', '-p', `${SSH},${OPEN},${CLOSED_TCP}`, host]);
+        const u = await nmap([...v6, '-sU', '-p', `${UDP_PORT},${CLOSED_UDP}`, host]);
+        const s = await nmap([...v6, '-sS', '-p', `${SSH},${OPEN},${CLOSED_TCP}`, host]);
+        const udp = u.states;
+        const tcp = s.states;
         t.diagnostic(
-          `${backend} IPv${fam} silence_port_unreachable=${silenced}: ${JSON.stringify({ ...udp, ...tcp })}`,
+          `${backend} IPv${fam} silence_port_unreachable=${silenced}: ${[...u.lines, ...s.lines].join(' | ')}`,
         );
         assert.equal(udp[`udp/${UDP_PORT}`], 'open|filtered', 'the knock port answers nothing');
         assert.equal(udp[`udp/${CLOSED_UDP}`], silenced ? 'open|filtered' : 'closed');
