@@ -19,6 +19,7 @@ export const TOOL_PACKAGES = {
   ssh: 'openssh-client',
   'ssh-keygen': 'openssh-client',
   sshd: 'openssh-server',
+  nmap: 'nmap',
 } as const;
 
 export type Tool = keyof typeof TOOL_PACKAGES;

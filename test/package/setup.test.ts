@@ -42,6 +42,7 @@ test("README's first command and .ci/run install the same packages, which cover 
     fwknopd: 'fwknop-server',
     ssh: 'openssh-client',
     sshd: 'openssh-server',
+    nmap: 'nmap',
   };
   // code only (comments may name a tool no test runs), and not this file's own table
   const sources = ['test', 'harness', 'scripts']
