@@ -266,6 +266,7 @@ export function printScale(results: readonly ScaleResult[]): void {
           f(l.daemonStartS).padStart(15),
           f(l.daemonRssMiB, 1).padStart(8),
           String(l.daemonRestored).padStart(9),
+          '  ',
           `${l.firstKnockMs === undefined ? 'none' : f(l.firstKnockMs)}, ${f(l.knocks.median)} (n=${l.knocks.n})`.padStart(
             22,
           ),

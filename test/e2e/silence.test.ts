@@ -192,7 +192,7 @@ function silenceSuite(backend: Backend, tag: string, subnet: number): void {
         mode: 0o600,
       });
       assert.equal(await w.daemon.stop('SIGTERM'), 0);
-      await w.daemon.start();
+      await w.daemon.start(60_000); // a restart takes 10-20 s on a loaded 2-core machine
       await scans(t, true);
       const u = await leaving(() => w.cli.udpProbe(w.pair.srv4, CLOSED_UDP, 300));
       assert.equal(u.out, 0, `with the option nothing answers a closed UDP port either: ${JSON.stringify(u)}`);
