@@ -3,8 +3,8 @@
  * the real formats (spak1 and fwknop side by side on one port, as the daemon runs them) and a real policy parsed
  * from a config text. fast-check with fixed seeds and run counts, so the suite is deterministic and quick.
  *
- * - every single-bit flip of a valid packet (spak1 and fwknop) is refused, with the reason its position implies;
- *   the unmodified packet is accepted (the control);
+ * - every single-bit flip of a valid packet (spak1, fwknop from our encoder, and one the REAL fwknop client built) is
+ *   refused, with the reason its position implies; the unmodified packet is accepted (the control);
  * - every truncation and extensions by appended bytes are refused by a known reason;
  * - random datagrams (raw bytes, a valid spak1 header with a random rest, base64 text the fwknop format claims) never
  *   throw, never grant, and end in a reason of server/reasons.ts;
@@ -22,6 +22,7 @@ import { after, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { readFwknopKeyFile } from '../../client/fwknop.js';
 import { configText, keyOf } from '../../harness/config.js';
+import { fwknopClientToml, fwknopKeyGen, fwknopPacket as realFwknopPacket } from '../../harness/fwknop.js';
 import { loadConfig, parseConfig } from '../../server/config.js';
 import { FwknopFormat } from '../../server/formats/fwknop.js';
 import { Spak1Format } from '../../server/formats/spak1.js';
@@ -157,6 +158,34 @@ describe('fuzz: every single-bit flip of a valid packet', () => {
     }
     assert.ok((counts.mac ?? 0) > 0 && (counts.version ?? 0) > 0, JSON.stringify(counts));
     assert.ok(v.verify(p, SRC, T0).ok, 'control: the original still grants');
+  });
+
+  test('fwknop, a packet of the REAL fwknop client (`fwknop -T`): granted as it is, every bit flip refused', () => {
+    const keys = fwknopKeyGen();
+    const cfg = parseConfig(
+      configText({ clients: [{ name: 'alice', key: ALICE, open: ['tcp/22'] }] }) +
+        fwknopClientToml({ name: 'dave', keys, open: ['tcp/22'] }),
+      'real.toml',
+    );
+    const fresh = () =>
+      new Verifier({
+        formats: [new Spak1Format(cfg.clients, 60_000), new FwknopFormat(cfg.clients)],
+        replay: new ReplayGuard({ windowMs: 60_000 }),
+        defaultDuration: 30,
+      });
+    const real = realFwknopPacket(keys, ['-A', 'tcp/22', '-a', SRC]);
+    const p = Buffer.from(real.text, 'latin1');
+    const now = Number(real.dump.Timestamp) * 1000;
+    const control = fresh().verify(p, SRC, now);
+    assert.ok(control.ok && control.decision.client === 'dave', `control: granted (${JSON.stringify(control)})`);
+    const v = fresh();
+    for (let bit = 0; bit < p.length * 8; bit++) {
+      const f = Uint8Array.from(p);
+      f[bit >> 3]! ^= 1 << (bit & 7);
+      const code = refused(v.verify(f, SRC, now), `bit ${bit}`);
+      assert.ok(code === 'version' || code === 'mac', `bit ${bit}: ${code}`);
+    }
+    assert.ok(v.verify(p, SRC, now).ok, 'control: the original still grants');
   });
 });
 
