@@ -261,7 +261,7 @@ describe('fuzz: random datagrams never throw, never grant', () => {
           // a timestamp in the window, so most payloads get past the time check to the parser and the policy
           const pt = Uint8Array.from(plain);
           new DataView(pt.buffer).setBigUint64(0, BigInt(T0));
-          const r = verifier().verify(sealRaw(pt, nonce), SRC, T0);
+          const r = v.verify(sealRaw(pt, nonce), SRC, T0); // a repeated nonce may be a `replay`: still a reason
           if (r.ok) assert.ok(decodePayload(pt).ok, 'granted only what parses');
           else assert.ok(KNOWN.has(r.code), r.code);
         },
@@ -291,16 +291,23 @@ describe('fuzz: random datagrams never throw, never grant', () => {
 });
 
 /**
- * The fastest of `rounds` passes of `run` over `inputs`, in ns per input. The fastest pass is the one least
- * disturbed by the other processes of a loaded machine.
+ * For each set of inputs, the fastest of `rounds` passes of `run` over it, in ns per input. The sets take turns in
+ * every round, so a burst of load from the other processes of a loaded machine falls on all sizes alike, and the
+ * fastest pass of each is the one least disturbed.
  */
-function nsPerInput(run: (b: Uint8Array) => unknown, inputs: readonly Uint8Array[], rounds = 7): number {
-  let best = Number.POSITIVE_INFINITY;
+function nsPerInput(
+  run: (b: Uint8Array) => unknown,
+  sets: readonly (readonly Uint8Array[])[],
+  rounds: number,
+): number[] {
+  const best = sets.map(() => Number.POSITIVE_INFINITY);
   for (let r = 0; r < rounds; r++) {
-    const t = process.hrtime.bigint();
-    for (const b of inputs) run(b);
-    const ns = Number(process.hrtime.bigint() - t) / inputs.length;
-    if (ns < best) best = ns;
+    sets.forEach((inputs, i) => {
+      const t = process.hrtime.bigint();
+      for (const b of inputs) run(b);
+      const ns = Number(process.hrtime.bigint() - t) / inputs.length;
+      if (ns < best[i]!) best[i] = ns;
+    });
   }
   return best;
 }
@@ -318,12 +325,12 @@ function assertLinear(
   run: (b: Uint8Array) => unknown,
   margin = 3,
 ): string {
-  const sets = xs.map((x) => Array.from({ length: 300 }, (_, i) => make(x, i)));
-  for (const set of sets) nsPerInput(run, set, 2); // warm up every path
+  const sets = xs.map((x) => Array.from({ length: 150 }, (_, i) => make(x, i)));
+  nsPerInput(run, sets, 2); // warm up every path
   const growth = xs[xs.length - 1]! / xs[0]!;
   let last = '';
   for (let attempt = 0; attempt < 3; attempt++) {
-    const t = sets.map((set) => nsPerInput(run, set));
+    const t = nsPerInput(run, sets, 15);
     const ratio = t[t.length - 1]! / t[0]!;
     last = `${what}: ${xs.map((x, i) => `${x}→${Math.round(t[i]!)} ns`).join(', ')}; time ×${ratio.toFixed(2)} for input ×${growth.toFixed(1)} (bound ×${(margin * growth).toFixed(1)})`;
     if (ratio <= margin * growth) return last;
@@ -438,7 +445,7 @@ describe('fuzz: the config loader and the key-file parsers', () => {
         // the same text through the parser alone (no file rules)
         oneLine(() => parseConfig(Buffer.from(b).toString('utf8'), 'fuzz.toml'), ['ERR_SPA_CONFIG'], 'parseConfig');
       }),
-      { seed: 2026, numRuns: 600 },
+      { seed: 2026, numRuns: 400 },
     );
     assert.ok(outcomes.error > 0, JSON.stringify(outcomes));
   });
