@@ -162,6 +162,9 @@ const schema = z.strictObject({
   sequence: sequencesSchema,
 });
 
+/** The zod schema of the whole file; test/server/config-docs.test.ts checks docs/config.md against it. */
+export const configSchema = schema;
+
 function pathText(path: readonly PropertyKey[]): string {
   let s = '';
   for (const p of path) s += typeof p === 'number' ? `[${p}]` : (s ? '.' : '') + String(p);

@@ -7,9 +7,10 @@
  */
 import { networkInterfaces } from 'node:os';
 import { formatAccess } from '../shared/access.js';
-import { subnetBroadcasts } from '../shared/address.js';
+import { parseIp, subnetBroadcasts } from '../shared/address.js';
 import { REPLAY_COMPACT_FACTOR, REPLAY_COMPACT_SLACK } from '../shared/constants.js';
 import { ReplayGuard } from '../shared/replay.js';
+import { ClockSkews } from './clock-skew.js';
 import type { Config } from './config.js';
 import type { FirewallBackend, FirewallPlan, GrantEntry } from './firewall/backend.js';
 import { GrantManager, accessesWith } from './grants.js';
@@ -36,6 +37,11 @@ export interface DaemonDeps {
   readonly replayFile?: ReplayFile;
   /** Socket seam; default is a real node:dgram listener. */
   readonly listen?: typeof openUdpListener;
+  /**
+   * The UDP socket systemd passed (socket activation, server/listen-fds.ts): adopted instead of binding
+   * `listen.address`/`listen.port`.
+   */
+  readonly listenFd?: number;
   /** Warm the verification path up at start (default true; unit tests turn it off to stay fast). */
   readonly warmUp?: boolean;
   /** This host's subnet broadcast addresses, never granted (default: from os.networkInterfaces() at construction). */
@@ -57,6 +63,8 @@ const fmtEntries = (entries: readonly Pick<GrantEntry, 'access'>[]) => entries.m
 
 export class Daemon {
   readonly rejects = new RejectCounter();
+  /** Clock offsets of recent authenticated `stale` knocks (status `clock.stale`, spa-knockd doctor). */
+  readonly clockSkews = new ClockSkews();
   readonly grants: GrantManager;
   readonly #d: DaemonDeps;
   readonly #now: () => number;
@@ -120,18 +128,25 @@ export class Daemon {
   /**
    * Bind the socket first (a port in use must not leave a firewall change behind), then install the firewall plan
    * and adopt surviving grants; only then are packets handled. Throws a one-line error on failure.
+   *
+   * A socket passed by systemd (`listenFd`) is already bound, so it is adopted after the firewall is installed: the
+   * datagrams that arrived meanwhile (the knock that made systemd start us) wait in its queue and are handled.
    */
   async start(): Promise<void> {
     const c = this.#config;
-    const listener = await (this.#d.listen ?? openUdpListener)({
-      address: c.listen.address,
-      port: c.listen.port,
-      receiveBuffer: c.listen.receiveBuffer,
-      onMessage: (buf, src) => {
-        if (this.#ready) this.handle(buf, src);
-      },
-      onError: (err) => this.#d.log.error({ event: 'socket-error', err }, 'socket error'),
-    });
+    const fd = this.#d.listenFd;
+    const open = () =>
+      (this.#d.listen ?? openUdpListener)({
+        address: c.listen.address,
+        port: c.listen.port,
+        ...(fd !== undefined ? { fd } : {}),
+        receiveBuffer: c.listen.receiveBuffer,
+        onMessage: (buf, src) => {
+          if (this.#ready) this.handle(buf, src);
+        },
+        onError: (err) => this.#d.log.error({ event: 'socket-error', err }, 'socket error'),
+      });
+    let listener = fd === undefined ? await open() : undefined;
     try {
       await this.#d.backend.install(planOf(c, this.#now()), this.#now());
       const restored = await this.grants.restore();
@@ -141,8 +156,10 @@ export class Daemon {
           'kept grants that were open before the restart',
         );
       }
+      // the gate stays installed if adoption fails: protected ports stay closed (fail-closed)
+      listener ??= await open();
     } catch (e) {
-      await listener.close();
+      await listener?.close();
       throw e;
     }
     this.#startLoops();
@@ -155,6 +172,8 @@ export class Daemon {
       {
         event: 'start',
         listen: listener.bound,
+        // where the socket came from: bound from listen.* in the config, or passed by systemd (socket activation)
+        socket: fd === undefined ? 'bound' : `systemd fd ${fd}`,
         backend: this.#d.backend.name,
         protect: c.firewall.protect.map(formatAccess),
         clients: c.clients.length,
@@ -235,6 +254,8 @@ export class Daemon {
     const log = this.#d.log;
     if (!v.ok) {
       this.rejects.add(v.code);
+      if (v.offsetMs !== undefined && v.client !== undefined)
+        this.clockSkews.record(v.client, parseIp(source, { zone: 'strip' })?.text ?? source, v.offsetMs, now);
       if (v.code === 'state-write' && !this.#stateFailing) {
         this.#stateFailing = true;
         log.error(

@@ -18,7 +18,14 @@ import type { RejectReason } from './reasons.js';
 
 export type Verdict =
   | { readonly ok: true; readonly decision: Decision }
-  | { readonly ok: false; readonly code: RejectReason; readonly client?: string; readonly error?: unknown };
+  | {
+      readonly ok: false;
+      readonly code: RejectReason;
+      readonly client?: string;
+      readonly error?: unknown;
+      /** `stale` outside the window: the authenticated packet's timestamp minus the daemon's clock, ms. */
+      readonly offsetMs?: number;
+    };
 
 export interface VerifierOptions {
   readonly formats: readonly PacketFormat[];
@@ -53,7 +60,8 @@ export class Verifier {
     if (!auth.ok) return auth;
     const { client, request, replayId } = auth.value;
     const ts = request.timestamp;
-    if (checkTime(ts, nowMs, this.#replay.windowMs) !== 'ok') return { ok: false, code: 'stale', client: client.name };
+    if (checkTime(ts, nowMs, this.#replay.windowMs) !== 'ok')
+      return { ok: false, code: 'stale', client: client.name, offsetMs: ts - nowMs };
     if (this.#replay.check(replayId, nowMs) === 'replay') return { ok: false, code: 'replay', client: client.name };
     // older than a record the guard has forgotten: after a clock step back it could be one of those (shared/replay.ts)
     if (this.#replay.forgotten(ts, nowMs)) return { ok: false, code: 'stale', client: client.name };

@@ -30,6 +30,10 @@ export const ERROR_CODES = {
     exit: EXIT_FAILURE,
     summary: 'the control socket (spa-knockd status) cannot be created, reached or read',
   },
+  ERR_SPA_INSTALL: {
+    exit: EXIT_FAILURE,
+    summary: 'install-systemd: a unit file differs (no --force), or a unit or directory cannot be written',
+  },
   ERR_SPA_FIREWALL: { exit: EXIT_FAILURE, summary: 'an nft or iptables command failed or is missing' },
   ERR_SPA_RESOLVE: { exit: EXIT_FAILURE, summary: 'the server name cannot be resolved' },
   ERR_SPA_SEND: { exit: EXIT_FAILURE, summary: 'the knock datagram cannot be sent' },
