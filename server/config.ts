@@ -35,6 +35,9 @@ export type { Cidr } from '../shared/address.js';
 export const DEFAULT_RECEIVE_BUFFER = 4 * 1024 * 1024;
 /** Default `grant.max_grants`: distinct addresses one client may hold live grants for at once. */
 export const DEFAULT_MAX_GRANTS = 16;
+/** Widest `max_prefix4` / `max_prefix6` a config may set: a /16 (65536 addresses) / a /32 (a whole ISP site). */
+export const MIN_PREFIX4 = 16;
+export const MIN_PREFIX6 = 32;
 /** Largest config file the daemon reads, bytes. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 
@@ -52,6 +55,12 @@ export interface ClientConfig {
   readonly maxGrants: number;
   /** fwknop's REQUIRE_SOURCE_ADDRESS: a knock must name the address to open (no "use the packet's source"). */
   readonly requireSourceAddress: boolean;
+  /**
+   * Widest IPv4 / IPv6 prefix a knock may ask to be granted to (issue 10: carrier-grade NAT, IPv6 privacy
+   * addresses). 32 / 128, the defaults (absent means the same): one address only, no prefix grants.
+   */
+  readonly maxPrefix4?: number;
+  readonly maxPrefix6?: number;
 }
 
 export interface Config {
@@ -103,6 +112,8 @@ const clientSchema = z.strictObject({
   max_duration: seconds(65535).optional(),
   max_grants: maxGrants.optional(),
   require_source_address: z.boolean().default(false),
+  max_prefix4: z.number().int('must be a whole number').min(MIN_PREFIX4).max(32).default(32),
+  max_prefix6: z.number().int('must be a whole number').min(MIN_PREFIX6).max(128).default(128),
   ...fwknopClientFields,
 });
 
@@ -276,6 +287,8 @@ export function parseConfig(text: string, path: string): Config {
       maxDuration,
       maxGrants: cl.max_grants ?? c.grant.max_grants,
       requireSourceAddress: cl.require_source_address,
+      maxPrefix4: cl.max_prefix4,
+      maxPrefix6: cl.max_prefix6,
       ...(fwknop ? { fwknop } : {}),
     };
   });

@@ -7,13 +7,13 @@
  */
 import { networkInterfaces } from 'node:os';
 import { formatAccess } from '../shared/access.js';
-import { parseIp, subnetBroadcasts } from '../shared/address.js';
+import { grantSource, parseIp, subnetBroadcasts } from '../shared/address.js';
 import { REPLAY_COMPACT_FACTOR, REPLAY_COMPACT_SLACK } from '../shared/constants.js';
 import { ReplayGuard } from '../shared/replay.js';
 import { ClockSkews } from './clock-skew.js';
 import type { Config } from './config.js';
 import type { FirewallBackend, FirewallPlan, GrantEntry } from './firewall/backend.js';
-import { GrantManager, accessesWith } from './grants.js';
+import { GrantManager, accessesWith, keyFields } from './grants.js';
 import type { GateHealer } from './heal.js';
 import { maxGrantsOf, startHealer, startRotator, verifierFor } from './daemon-parts.js';
 import { type Listener, openUdpListener } from './listener.js';
@@ -116,7 +116,7 @@ export class Daemon {
       onExpire: (entries) => {
         for (const e of entries) {
           deps.log.info(
-            { event: 'expire', address: e.address, accesses: fmtEntries([e]), owner: e.owner },
+            { event: 'expire', address: grantSource(e), accesses: fmtEntries([e]), owner: e.owner },
             'grant expired',
           );
         }
@@ -284,7 +284,7 @@ export class Daemon {
                 event: 'grant',
                 client: d.client,
                 source: d.source,
-                address: d.address,
+                address: grantSource(d),
                 accesses: r.outcomes.map((o) => formatAccess(o.access)),
                 opened: accessesWith(r.outcomes, 'opened'),
                 renewed: accessesWith(r.outcomes, 'renewed'),
@@ -305,7 +305,7 @@ export class Daemon {
                 event: 'revoke',
                 client: d.client,
                 source: d.source,
-                address: d.address,
+                address: grantSource(d),
                 // what the knocker no longer holds: revoked now, or already gone
                 accesses: [...fmtEntries(r.revoked), ...r.absent.map(formatAccess)],
                 revoked: fmtEntries(r.revoked),
@@ -384,7 +384,7 @@ export class Daemon {
     this.#listener = undefined;
     this.grants.stop();
     if (!this.#d.backend.kernelExpiry) {
-      const live = this.grants.active().map(({ entry: { family, address, access } }) => ({ family, address, access }));
+      const live = this.grants.active().map(({ entry }) => keyFields(entry));
       if (live.length > 0) {
         try {
           await this.#d.backend.revoke(live);

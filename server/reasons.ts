@@ -16,9 +16,11 @@ export const REJECT_REASONS = [
   'source', // source (or requested allow-address) not in the client's `sources`
   'address', // source or allow-address is unspecified, loopback, multicast, a broadcast: never granted
   'source-required', // the client has require_source_address, the knock names no address
+  'prefix', // asks for a wider prefix than the client's max_prefix4 / max_prefix6
   'policy', // asks for an access the client may not open
   'state-write', // allowed, but its replay record could not be written to state_dir: refused (fail closed)
   'grant-limit', // the client already holds grants for grant.max_grants distinct addresses
+  'prefix-overlap', // a prefix grant would overlap a live prefix grant of another length for the same access
   'firewall', // verified, but the firewall change failed
 ] as const;
 

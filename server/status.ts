@@ -4,6 +4,7 @@
  * @module
  */
 import { formatAccess } from '../shared/access.js';
+import { grantSource } from '../shared/address.js';
 import { loadConfig } from './config.js';
 import { controlPath, controlRequest } from './control.js';
 import type { SkewEntry } from './clock-skew.js';
@@ -63,7 +64,7 @@ export function buildStatus(src: StatusSource, now: number): Status {
   const rows = new Map<string, { g: GrantEntry; accesses: string[] }>();
   for (const g of src.grants) {
     if (!(g.expiresAt > now)) continue;
-    const k = `${g.owner ?? ''}|${g.family}|${g.address}|${g.expiresAt}`;
+    const k = `${g.owner ?? ''}|${g.family}|${grantSource(g)}|${g.expiresAt}`;
     const row = rows.get(k) ?? { g, accesses: [] };
     row.accesses.push(formatAccess(g.access));
     rows.set(k, row);
@@ -74,7 +75,7 @@ export function buildStatus(src: StatusSource, now: number): Status {
       const finite = Number.isFinite(g.expiresAt);
       return {
         client: g.owner ?? null,
-        address: g.address,
+        address: grantSource(g),
         family: g.family,
         accesses,
         expires: finite ? new Date(g.expiresAt).toISOString() : null,
