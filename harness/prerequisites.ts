@@ -26,6 +26,7 @@ export const TOOL_PACKAGES = {
   'systemd-notify': 'systemd',
   setpriv: 'util-linux',
   nc: 'netcat-openbsd',
+  nmap: 'nmap',
 } as const;
 
 export type Tool = keyof typeof TOOL_PACKAGES;

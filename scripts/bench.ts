@@ -8,6 +8,8 @@
  *    and each backend's grant() alone.
  * 3. The cost of starting a process on this machine (process-cost.ts; it dominates the iptables backend).
  *
+ * `--scale` runs instead the 10,000-grant scale part alone (scripts/bench/scale.ts) and prints its own block.
+ *
  * Traffic: none in part 1; in part 2 only between the two namespaces made for it. Progress goes to stderr; the table
  * (or, with --json, one JSON object) to stdout (report.ts). Everything made is removed in `finally`, on an error and
  * on SIGINT/SIGTERM (lifecycle.ts). Method and figures: docs/performance.md.
@@ -20,12 +22,33 @@ import { Scope, checkInterrupted, handleSignals, isInterrupted, progress, runCle
 import { checkPrerequisites, die, parseOptions, sizes } from './bench/options.js';
 import { processStartCost, toolVersion } from './bench/process-cost.js';
 import { type Report, jsonReport, printTable } from './bench/report.js';
+import { type ScaleResult, benchScale, printScale } from './bench/scale.js';
 import { benchVerification } from './bench/verify-throughput.js';
 
+/** `--scale`: the scale part alone (long; not in the default run). */
+async function scaleMain(opts: ReturnType<typeof parseOptions>): Promise<void> {
+  const results: ScaleResult[] = [];
+  try {
+    for (const b of opts.backends) {
+      checkInterrupted();
+      results.push(await benchScale(b, opts.quick));
+    }
+  } finally {
+    await runCleanups();
+  }
+  if (opts.json)
+    process.stdout.write(
+      `${JSON.stringify({ machine: { cpus: cpus().length, loadavg: loadavg() }, scale: results })}\n`,
+    );
+  else printScale(results);
+}
+
 async function main(): Promise<void> {
-  const opts = parseOptions();
+  const args = process.argv.slice(2);
+  const opts = parseOptions(args.filter((a) => a !== '--scale'));
   checkPrerequisites(opts);
   handleSignals();
+  if (args.includes('--scale')) return scaleMain(opts);
   const sz = sizes(opts);
   const t0 = Date.now();
   const machine = {

@@ -46,6 +46,7 @@ test("README's first command and .ci/run install the same packages, which cover 
     'systemd-socket-activate': 'systemd',
     'systemd-notify': 'systemd',
     nc: 'netcat-openbsd',
+    nmap: 'nmap',
   };
   // code only (comments may name a tool no test runs), and not this file's own table
   const sources = ['test', 'harness', 'scripts']
