@@ -7,7 +7,7 @@
  */
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { isAbsolute, resolve, dirname } from 'node:path';
-import { parse as parseToml, TomlError } from 'smol-toml';
+import { parse as parseToml, TomlDate, TomlError } from 'smol-toml';
 import { z } from 'zod';
 import { type Access, dedupeAccesses, formatAccess, isPort, sameAccess } from '../shared/access.js';
 import { type Cidr, isStrictIp, parseCidr } from '../shared/address.js';
@@ -52,6 +52,8 @@ export interface ClientConfig {
   readonly maxGrants: number;
   /** fwknop's REQUIRE_SOURCE_ADDRESS: a knock must name the address to open (no "use the packet's source"). */
   readonly requireSourceAddress: boolean;
+  /** `expires`: from this instant (ms since the epoch) the client's knocks are refused (`expired`), its grants end. */
+  readonly expiresAt?: number;
 }
 
 export interface Config {
@@ -90,6 +92,17 @@ const cidrSchema = z.string().transform((s, ctx): Cidr => {
   return r.cidr;
 });
 
+/**
+ * `expires = 2027-01-31` (TOML date: 00:00 UTC that day) or a date-time (`2027-01-31T18:00:00Z`; without an offset
+ * it is read as UTC), never quoted: a TOML time alone or a string is refused.
+ */
+const expiresSchema = z
+  .custom<TomlDate>(
+    (v) => v instanceof TomlDate && !v.isTime() && Number.isFinite(v.getTime()),
+    'must be a TOML date or date-time such as 2027-01-31 or 2027-01-31T18:00:00Z (not quoted)',
+  )
+  .transform((d) => d.getTime());
+
 const seconds = (max: number) => z.number().int('must be a whole number of seconds').min(1).max(max);
 const maxGrants = z.number().int('must be a whole number').min(1).max(65535);
 
@@ -103,6 +116,7 @@ const clientSchema = z.strictObject({
   max_duration: seconds(65535).optional(),
   max_grants: maxGrants.optional(),
   require_source_address: z.boolean().default(false),
+  expires: expiresSchema.optional(),
   ...fwknopClientFields,
 });
 
@@ -273,6 +287,7 @@ export function parseConfig(text: string, path: string): Config {
       maxDuration,
       maxGrants: cl.max_grants ?? c.grant.max_grants,
       requireSourceAddress: cl.require_source_address,
+      ...(cl.expires !== undefined ? { expiresAt: cl.expires } : {}),
       ...(fwknop ? { fwknop } : {}),
     };
   });

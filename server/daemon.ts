@@ -12,6 +12,7 @@ import { REPLAY_COMPACT_FACTOR, REPLAY_COMPACT_SLACK } from '../shared/constants
 import { ReplayGuard } from '../shared/replay.js';
 import type { Config } from './config.js';
 import type { FirewallBackend, FirewallPlan, GrantEntry } from './firewall/backend.js';
+import { ExpiryWatch } from './client-expiry.js';
 import { GrantManager, accessesWith } from './grants.js';
 import type { GateHealer } from './heal.js';
 import { maxGrantsOf, startHealer, startRotator, verifierFor } from './daemon-parts.js';
@@ -80,6 +81,8 @@ export class Daemon {
   #dropsBase: number | undefined;
   /** Promise of the firewall change in flight for the latest packet (tests await it). */
   #pending = new Set<Promise<void>>();
+  /** Ends the grants of clients that reach their `expires` (server/client-expiry.ts). */
+  readonly #expiry: ExpiryWatch;
 
   constructor(deps: DaemonDeps) {
     this.#d = deps;
@@ -115,6 +118,34 @@ export class Daemon {
       },
       onError: (err) => deps.log.error({ event: 'firewall-error', err }, 'revoking an expired grant failed; retrying'),
     });
+    this.#expiry = new ExpiryWatch({
+      now: this.#now,
+      timers: this.#timers,
+      onExpired: (clients) => this.#endExpired(clients),
+    });
+  }
+
+  /** Revoke the live grants of clients past their `expires`, and log it. */
+  #endExpired(clients: readonly string[]): void {
+    const names = new Set(clients);
+    const log = this.#d.log;
+    const p = this.grants
+      .endOwnedBy((owner) => owner !== undefined && names.has(owner))
+      .then(
+        (ended) =>
+          log.info(
+            {
+              event: 'client-expired',
+              clients,
+              ended: ended.map((g) => ({ client: g.owner, address: g.address, access: formatAccess(g.access) })),
+            },
+            'client past its expires date: knocks refused, grants ended',
+          ),
+        (err: unknown) =>
+          log.error({ event: 'firewall-error', clients, err }, 'ending the grants of an expired client failed'),
+      );
+    this.#pending.add(p);
+    void p.finally(() => this.#pending.delete(p));
   }
 
   /**
@@ -146,6 +177,7 @@ export class Daemon {
       throw e;
     }
     this.#startLoops();
+    this.#expiry.watch(c.clients);
     if (this.#d.warmUp !== false) warmUp(this.#now());
     this.#listener = listener;
     this.#dropsBase = listener.port !== undefined ? this.#readDrops(listener.port) : undefined;
@@ -216,7 +248,9 @@ export class Daemon {
       this.#scheduleSummary();
     }
     const names = new Set(next.clients.map((cl) => cl.name));
-    return await this.grants.endOwnedBy((owner) => owner !== undefined && !names.has(owner));
+    const ended = await this.grants.endOwnedBy((owner) => owner !== undefined && !names.has(owner));
+    this.#expiry.watch(next.clients);
+    return ended;
   }
 
   get backendName(): string {
@@ -356,6 +390,7 @@ export class Daemon {
     if (this.#summaryTimer !== undefined) this.#timers.clearTimeout(this.#summaryTimer);
     this.#summaryTimer = undefined;
     this.#ready = false;
+    this.#expiry.stop();
     await this.#stopLoops();
     await this.settled();
     this.flushRejectSummary();

@@ -9,7 +9,8 @@
  *   raced from elsewhere then opens nothing for the copier;
  * - every requested access must be in the client's `open` list, else the request is refused whole (`policy`);
  *   no access requested means everything the client may open;
- * - duration: 0 means the default; longer than the client's maximum is clamped to that maximum.
+ * - duration: 0 means the default; longer than the client's maximum is clamped to that maximum, and for a client
+ *   with `expires`, to the seconds left until then (rounded up; the daemon ends the grant at expiry itself).
  * @module
  */
 import { type Access, dedupeAccesses, sameAccess } from '../shared/access.js';
@@ -50,7 +51,13 @@ function plausibleSender(a: IpAddress, broadcasts: ReadonlySet<string> | undefin
   return (ungrantableReason(a) === undefined || a.ip.range() === 'loopback') && !(broadcasts?.has(a.text) ?? false);
 }
 
-export function decide(client: ClientConfig, req: KnockRequest, source: IpAddress, opts: PolicyOptions): PolicyResult {
+export function decide(
+  client: ClientConfig,
+  req: KnockRequest,
+  source: IpAddress,
+  opts: PolicyOptions,
+  nowMs = 0,
+): PolicyResult {
   if (!inAnyCidr(source, client.sources)) return { ok: false, code: 'source' };
   if (!plausibleSender(source, opts.broadcasts)) return { ok: false, code: 'address' };
   let target = source;
@@ -69,7 +76,9 @@ export function decide(client: ClientConfig, req: KnockRequest, source: IpAddres
     accesses = dedupeAccesses(req.accesses);
   }
   const asked = req.duration === 0 ? opts.defaultDuration : req.duration;
-  const duration = Math.min(asked, client.maxDuration);
+  let duration = Math.min(asked, client.maxDuration);
+  if (client.expiresAt !== undefined)
+    duration = Math.max(1, Math.min(duration, Math.ceil((client.expiresAt - nowMs) / 1000)));
   return {
     ok: true,
     decision: {

@@ -3,7 +3,7 @@
  * cheapest first —
  *
  *   size → format/version → key id → HMAC → decrypt + parse   (the packet format: server/formats/*)
- *   → time window and replay floor → replay → policy           (common to every format)
+ *   → client expiry → time window and replay floor → replay → policy   (common to every format)
  *   → replay record written                                     (`state-write` if it cannot be: fail closed)
  *
  * Only a packet that passes every stage is remembered by the replay guard. Nothing here throws (a failed replay
@@ -52,6 +52,9 @@ export class Verifier {
     const auth = format.authenticate(buf, nowMs);
     if (!auth.ok) return auth;
     const { client, request, replayId } = auth.value;
+    // per client, so only after authentication; a comparison, so before the replay lookups
+    if (client.expiresAt !== undefined && nowMs >= client.expiresAt)
+      return { ok: false, code: 'expired', client: client.name };
     const ts = request.timestamp;
     if (checkTime(ts, nowMs, this.#replay.windowMs) !== 'ok') return { ok: false, code: 'stale', client: client.name };
     if (this.#replay.check(replayId, nowMs) === 'replay') return { ok: false, code: 'replay', client: client.name };
@@ -59,7 +62,7 @@ export class Verifier {
     if (this.#replay.forgotten(ts, nowMs)) return { ok: false, code: 'stale', client: client.name };
     const src = parseIp(source, { zone: 'strip' });
     if (!src) return { ok: false, code: 'source', client: client.name };
-    const p = decide(client, request, src, this.#policy);
+    const p = decide(client, request, src, this.#policy, nowMs);
     if (!p.ok) return { ok: false, code: p.code, client: client.name };
     try {
       this.#replay.remember(replayId, ts, nowMs);

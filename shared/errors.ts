@@ -34,6 +34,7 @@ export const ERROR_CODES = {
   ERR_SPA_RESOLVE: { exit: EXIT_FAILURE, summary: 'the server name cannot be resolved' },
   ERR_SPA_SEND: { exit: EXIT_FAILURE, summary: 'the knock datagram cannot be sent' },
   ERR_SPA_NOT_OPEN: { exit: EXIT_FAILURE, summary: 'spa-knock --wait: the port did not open before the deadline' },
+  ERR_SPA_URI: { exit: EXIT_USAGE, summary: 'a spa-knock:// URI is malformed or carries a bad value' },
   ERR_SPA_INTERNAL: { exit: EXIT_INTERNAL, summary: 'a bug: an error nobody expected (the daemon logs the stack)' },
 } as const satisfies Record<string, { readonly exit: number; readonly summary: string }>;
 
