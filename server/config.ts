@@ -363,20 +363,37 @@ function readConfigFile(path: string): { text: string; mode: number } {
  * client); one that holds inline keys is held to the key-file rule: no access for group or others.
  */
 export function loadConfig(path: string): Config {
+  return loadConfigText(path).config;
+}
+
+/** {@link loadConfig}, with the text and mode it read (for the commands that edit the file: server/config-edit.ts). */
+export function loadConfigText(path: string): { config: Config; text: string; mode: number } {
   const { text, mode } = readConfigFile(path);
-  const octal = mode.toString(8).padStart(4, '0');
+  checkWritableByOthers(path, mode);
+  const config = parseConfig(text, path);
+  checkConfigMode(path, mode, config);
+  return { config, text, mode };
+}
+
+/** A config that others may change is refused: anyone who can write it can add a client. */
+function checkWritableByOthers(path: string, mode: number): void {
   if ((mode & 0o002) !== 0) {
+    const octal = mode.toString(8).padStart(4, '0');
     throw new SpaError(
       'ERR_SPA_CONFIG_PERMS',
       `config ${path} is writable by others (mode ${octal}); run: chmod o-w ${path}`,
     );
   }
-  const config = parseConfig(text, path);
+}
+
+/** The mode rules of {@link loadConfig} for a config with this mode (also for a config about to be written). */
+export function checkConfigMode(path: string, mode: number, config: Config): void {
+  checkWritableByOthers(path, mode);
   if (config.inlineKeys.length > 0 && (mode & 0o077) !== 0) {
+    const octal = mode.toString(8).padStart(4, '0');
     throw new SpaError(
       'ERR_SPA_CONFIG_PERMS',
       `config ${path} holds keys (client "${config.inlineKeys[0]}") but group or others have access (mode ${octal}); run: chmod 600 ${path}`,
     );
   }
-  return config;
 }

@@ -12,6 +12,7 @@
  *   spa-knockd uninstall --config FILE   remove everything the daemon installed in the firewall
  *   spa-knockd rules --config FILE [--format nft|iptables-restore]   print a standalone ruleset (no daemon)
  *   spa-knockd import-fwknop --access-conf FILE [--out FILE]   fwknopd access.conf → config text (server/import-fwknop.ts)
+ *   spa-knockd add-client NAME [...] | remove-client NAME | list-clients [--json]   (server/clients-command.ts)
  *   spa-knockd completion | --help | --version
  * @module
  */
@@ -29,6 +30,7 @@ import { ReplayFile } from './replay-file.js';
 import { type ControlServer, controlPath, openControl } from './control.js';
 import { daemonStatus, statusCommand } from './status.js';
 import { Reloader } from './reload.js';
+import { addClient, listClients, removeClient } from './clients-command.js';
 
 const PROG = 'spa-knockd';
 
@@ -141,7 +143,10 @@ export async function main(argv: readonly string[]): Promise<void> {
     requiresArg: true,
   } as const;
   await cliParser(PROG, argv, {
-    usage: '$0 --config FILE | $0 <check|status|uninstall|rules> --config FILE | $0 import-fwknop --access-conf FILE',
+    usage:
+      '$0 --config FILE | $0 <check|status|uninstall|rules|list-clients> --config FILE | $0 add-client NAME | ' +
+      '$0 remove-client NAME | $0 import-fwknop --access-conf FILE',
+    repeatable: ['open', 'sources'],
   })
     .command(
       '$0',
@@ -200,6 +205,65 @@ export async function main(argv: readonly string[]): Promise<void> {
             describe: 'write the config here (mode 0600), not stdout',
           }),
       (a) => runImportFwknop(a.accessConf, a.out),
+    )
+    .command(
+      'add-client <name>',
+      'new client: a key, a [[client]] in the config (comments kept), its key line, spa-knock:// URI and QR code',
+      (y) =>
+        y
+          .positional('name', { type: 'string', demandOption: true, describe: 'client name (A-Z a-z 0-9 . _ @ -)' })
+          .option('config', configOpt)
+          .option('open', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'what it may open, e.g. tcp/22 (repeatable; default: everything firewall.protect lists)',
+          })
+          .option('sources', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'where its knocks may come from, CIDR (repeatable; default: anywhere)',
+          })
+          .option('expires', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'refuse it from then on: 2027-01-31 (00:00 UTC) or 2027-01-31T18:00:00Z',
+          })
+          .option('host', {
+            type: 'string',
+            requiresArg: true,
+            describe: "the server's name or address in the URI, H[:PORT] (default: listen address, else hostname)",
+          })
+          .option('qr', { type: 'boolean', default: true, describe: 'print the URI as a QR code (--no-qr: not)' })
+          .option('json', { type: 'boolean', default: false, describe: 'print name, key and URI as JSON' })
+          .option('reload', { type: 'boolean', default: false, describe: 'then SIGHUP the running daemon' }),
+      (a) =>
+        addClient({
+          config: configPathOf(a.config),
+          name: a.name,
+          open: a.open === undefined ? [] : ([] as unknown[]).concat(a.open).map(String),
+          sources: a.sources === undefined ? [] : ([] as unknown[]).concat(a.sources).map(String),
+          expires: a.expires,
+          host: a.host,
+          qr: a.qr,
+          json: a.json,
+          reload: a.reload,
+        }),
+    )
+    .command(
+      'remove-client <name>',
+      "remove that client's [[client]] block from the config (comments kept)",
+      (y) =>
+        y
+          .positional('name', { type: 'string', demandOption: true, describe: 'client name' })
+          .option('config', configOpt)
+          .option('reload', { type: 'boolean', default: false, describe: 'then SIGHUP the running daemon' }),
+      (a) => removeClient({ config: configPathOf(a.config), name: a.name, reload: a.reload }),
+    )
+    .command(
+      'list-clients',
+      'the clients of the config: accesses, sources, expiry',
+      (y) => y.option('config', configOpt).option('json', { type: 'boolean', default: false, describe: 'as JSON' }),
+      (a) => listClients({ config: configPathOf(a.config), json: a.json }),
     )
     .parseAsync();
 }
