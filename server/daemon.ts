@@ -133,7 +133,8 @@ export class Daemon {
       .endOwnedBy((owner) => owner !== undefined && names.has(owner))
       .then(
         (ended) =>
-          log.info(
+          // info when grants ended; a client long expired (seen again at each reload) only at debug
+          log[ended.length > 0 ? 'info' : 'debug'](
             {
               event: 'client-expired',
               clients,
