@@ -1,8 +1,8 @@
 /**
  * `spa-knockd add-client`, `remove-client`, `list-clients` (docs/phones.md): onboarding users and phones.
  *
- *   add-client NAME [--open tcp/22 ...] [--sources CIDR ...] [--expires DATE] [--host H[:PORT]] [--no-qr] [--json]
- *              [--reload]
+ *   add-client NAME [--open tcp/22 ...] [--sources CIDR ...] [--expires DATE] [--host H[:PORT]] [--key-file PATH]
+ *              [--no-qr] [--json] [--reload]
  *     a new key; a [[client]] block appended to the config (comments and layout kept; checked by the config parser;
  *     written atomically, mode and owner kept: server/config-edit.ts, shared/atomic-file.ts); prints the key line, a
  *     spa-knock:// URI (shared/uri.ts) and that URI as a QR code. The output is a secret: a warning says so on
@@ -15,13 +15,15 @@
  * @module
  */
 import { hostname } from 'node:os';
-import { realpathSync } from 'node:fs';
+import { realpathSync, rmSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { renderUnicodeCompact } from 'uqr';
 import { type Access, formatAccess, parseAccess } from '../shared/access.js';
 import { type Cidr, isStrictIp, parseIp } from '../shared/address.js';
 import { replaceFileAtomic } from '../shared/atomic-file.js';
 import { usageError } from '../shared/cli.js';
 import { SpaError, errnoText } from '../shared/errors.js';
+import { writeKeyFile } from '../shared/keyfile.js';
 import { formatKey, generateKey } from '../shared/keys.js';
 import { CLIENT_NAME_RE, type KnockUri, formatUri, parseUri } from '../shared/uri.js';
 import { type Config, loadConfigText } from './config.js';
@@ -35,6 +37,8 @@ export interface AddClientArgs {
   readonly sources: readonly string[];
   readonly expires: string | undefined;
   readonly host: string | undefined;
+  /** Write the key to this new 0600 file and name it in `key_file` (the config then holds no key). */
+  readonly keyFile?: string | undefined;
   readonly qr: boolean;
   readonly json: boolean;
   readonly reload: boolean;
@@ -147,16 +151,6 @@ export async function addClient(a: AddClientArgs, io: Io = realIo): Promise<void
       throw usageError(`--open ${o} is not in firewall.protect of ${path} (${protect.join(' ')})`);
   const accesses = open.length > 0 ? open : protect;
   const day = new Date(io.now()).toISOString().slice(0, 10);
-  const edit = addClientText(text, path, mode, {
-    name: a.name,
-    key: keyLine,
-    open: accesses,
-    ...(sources.length > 0 ? { sources } : {}),
-    ...(expires ? { expires: expires.literal } : {}),
-    comment: `${a.name}: added by spa-knockd add-client on ${day}`,
-  });
-  const client = edit.config.clients.find((c) => c.name === a.name);
-  if (!client) throw new SpaError('ERR_SPA_INTERNAL', 'the new client is not in the checked config');
   let hostText = a.host;
   if (hostText === undefined) {
     const addr = parseIp(old.listen.address);
@@ -166,6 +160,34 @@ export async function addClient(a: AddClientArgs, io: Io = realIo): Promise<void
     );
   }
   const { host, port } = parseHostOption(hostText, old.listen.port);
+  // --key-file: the key file first (never over an existing one), so the config parser can read it; gone on failure
+  const keyFile = a.keyFile === undefined ? undefined : resolve(a.keyFile);
+  if (keyFile !== undefined) {
+    try {
+      writeKeyFile(keyFile, key);
+    } catch (e) {
+      if ((e as SpaError).code === 'ERR_SPA_KEYFILE_EXISTS')
+        throw new SpaError('ERR_SPA_KEYFILE_EXISTS', `--key-file ${keyFile} already exists; name a new file`);
+      throw e;
+    }
+  }
+  let edit: ReturnType<typeof addClientText>;
+  try {
+    edit = addClientText(text, path, mode, {
+      name: a.name,
+      ...(keyFile !== undefined ? { keyFile } : { key: keyLine }),
+      open: accesses,
+      ...(sources.length > 0 ? { sources } : {}),
+      ...(expires ? { expires: expires.literal } : {}),
+      comment: `${a.name}: added by spa-knockd add-client on ${day}`,
+    });
+    replaceFileAtomic(path, edit.text, { code: 'ERR_SPA_CONFIG', what: 'config', original: text });
+  } catch (e) {
+    if (keyFile !== undefined) rmSync(keyFile, { force: true });
+    throw e;
+  }
+  const client = edit.config.clients.find((c) => c.name === a.name);
+  if (!client) throw new SpaError('ERR_SPA_INTERNAL', 'the new client is not in the checked config');
   const family = familyOf(client.sources);
   const uri: KnockUri = {
     host,
@@ -177,7 +199,6 @@ export async function addClient(a: AddClientArgs, io: Io = realIo): Promise<void
     format: 'spak1',
   };
   const uriText = formatUri(uri);
-  replaceFileAtomic(path, edit.text, { code: 'ERR_SPA_CONFIG', what: 'config', original: text });
   const reloaded = a.reload ? await sendReload(edit.config, io) : undefined;
   io.err(
     'spa-knockd: warning: the output holds the new secret key (the key line, the URI, the QR code): give it to the ' +

@@ -13,8 +13,10 @@ import { type Config, checkConfigMode, parseConfig } from './config.js';
 
 export interface NewClient {
   readonly name: string;
-  /** Key line (`spak1_…`). */
-  readonly key: string;
+  /** Key line (`spak1_…`), inline; or */
+  readonly key?: string;
+  /** the key file that holds it (absolute path). Exactly one of the two. */
+  readonly keyFile?: string;
   readonly open: readonly string[];
   /** Omitted: the config's default (any address). */
   readonly sources?: readonly string[];
@@ -32,7 +34,7 @@ export function clientBlock(c: NewClient): string {
     ...(c.comment !== undefined ? [`# ${c.comment.replace(/[\r\n]/g, ' ')}`] : []),
     '[[client]]',
     `name = ${tomlString(c.name)}`,
-    `key = ${tomlString(c.key)}`,
+    c.keyFile !== undefined ? `key_file = ${tomlString(c.keyFile)}` : `key = ${tomlString(c.key ?? '')}`,
     `open = ${tomlStringArray(c.open)}`,
     ...(c.sources !== undefined ? [`sources = ${tomlStringArray(c.sources)}`] : []),
     ...(c.expires !== undefined ? [`expires = ${c.expires}`] : []),

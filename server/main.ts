@@ -233,6 +233,11 @@ export async function main(argv: readonly string[]): Promise<void> {
             requiresArg: true,
             describe: "the server's name or address in the URI, H[:PORT] (default: listen address, else hostname)",
           })
+          .option('key-file', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'write the key to this new 0600 file and use key_file (the config then holds no key)',
+          })
           .option('qr', { type: 'boolean', default: true, describe: 'print the URI as a QR code (--no-qr: not)' })
           .option('json', { type: 'boolean', default: false, describe: 'print name, key and URI as JSON' })
           .option('reload', { type: 'boolean', default: false, describe: 'then SIGHUP the running daemon' }),
@@ -244,6 +249,7 @@ export async function main(argv: readonly string[]): Promise<void> {
           sources: a.sources === undefined ? [] : ([] as unknown[]).concat(a.sources).map(String),
           expires: a.expires,
           host: a.host,
+          keyFile: a.keyFile,
           qr: a.qr,
           json: a.json,
           reload: a.reload,

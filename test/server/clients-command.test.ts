@@ -5,7 +5,16 @@
  * once for its one-line errors and exit statuses.
  */
 import assert from 'node:assert/strict';
-import { chownSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -189,6 +198,30 @@ describe('add-client', () => {
       return true;
     });
     assert.equal(readFileSync(q, 'utf8'), CONFIG.replace(/key = .*\n/, `key_file = "k1.key"\n`));
+    noTemp();
+  });
+
+  test('--key-file: a new 0600 key file and key_file in a 0644 config; refusals remove the key file again', async () => {
+    writeFileSync(join(dir, 'k1.key'), `${formatKey(keyOf(1))}\n`, { mode: 0o600 });
+    const shared = CONFIG.replace(/key = .*\n/, `key_file = "k1.key"\n`);
+    const p = file(shared, 0o644);
+    const kf = join(dir, 'alice.key');
+    const o = io();
+    await addClient(args(p, { keyFile: kf }), o);
+    assert.equal(statSync(p).mode & 0o777, 0o644, 'the config keeps its mode and holds no key');
+    assert.equal(statSync(kf).mode & 0o777, 0o600);
+    assert.ok(readFileSync(p, 'utf8').startsWith(shared));
+    assert.ok(readFileSync(p, 'utf8').includes(`key_file = "${kf}"`));
+    assert.ok(!readFileSync(p, 'utf8').includes('spak1_'));
+    const alice = loadConfig(p).clients.find((c) => c.name === 'alice');
+    assert.deepEqual(parseUri(/ {2}(spa-knock:\S+)/.exec(o.stdout)?.[1] ?? '').key, alice?.key);
+    await assert.rejects(
+      addClient(args(p, { name: 'bob', keyFile: kf }), io()),
+      /--key-file .* already exists; name a new file/,
+    );
+    const kf2 = join(dir, 'dup.key');
+    await assert.rejects(addClient(args(p, { name: 'admin', keyFile: kf2 }), io()), /already there/);
+    assert.equal(existsSync(kf2), false, 'the key file of a refused client is removed');
     noTemp();
   });
 
