@@ -11,6 +11,7 @@
  *   spa-knock sequence [--key FILE] [--json]   the current rotating sequence (client/sequence.ts)
  *   spa-knock codes [--key FILE] [--count 20] [--start N] [--nc HOST] [--json]   one-time codes (client/codes.ts)
  *   spa-knock keygen [--out FILE] [--force] [--format spak1|fwknop]
+ *   spa-knock import URI [--key-file PATH] [--name PROFILE] [--force]   a spa-knock:// URI → key file + profile
  *   spa-knock completion | --help | --version
  *
  * Every error is one line on stderr, `spa-knock: [ERR_SPA_…] …`, and the exit status its code gives (2 for a
@@ -36,6 +37,7 @@ import { resolveTargets } from './targets.js';
 import { currentRotating, formatSequence, parseSequence, printRotating, sendSequence } from './sequence.js';
 import { withProfile } from './profile.js';
 import { printCodes } from './codes.js';
+import { runImport } from './import.js';
 import { pipeTo, proxyArgs, proxyLog, proxyOptions } from './proxy.js';
 import { DEFAULT_WAIT_S, parseWait } from './wait.js';
 
@@ -262,6 +264,25 @@ export async function main(argv: readonly string[]): Promise<void> {
           })
           .option('format', formatOpt),
       (x) => keygen({ out: x.out, force: x.force, format: x.format }),
+    )
+    .command(
+      'import <uri>',
+      'set up a server from a spa-knock:// URI (spa-knockd add-client): key file + profile, then `spa-knock PROFILE`',
+      (y) =>
+        y
+          .positional('uri', { type: 'string', demandOption: true, describe: 'the spa-knock:// URI (quote it)' })
+          .option('key-file', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'write the key here (default: PROFILE.key next to the profile file)',
+          })
+          .option('name', { type: 'string', requiresArg: true, describe: "profile name (default: the URI's host)" })
+          .option('force', {
+            type: 'boolean',
+            default: false,
+            describe: 'replace a different key in --key-file and a profile of the same name',
+          }),
+      (x) => runImport({ uri: x.uri, keyFile: x.keyFile, name: x.name, force: x.force }),
     )
     .command(
       'proxy <host> <tport>',

@@ -7,7 +7,7 @@
  */
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { isAbsolute, resolve, dirname } from 'node:path';
-import { parse as parseToml, TomlError } from 'smol-toml';
+import { parse as parseToml, TomlDate, TomlError } from 'smol-toml';
 import { z } from 'zod';
 import { type Access, dedupeAccesses, formatAccess, isPort, sameAccess } from '../shared/access.js';
 import { type Cidr, isStrictIp, parseCidr } from '../shared/address.js';
@@ -63,6 +63,8 @@ export interface ClientConfig {
   readonly maxPrefix6?: number;
   /** `codes = true`: the look-ahead window of this client's one-time codes (docs/codes.md); absent: no codes. */
   readonly codesWindow?: number;
+  /** `expires`: from this instant (ms since the epoch) the client's knocks are refused (`expired`), its grants end. */
+  readonly expiresAt?: number;
 }
 
 export interface Config {
@@ -101,6 +103,17 @@ const cidrSchema = z.string().transform((s, ctx): Cidr => {
   return r.cidr;
 });
 
+/**
+ * `expires = 2027-01-31` (TOML date: 00:00 UTC that day) or a date-time (`2027-01-31T18:00:00Z`; without an offset
+ * it is read as UTC), never quoted: a TOML time alone or a string is refused.
+ */
+const expiresSchema = z
+  .custom<TomlDate>(
+    (v) => v instanceof TomlDate && !v.isTime() && Number.isFinite(v.getTime()),
+    'must be a TOML date or date-time such as 2027-01-31 or 2027-01-31T18:00:00Z (not quoted)',
+  )
+  .transform((d) => d.getTime());
+
 const seconds = (max: number) => z.number().int('must be a whole number of seconds').min(1).max(max);
 const maxGrants = z.number().int('must be a whole number').min(1).max(65535);
 
@@ -117,6 +130,7 @@ const clientSchema = z.strictObject({
   max_prefix4: z.number().int('must be a whole number').min(MIN_PREFIX4).max(32).default(32),
   max_prefix6: z.number().int('must be a whole number').min(MIN_PREFIX6).max(128).default(128),
   ...codesClientFields,
+  expires: expiresSchema.optional(),
   ...fwknopClientFields,
 });
 
@@ -293,6 +307,7 @@ export function parseConfig(text: string, path: string): Config {
       requireSourceAddress: cl.require_source_address,
       maxPrefix4: cl.max_prefix4,
       maxPrefix6: cl.max_prefix6,
+      ...(cl.expires !== undefined ? { expiresAt: cl.expires } : {}),
       ...(fwknop ? { fwknop } : {}),
       ...(codesWindow !== undefined ? { codesWindow } : {}),
     };
@@ -369,20 +384,37 @@ function readConfigFile(path: string): { text: string; mode: number } {
  * client); one that holds inline keys is held to the key-file rule: no access for group or others.
  */
 export function loadConfig(path: string): Config {
+  return loadConfigText(path).config;
+}
+
+/** {@link loadConfig}, with the text and mode it read (for the commands that edit the file: server/config-edit.ts). */
+export function loadConfigText(path: string): { config: Config; text: string; mode: number } {
   const { text, mode } = readConfigFile(path);
-  const octal = mode.toString(8).padStart(4, '0');
+  checkWritableByOthers(path, mode);
+  const config = parseConfig(text, path);
+  checkConfigMode(path, mode, config);
+  return { config, text, mode };
+}
+
+/** A config that others may change is refused: anyone who can write it can add a client. */
+function checkWritableByOthers(path: string, mode: number): void {
   if ((mode & 0o002) !== 0) {
+    const octal = mode.toString(8).padStart(4, '0');
     throw new SpaError(
       'ERR_SPA_CONFIG_PERMS',
       `config ${path} is writable by others (mode ${octal}); run: chmod o-w ${path}`,
     );
   }
-  const config = parseConfig(text, path);
+}
+
+/** The mode rules of {@link loadConfig} for a config with this mode (also for a config about to be written). */
+export function checkConfigMode(path: string, mode: number, config: Config): void {
+  checkWritableByOthers(path, mode);
   if (config.inlineKeys.length > 0 && (mode & 0o077) !== 0) {
+    const octal = mode.toString(8).padStart(4, '0');
     throw new SpaError(
       'ERR_SPA_CONFIG_PERMS',
       `config ${path} holds keys (client "${config.inlineKeys[0]}") but group or others have access (mode ${octal}); run: chmod 600 ${path}`,
     );
   }
-  return config;
 }

@@ -14,6 +14,7 @@ import { ClockSkews } from './clock-skew.js';
 import { CodeFloors } from './code-floor.js';
 import type { Config } from './config.js';
 import type { FirewallBackend, FirewallPlan, GrantEntry } from './firewall/backend.js';
+import { ExpiryWatch } from './client-expiry.js';
 import { GrantManager, accessesWith, keyFields } from './grants.js';
 import type { GateHealer } from './heal.js';
 import { maxGrantsOf, startHealer, startRotator, verifierFor } from './daemon-parts.js';
@@ -92,6 +93,8 @@ export class Daemon {
   #dropsBase: number | undefined;
   /** Promise of the firewall change in flight for the latest packet (tests await it). */
   #pending = new Set<Promise<void>>();
+  /** Ends the grants of clients that reach their `expires` (server/client-expiry.ts). */
+  readonly #expiry: ExpiryWatch;
 
   constructor(deps: DaemonDeps) {
     this.#d = deps;
@@ -128,6 +131,35 @@ export class Daemon {
       },
       onError: (err) => deps.log.error({ event: 'firewall-error', err }, 'revoking an expired grant failed; retrying'),
     });
+    this.#expiry = new ExpiryWatch({
+      now: this.#now,
+      timers: this.#timers,
+      onExpired: (clients) => this.#endExpired(clients),
+    });
+  }
+
+  /** Revoke the live grants of clients past their `expires`, and log it. */
+  #endExpired(clients: readonly string[]): void {
+    const names = new Set(clients);
+    const log = this.#d.log;
+    const p = this.grants
+      .endOwnedBy((owner) => owner !== undefined && names.has(owner))
+      .then(
+        (ended) =>
+          // info when grants ended; a client long expired (seen again at each reload) only at debug
+          log[ended.length > 0 ? 'info' : 'debug'](
+            {
+              event: 'client-expired',
+              clients,
+              ended: ended.map((g) => ({ client: g.owner, address: g.address, access: formatAccess(g.access) })),
+            },
+            'client past its expires date: knocks refused, grants ended',
+          ),
+        (err: unknown) =>
+          log.error({ event: 'firewall-error', clients, err }, 'ending the grants of an expired client failed'),
+      );
+    this.#pending.add(p);
+    void p.finally(() => this.#pending.delete(p));
   }
 
   /**
@@ -168,6 +200,7 @@ export class Daemon {
       throw e;
     }
     this.#startLoops();
+    this.#expiry.watch(c.clients);
     if (this.#d.warmUp !== false) warmUp(this.#now());
     this.#listener = listener;
     this.#dropsBase = listener.port !== undefined ? this.#readDrops(listener.port) : undefined;
@@ -240,7 +273,9 @@ export class Daemon {
       this.#scheduleSummary();
     }
     const names = new Set(next.clients.map((cl) => cl.name));
-    return await this.grants.endOwnedBy((owner) => owner !== undefined && !names.has(owner));
+    const ended = await this.grants.endOwnedBy((owner) => owner !== undefined && !names.has(owner));
+    this.#expiry.watch(next.clients);
+    return ended;
   }
 
   get backendName(): string {
@@ -385,6 +420,7 @@ export class Daemon {
     if (this.#summaryTimer !== undefined) this.#timers.clearTimeout(this.#summaryTimer);
     this.#summaryTimer = undefined;
     this.#ready = false;
+    this.#expiry.stop();
     await this.#stopLoops();
     await this.settled();
     this.flushRejectSummary();

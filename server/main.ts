@@ -16,6 +16,7 @@
  *   spa-knockd doctor --config FILE [--json]   why a knock "works" but the port stays closed (server/doctor.ts)
  *   spa-knockd import-fwknop --access-conf FILE [--out FILE]   fwknopd access.conf → config text (server/import-fwknop.ts)
  *   spa-knockd install-systemd [--unit-dir DIR] [--dry-run] [--force]   install the units (server/install-systemd.ts)
+ *   spa-knockd add-client NAME [...] | remove-client NAME | list-clients [--json]   (server/clients-command.ts)
  *   spa-knockd completion | --help | --version
  * @module
  */
@@ -38,6 +39,7 @@ import { type ControlServer, controlPath, openControl } from './control.js';
 import { daemonStatus, statusCommand } from './status.js';
 import { doctorCommand } from './doctor.js';
 import { Reloader } from './reload.js';
+import { addClient, listClients, removeClient } from './clients-command.js';
 
 const PROG = 'spa-knockd';
 
@@ -184,7 +186,9 @@ export async function main(argv: readonly string[]): Promise<void> {
   } as const;
   await cliParser(PROG, argv, {
     usage:
-      '$0 --config FILE | $0 <check|status|doctor|uninstall|rules> --config FILE | $0 import-fwknop --access-conf FILE | $0 install-systemd',
+      '$0 --config FILE | $0 <check|status|doctor|uninstall|rules|list-clients> --config FILE | $0 add-client NAME | ' +
+      '$0 remove-client NAME | $0 import-fwknop --access-conf FILE | $0 install-systemd',
+    repeatable: ['open', 'sources'],
   })
     .command(
       '$0',
@@ -281,6 +285,71 @@ export async function main(argv: readonly string[]): Promise<void> {
             describe: 'write the config here (mode 0600), not stdout',
           }),
       (a) => runImportFwknop(a.accessConf, a.out),
+    )
+    .command(
+      'add-client <name>',
+      'new client: a key, a [[client]] in the config (comments kept), its key line, spa-knock:// URI and QR code',
+      (y) =>
+        y
+          .positional('name', { type: 'string', demandOption: true, describe: 'client name (A-Z a-z 0-9 . _ @ -)' })
+          .option('config', configOpt)
+          .option('open', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'what it may open, e.g. tcp/22 (repeatable; default: everything firewall.protect lists)',
+          })
+          .option('sources', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'where its knocks may come from, CIDR (repeatable; default: anywhere)',
+          })
+          .option('expires', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'refuse it from then on: 2027-01-31 (00:00 UTC) or 2027-01-31T18:00:00Z',
+          })
+          .option('host', {
+            type: 'string',
+            requiresArg: true,
+            describe: "the server's name or address in the URI, H[:PORT] (default: listen address, else hostname)",
+          })
+          .option('key-file', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'write the key to this new 0600 file and use key_file (the config then holds no key)',
+          })
+          .option('qr', { type: 'boolean', default: true, describe: 'print the URI as a QR code (--no-qr: not)' })
+          .option('json', { type: 'boolean', default: false, describe: 'print name, key and URI as JSON' })
+          .option('reload', { type: 'boolean', default: false, describe: 'then SIGHUP the running daemon' }),
+      (a) =>
+        addClient({
+          config: configPathOf(a.config),
+          name: a.name,
+          open: a.open === undefined ? [] : ([] as unknown[]).concat(a.open).map(String),
+          sources: a.sources === undefined ? [] : ([] as unknown[]).concat(a.sources).map(String),
+          expires: a.expires,
+          host: a.host,
+          keyFile: a.keyFile,
+          qr: a.qr,
+          json: a.json,
+          reload: a.reload,
+        }),
+    )
+    .command(
+      'remove-client <name>',
+      "remove that client's [[client]] block from the config (comments kept)",
+      (y) =>
+        y
+          .positional('name', { type: 'string', demandOption: true, describe: 'client name' })
+          .option('config', configOpt)
+          .option('reload', { type: 'boolean', default: false, describe: 'then SIGHUP the running daemon' }),
+      (a) => removeClient({ config: configPathOf(a.config), name: a.name, reload: a.reload }),
+    )
+    .command(
+      'list-clients',
+      'the clients of the config: accesses, sources, expiry',
+      (y) => y.option('config', configOpt).option('json', { type: 'boolean', default: false, describe: 'as JSON' }),
+      (a) => listClients({ config: configPathOf(a.config), json: a.json }),
     )
     .parseAsync();
 }

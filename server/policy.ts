@@ -16,7 +16,8 @@
  *   (shared/address.ts ungrantablePrefixReason; `address`). This host's subnet broadcasts inside a prefix are not a
  *   reason to refuse it: no packet comes from a broadcast address, so granting a block that holds one opens nothing
  *   more. /32 or /128 is the one-address grant.
- * - duration: 0 means the default; longer than the client's maximum is clamped to that maximum.
+ * - duration: 0 means the default; longer than the client's maximum is clamped to that maximum, and for a client
+ *   with `expires`, to the seconds left until then (rounded up; the daemon ends the grant at expiry itself).
  * @module
  */
 import { type Access, dedupeAccesses, sameAccess } from '../shared/access.js';
@@ -69,7 +70,13 @@ function plausibleSender(a: IpAddress, broadcasts: ReadonlySet<string> | undefin
   return (ungrantableReason(a) === undefined || a.ip.range() === 'loopback') && !(broadcasts?.has(a.text) ?? false);
 }
 
-export function decide(client: ClientConfig, req: KnockRequest, source: IpAddress, opts: PolicyOptions): PolicyResult {
+export function decide(
+  client: ClientConfig,
+  req: KnockRequest,
+  source: IpAddress,
+  opts: PolicyOptions,
+  nowMs = 0,
+): PolicyResult {
   if (!inAnyCidr(source, client.sources)) return { ok: false, code: 'source' };
   if (!plausibleSender(source, opts.broadcasts)) return { ok: false, code: 'address' };
   let target = source;
@@ -99,8 +106,10 @@ export function decide(client: ClientConfig, req: KnockRequest, source: IpAddres
     for (const a of req.accesses) if (!client.open.some((b) => sameAccess(a, b))) return { ok: false, code: 'policy' };
     accesses = dedupeAccesses(req.accesses);
   }
-  const wanted = req.duration === 0 ? opts.defaultDuration : req.duration;
-  const duration = Math.min(wanted, client.maxDuration);
+  const askedS = req.duration === 0 ? opts.defaultDuration : req.duration;
+  let duration = Math.min(askedS, client.maxDuration);
+  if (client.expiresAt !== undefined)
+    duration = Math.max(1, Math.min(duration, Math.ceil((client.expiresAt - nowMs) / 1000)));
   return {
     ok: true,
     decision: {

@@ -13,6 +13,7 @@ export const REJECT_REASONS = [
   'malformed', // decrypted payload does not parse, or key-id epoch disagrees with the timestamp
   'fwknop-nat', // an fwknop NAT access request (-N, --nat-local): not supported, refused
   'fwknop-command', // an fwknop command request (-C): never run, refused
+  'expired', // authenticated, but the client is past its `expires` date
   'stale', // timestamp outside the replay window, or not newer than what the replay guard has forgotten
   'replay', // packet already accepted
   'source', // source (or requested allow-address) not in the client's `sources`

@@ -3,7 +3,7 @@
  * cheapest first —
  *
  *   size → format/version → key id → HMAC → decrypt + parse   (the packet format: server/formats/*)
- *   → time window and replay floor → replay → policy           (common to every format)
+ *   → client expiry → time window and replay floor → replay → policy   (common to every format)
  *   → replay record written                                     (`state-write` if it cannot be: fail closed)
  *
  * A one-time code (server/formats/code.ts) has its own replay rule instead of the time window and the replay record:
@@ -63,6 +63,9 @@ export class Verifier {
     const auth = format.authenticate(buf, nowMs);
     if (!auth.ok) return auth;
     const { client, request, replayId, consume, oneTimeCode } = auth.value;
+    // per client, so only after authentication; a comparison, so before the replay lookups
+    if (client.expiresAt !== undefined && nowMs >= client.expiresAt)
+      return { ok: false, code: 'expired', client: client.name };
     const ts = request.timestamp;
     // a format with its own replay rule (one-time codes) has no timestamp to check and no replay record to keep
     if (consume === undefined) {
@@ -74,7 +77,7 @@ export class Verifier {
     }
     const src = parseIp(source, { zone: 'strip' });
     if (!src) return { ok: false, code: 'source', client: client.name };
-    const p = decide(client, request, src, this.#policy);
+    const p = decide(client, request, src, this.#policy, nowMs);
     if (!p.ok) return { ok: false, code: p.code, client: client.name };
     try {
       if (consume) consume();
