@@ -25,6 +25,7 @@ import { sequencesAt } from './sequence-config.js';
 import { type DropReader, procDropReader } from './udp-drops.js';
 import type { Verifier } from './verify.js';
 import { warmUp } from './warmup.js';
+import { traceMark, traceStart, traceTake } from './grant-trace.js';
 
 export interface DaemonDeps {
   readonly config: Config;
@@ -230,8 +231,10 @@ export class Daemon {
   /** The hot path: verify synchronously, then apply the firewall change. Never throws, never replies. */
   handle(buf: Uint8Array, source: string): void {
     const t0 = process.hrtime.bigint();
+    traceStart();
     const now = this.#now();
     const v = this.#verifier.verify(buf, source, now);
+    traceMark('verified');
     const log = this.#d.log;
     if (!v.ok) {
       this.rejects.add(v.code);
@@ -274,6 +277,7 @@ export class Daemon {
                 expires: new Date(exp).toISOString(),
                 // packet handed to us → firewall change committed (verification + firewall), milliseconds
                 latency_ms: Number(process.hrtime.bigint() - t0) / 1e6,
+                trace: traceTake(),
               },
               'knock accepted: access granted',
             );

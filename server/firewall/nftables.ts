@@ -34,6 +34,7 @@ import {
 import { elemKey, elemWithTimeout, installLines, replaceLines, setName } from './nft-script.js';
 import { nftCheckProblems, parseChainRules } from './nft-check.js';
 import { staleSequenceObjects } from './nft-sequences.js';
+import { traceMark } from '../grant-trace.js';
 import { NftShell, type ShellResult, nftErrorMessage } from './nft-shell.js';
 import { SerialQueue, describeFailure, run, withWrap } from './process.js';
 import { type CheckedPlan, checkGrants, checkKeys, checkNow, checkPlan, firewallError } from './validate.js';
@@ -218,7 +219,9 @@ export class NftablesBackend implements FirewallBackend {
     const grants = checkGrants(entries);
     checkNow(now);
     if (grants.length === 0) return;
+    traceMark('grant-called');
     await this.queue.run(async () => {
+      traceMark('queue-entered');
       // the kernel may hold an element a little past our expiresAt (list() reads whole seconds): keep it known
       for (const [k, v] of this.known) if (v.expiresAt + NFT_KNOWN_GRACE_MS <= now) this.known.delete(k);
       const fast = this.addRefreshes && this.mode === 'persistent';
@@ -249,6 +252,7 @@ export class NftablesBackend implements FirewallBackend {
           );
         }
       }
+      traceMark('cmds-built');
       try {
         await this.change('grant', cmds);
       } catch (err) {
