@@ -252,7 +252,8 @@ export class Daemon {
       log.info({ event: 'state-write-recovered' }, 'replay records can be written again: knocks are accepted');
     }
     const d = v.decision;
-    this.#maybeCompact(now);
+    // nothing before the firewall change that does not open the port: compaction (a rewrite of replay.log, rare),
+    // the log line and the stats come after it
     const work =
       d.type === 'open'
         ? this.grants.open(d).then((r) => {
@@ -302,7 +303,10 @@ export class Daemon {
       log.error({ event: 'firewall-error', client: d.client, address: d.address, err }, 'firewall change failed');
     });
     this.#pending.add(p);
-    void p.finally(() => this.#pending.delete(p));
+    void p.finally(() => {
+      this.#pending.delete(p);
+      this.#maybeCompact(this.#now());
+    });
   }
 
   /** Wait for every firewall change started so far (tests; graceful stop). */
