@@ -14,6 +14,8 @@ export class DaemonProcess {
   constructor(
     readonly ns: string,
     readonly configPath: string,
+    /** The daemon's entry point (default: this checkout's server/main.ts; the bench's A/B row runs another one). */
+    readonly entry: string = DAEMON,
   ) {}
 
   get pid(): number | undefined {
@@ -24,7 +26,7 @@ export class DaemonProcess {
     const from = this.lines.length;
     const child = spawn(
       'ip',
-      ['netns', 'exec', this.ns, process.execPath, '--import', 'tsx', DAEMON, '--config', this.configPath],
+      ['netns', 'exec', this.ns, process.execPath, '--import', 'tsx', this.entry, '--config', this.configPath],
       {
         cwd: ROOT,
         stdio: ['ignore', 'pipe', 'pipe'],

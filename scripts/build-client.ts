@@ -12,18 +12,23 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-await build({
-  absWorkingDir: root,
-  entryPoints: ['client/cli.ts'],
-  outfile: 'dist/client/spa-knock.cjs',
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
-  minify: true,
-  legalComments: 'eof',
-  define: { 'import.meta.url': '__spakUrl' },
-  // first, so that the file stays in strict mode (the modules are ES modules, which always are)
-  banner: { js: "'use strict'; const __spakUrl = require('node:url').pathToFileURL(__filename).href;" },
-  logLevel: 'warning',
-});
+/** Bundle the client into `outfile` (relative to the repository root, or absolute). */
+export async function buildClient(outfile = 'dist/client/spa-knock.cjs'): Promise<void> {
+  await build({
+    absWorkingDir: root,
+    entryPoints: ['client/cli.ts'],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    minify: true,
+    legalComments: 'eof',
+    define: { 'import.meta.url': '__spakUrl' },
+    // first, so that the file stays in strict mode (the modules are ES modules, which always are)
+    banner: { js: "'use strict'; const __spakUrl = require('node:url').pathToFileURL(__filename).href;" },
+    logLevel: 'warning',
+  });
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) await buildClient();

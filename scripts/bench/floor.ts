@@ -28,7 +28,7 @@ import type { FloorProbeOps, ProbeDatagram, ProbeSample } from './floor-probe-ch
 import { Scope, checkInterrupted, progress, sleep } from './lifecycle.js';
 import { type Stats, r3, stats } from './stats.js';
 
-export type FloorRow = 'open' | 'mini-nft' | 'mini-kernel' | 'spa-nft' | 'spa-ipt' | 'fwknopd' | 'knockd';
+export type FloorRow = 'open' | 'mini-nft' | 'mini-kernel' | 'spa-nft' | 'spa-nft-b' | 'spa-ipt' | 'fwknopd' | 'knockd';
 export const FLOOR_ROWS: readonly FloorRow[] = [
   'open',
   'mini-nft',
@@ -44,6 +44,7 @@ export const FLOOR_LABELS: Readonly<Record<FloorRow, string>> = {
   'mini-nft': 'minimal Node program → nft -i (minimal-nft.ts)',
   'mini-kernel': 'minimal, kernel adds the element (minimal-kernel.ts)',
   'spa-nft': 'spa-knockd, nftables',
+  'spa-nft-b': 'spa-knockd, nftables, --compare checkout',
   'spa-ipt': 'spa-knockd, iptables',
   fwknopd: 'fwknopd 2.6.10, UDP server (iptables)',
   knockd: 'knockd, 3-port UDP sequence (iptables)',
@@ -54,6 +55,7 @@ const SUBNETS: Readonly<Record<FloorRow, number>> = {
   'mini-nft': 111,
   'mini-kernel': 112,
   'spa-nft': 113,
+  'spa-nft-b': 117,
   'spa-ipt': 114,
   fwknopd: 115,
   knockd: 116,
@@ -63,6 +65,8 @@ const SSH = 22;
 const CONTROL = 8080;
 const UDP_PORT = 62201;
 const KNOCKD_SEQ = [7001, 7002, 7003] as const;
+/** How long a server or helper may take to start (the machine may be loaded). */
+const START_TIMEOUT_MS = 60_000;
 
 export interface FloorParams {
   /** Samples per row. */
@@ -70,6 +74,8 @@ export interface FloorParams {
   /** A fresh connect this often, ms. */
   readonly intervalMs: number;
   readonly rows: readonly FloorRow[];
+  /** server/main.ts of another checkout, for the `spa-nft-b` row (an A/B comparison, interleaved). */
+  readonly compare?: string;
 }
 
 export interface FloorRowResult {
@@ -121,10 +127,28 @@ export function floorRowMissing(row: FloorRow): string | undefined {
 /** A node program inside `ns`, ready once it prints `ready`; killed by PID in the scope. */
 async function startMinimal(scope: Scope, ns: string, file: string): Promise<void> {
   const path = fileURLToPath(new URL(`./${file}`, import.meta.url));
-  const child: ChildProcess = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', path], {
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', path], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  await waitReady(scope, child, file);
+}
+
+/**
+ * TCP listeners on SSH and CONTROL in `ns`: plain node, no tsx, so that it starts quickly on a loaded machine (the
+ * harness agent gives up after 10 s). A connection is accepted and closed; the probe only needs the handshake.
+ */
+async function startListeners(scope: Scope, ns: string): Promise<void> {
+  const code =
+    "const net=require('node:net');let n=0;for(const p of [" +
+    `${SSH},${CONTROL}` +
+    "])net.createServer((s)=>s.destroy()).listen(p,'0.0.0.0',()=>{if(++n===2)process.stdout.write('ready\\n')});";
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] });
+  await waitReady(scope, child, 'TCP listeners');
+}
+
+/** Kill `child` by PID in the scope; resolve once it printed `ready`. */
+async function waitReady(scope: Scope, child: ChildProcess, what: string): Promise<void> {
   scope.defer(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       const gone = new Promise((r) => child.once('exit', r));
@@ -135,9 +159,9 @@ async function startMinimal(scope: Scope, ns: string, file: string): Promise<voi
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const end = Date.now() + 15_000;
+  const end = Date.now() + START_TIMEOUT_MS;
   while (!out.includes('ready')) {
-    if (child.exitCode !== null || Date.now() > end) throw new Error(`${file} did not start: ${out.trim()}`);
+    if (child.exitCode !== null || Date.now() > end) throw new Error(`${what} did not start: ${out.trim()}`);
     await sleep(20);
   }
 }
@@ -202,9 +226,7 @@ async function setUp(row: FloorRow, p: FloorParams, scope: Scope, fwKeys: () => 
   const batch = froms.map((a) => `addr add ${a}/24 dev vcli`).join('\n');
   const added = await pair.exec(pair.cli, ['ip', '-batch', '-'], { input: `${batch}\n` });
   if (added.code !== 0) throw new Error(`${row}: adding client addresses: ${added.stderr.trim()}`);
-  const srv = await pair.agent(pair.srv);
-  await srv.listenTcp(SSH);
-  await srv.listenTcp(CONTROL);
+  await startListeners(scope, pair.srv);
   const dropSsh = async (): Promise<void> => {
     const r = await pair.exec(pair.srv, ['iptables', '-A', 'INPUT', '-p', 'tcp', '--dport', String(SSH), '-j', 'DROP']);
     if (r.code !== 0) throw new Error(`${row}: iptables: ${r.stderr.trim()}`);
@@ -213,16 +235,17 @@ async function setUp(row: FloorRow, p: FloorParams, scope: Scope, fwKeys: () => 
   let daemon: DaemonProcess | undefined;
   if (row === 'mini-nft') await startMinimal(scope, pair.srv, 'minimal-nft.ts');
   else if (row === 'mini-kernel') await startMinimal(scope, pair.srv, 'minimal-kernel.ts');
-  else if (row === 'spa-nft' || row === 'spa-ipt') {
+  else if (row === 'spa-nft' || row === 'spa-nft-b' || row === 'spa-ipt') {
     const key = generateKey();
     writeFileSync(join(dir, 'alice.key'), `${formatKey(key)}\n`, { mode: 0o600 });
     const cfg = join(dir, 'spa-knockd.toml');
-    writeFileSync(cfg, daemonToml(dir, row === 'spa-nft' ? 'nftables' : 'iptables', p.n), { mode: 0o600 });
-    const d = new DaemonProcess(pair.srv, cfg);
+    writeFileSync(cfg, daemonToml(dir, row === 'spa-ipt' ? 'iptables' : 'nftables', p.n), { mode: 0o600 });
+    const d =
+      row === 'spa-nft-b' && p.compare ? new DaemonProcess(pair.srv, cfg, p.compare) : new DaemonProcess(pair.srv, cfg);
     scope.defer(async () => {
       await d.stop('SIGKILL'); // by PID
     });
-    await d.start();
+    await d.start(START_TIMEOUT_MS);
     daemon = d;
     const access = [{ proto: 'tcp' as const, port: SSH }];
     datagrams = () => [
@@ -233,7 +256,7 @@ async function setUp(row: FloorRow, p: FloorParams, scope: Scope, fwKeys: () => 
     const keys = fwKeys();
     const fw = new FwknopdProcess(pair.srv, { keys, openPorts: [`tcp/${SSH}`], accessTimeout: 3, verbose: false });
     scope.defer(() => fw.stop());
-    await fw.start();
+    await fw.start(START_TIMEOUT_MS);
     datagrams = (from) => [
       {
         hex: Buffer.from(fwknopPacket(keys, ['-A', `tcp/${SSH}`, '-a', from], pair.srv4).text, 'latin1').toString(
@@ -250,7 +273,7 @@ async function setUp(row: FloorRow, p: FloorParams, scope: Scope, fwKeys: () => 
   const probePath = fileURLToPath(new URL('./floor-probe-child.ts', import.meta.url));
   const probe = await startRpcChild<FloorProbeOps>(
     [...pair.wrap(pair.cli), process.execPath, '--import', 'tsx', probePath],
-    { name: `floor probe (${row})`, cwd: ROOT },
+    { name: `floor probe (${row})`, cwd: ROOT, readyTimeoutMs: START_TIMEOUT_MS },
   );
   scope.defer(() => probe.kill());
   const warm = await probe.call('warm', { host: pair.srv4, port: CONTROL, from: froms, n: 2 }, 60_000);
