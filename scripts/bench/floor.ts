@@ -34,6 +34,7 @@ export const FLOOR_ROWS: readonly FloorRow[] = [
   'mini-nft',
   'mini-kernel',
   'spa-nft',
+  'spa-nft-b',
   'spa-ipt',
   'fwknopd',
   'knockd',
