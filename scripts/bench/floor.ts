@@ -1,6 +1,6 @@
 /**
  * Knock to open at the floor, side by side (issue 9; docs/benchmarks.md). Every setup runs at once, each in its own
- * pair of namespaces (harness/netns.ts createPair, tags `speed-*`, subnets 110–116), with the same probe
+ * pair of namespaces (harness/netns.ts createPair, tags `speed-*`, subnets 110–117), with the same probe
  * (floor-probe-child.ts) in each client namespace; samples are interleaved — one of each setup in turn, round after
  * round — so load on the machine hits every row alike. Each sample uses a fresh source address of the client
  * namespace (the grant is for it), so no sample waits for an earlier grant to expire or be revoked.
@@ -11,8 +11,8 @@
  * first datagram). Servers are stopped by PID, namespaces removed, on every exit path (lifecycle.ts).
  * @module
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -114,8 +114,17 @@ interface Setup {
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
+/** Is `tool` an executable on PATH (or in /usr/sbin, where Debian puts the daemons)? */
 function has(tool: string): boolean {
-  return spawnSync('sh', ['-c', 'command -v "$1"', 'sh', tool], { stdio: 'ignore' }).status === 0;
+  const dirs = [...(process.env['PATH'] ?? '').split(':'), '/usr/sbin', '/sbin'].filter((d) => d !== '');
+  return dirs.some((d) => {
+    try {
+      accessSync(join(d, tool), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** A peer program the row needs, or the reason it is skipped. */
