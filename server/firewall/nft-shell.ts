@@ -116,7 +116,7 @@ export class NftShell {
       p.resolve(failed ? { ok: false, kind: 'nft', message: nftErrorMessage(p.lines) } : { ok: true });
       return;
     }
-    traceMark(`stderr:${line.slice(0, 12)}`);
+    if (p.lines.length === 0) traceMark('first-stderr-line');
     p.lines.push(line);
   }
 
