@@ -20,21 +20,19 @@
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { hideBin } from 'yargs/helpers';
 import { parseIp } from '../shared/address.js';
 import { toHex } from '../shared/bytes.js';
-import { cliParser, die, exitQuietlyOnClosedStdout, intOption, usageError } from '../shared/cli.js';
+import { die, exitQuietlyOnClosedStdout, intOption, usageError } from '../shared/cli.js';
 import { DEFAULT_PORT } from '../shared/constants.js';
 import { SpaError } from '../shared/errors.js';
-import { generateFwknopKeyText } from '../shared/fwknop/keys.js';
 import { readKeyFile, writeKeyFile, writeSecretFile } from '../shared/keyfile.js';
 import { formatKey, generateKey } from '../shared/keys.js';
-import { buildFwknopPacket, readFwknopKeyFile } from './fwknop.js';
 import { buildPacket, checkAllowIp, describe, parseAccessList } from './request.js';
 import { type RunOptions, runKnock, sendBuilt } from './knock-run.js';
 import { hostLiteral, localAddressTowards } from './send.js';
 import { resolveTargets } from './targets.js';
 import { currentRotating, formatSequence, parseSequence, printRotating, sendSequence } from './sequence.js';
+import { fastKnockArgs } from './fast-args.js';
 import { withProfile } from './profile.js';
 import { printCodes } from './codes.js';
 import { runImport } from './import.js';
@@ -169,9 +167,12 @@ async function knock(a: KnockArgs): Promise<void> {
   const accesses = parseAccessList(a.open);
   const format = formatOption(a.format);
   const prefix = prefixOptions(a, format);
+  // the fwknop codec (AES tables, SHA-512/SHA-3/MD5/SHA-1) only when asked for: its module set-up is most of what a
+  // plain knock would otherwise spend loading (client cold start, docs/benchmarks.md)
+  const fw = format === 'fwknop' ? await import('./fwknop.js') : undefined;
   const build = (allowAddress: string | undefined) => {
     const req = { accesses, duration, allowAddress };
-    if (format === 'fwknop') return buildFwknopPacket(readFwknopKeyFile(a.key), { ...req, close: a.close });
+    if (fw !== undefined) return fw.buildFwknopPacket(fw.readFwknopKeyFile(a.key), { ...req, close: a.close });
     const p = buildPacket(readKeyFile(a.key), { ...req, ...prefix, type: a.close ? 'close' : 'open' });
     return { bytes: p.bytes, timestamp: p.request.timestamp, fields: describe(p) };
   };
@@ -214,9 +215,9 @@ async function knock(a: KnockArgs): Promise<void> {
   }
 }
 
-function keygen(a: { out: string | undefined; force: boolean; format: string }): void {
+async function keygen(a: { out: string | undefined; force: boolean; format: string }): Promise<void> {
   if (formatOption(a.format) === 'fwknop') {
-    const text = generateFwknopKeyText();
+    const text = (await import('../shared/fwknop/keys.js')).generateFwknopKeyText();
     if (a.out === undefined) process.stdout.write(text);
     else {
       writeSecretFile(a.out, text, { force: a.force });
@@ -246,6 +247,10 @@ const formatOpt = {
 
 export async function main(argv: readonly string[]): Promise<void> {
   exitQuietlyOnClosedStdout();
+  // a plain knock without yargs (cold start); anything else, mistakes included, goes to yargs as before
+  const fast = fastKnockArgs(argv);
+  if (fast !== undefined) return await knock(withProfile(fast));
+  const { cliParser } = await import('../shared/cli-parser.js');
   await cliParser(PROG, argv, {
     usage: '$0 HOST [options]      send one knock\n$0 keygen [--out FILE]  make a new key',
     repeatable: ['open'],
@@ -429,4 +434,4 @@ export async function main(argv: readonly string[]): Promise<void> {
     .parseAsync();
 }
 
-main(hideBin(process.argv)).catch((e: unknown) => die(PROG, e));
+main(process.argv.slice(2)).catch((e: unknown) => die(PROG, e));

@@ -18,7 +18,12 @@ export class DaemonProcess {
   constructor(
     readonly ns: string,
     readonly configPath: string,
-    readonly opts: { readonly launcher?: readonly string[]; readonly args?: readonly string[] } = {},
+    readonly opts: {
+      readonly launcher?: readonly string[];
+      readonly args?: readonly string[];
+      /** The daemon's entry point (default: this checkout's server/main.ts; the bench's A/B row runs another one). */
+      readonly entry?: string;
+    } = {},
   ) {}
 
   /** Whatever the process wrote to stdout and could not be parsed as JSON. */
@@ -47,7 +52,7 @@ export class DaemonProcess {
         process.execPath,
         '--import',
         'tsx',
-        DAEMON,
+        this.opts.entry ?? DAEMON,
         '--config',
         this.configPath,
         ...(this.opts.args ?? []),

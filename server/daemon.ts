@@ -28,6 +28,7 @@ import { sequencesAt } from './sequence-config.js';
 import { type DropReader, procDropReader } from './udp-drops.js';
 import type { Verifier } from './verify.js';
 import { warmUp } from './warmup.js';
+import { traceMark, traceStart, traceTake } from './grant-trace.js';
 
 export interface DaemonDeps {
   readonly config: Config;
@@ -289,8 +290,10 @@ export class Daemon {
   /** The hot path: verify synchronously, then apply the firewall change. Never throws, never replies. */
   handle(buf: Uint8Array, source: string): void {
     const t0 = process.hrtime.bigint();
+    traceStart();
     const now = this.#now();
     const v = this.#verifier.verify(buf, source, now);
+    traceMark('verified');
     const log = this.#d.log;
     if (!v.ok) {
       this.rejects.add(v.code);
@@ -311,7 +314,8 @@ export class Daemon {
     }
     const d = v.decision;
     const oneTimeCode = v.oneTimeCode;
-    this.#maybeCompact(now);
+    // nothing before the firewall change that does not open the port: compaction (a rewrite of replay.log, rare),
+    // the log line and the stats come after it
     const work =
       d.type === 'open'
         ? this.grants.open(d).then((r) => {
@@ -338,6 +342,7 @@ export class Daemon {
                 expires: new Date(exp).toISOString(),
                 // packet handed to us → firewall change committed (verification + firewall), milliseconds
                 latency_ms: Number(process.hrtime.bigint() - t0) / 1e6,
+                trace: traceTake(),
               },
               'knock accepted: access granted',
             );
@@ -362,7 +367,10 @@ export class Daemon {
       log.error({ event: 'firewall-error', client: d.client, address: d.address, err }, 'firewall change failed');
     });
     this.#pending.add(p);
-    void p.finally(() => this.#pending.delete(p));
+    void p.finally(() => {
+      this.#pending.delete(p);
+      this.#maybeCompact(this.#now());
+    });
   }
 
   /** Wait for every firewall change started so far (tests; graceful stop). */

@@ -23,7 +23,8 @@
 import { rulesCommand } from './rules-command.js';
 import { hideBin } from 'yargs/helpers';
 import { formatAccess } from '../shared/access.js';
-import { cliParser, die, usageError, exitQuietlyOnClosedStdout, logInternalError } from '../shared/cli.js';
+import { die, usageError, exitQuietlyOnClosedStdout, logInternalError } from '../shared/cli.js';
+import { cliParser } from '../shared/cli-parser.js';
 import { errorLine, exitCodeOf, isSpaError } from '../shared/errors.js';
 import { type Config, loadConfig } from './config.js';
 import { Daemon, planOf } from './daemon.js';

@@ -27,6 +27,7 @@ import { REPLAY_SYNC_DELAY_MS } from '../shared/constants.js';
 import { SpaError, errnoText } from '../shared/errors.js';
 import type { ReplayRecord, ReplayState } from '../shared/replay.js';
 import { type Timers, realTimers } from './timers.js';
+import { traceMark } from './grant-trace.js';
 
 const LINE_RE = /^(\d{1,16}) ([A-Za-z0-9:_-]{1,128})$/;
 const HEADER_RE = /^#floor (\d{1,16}) window (\d{1,16})$/;
@@ -132,6 +133,7 @@ export class ReplayFile {
   append(r: ReplayRecord): void {
     const line = Buffer.from(`${this.#torn ? '\n' : ''}${r.expiresAt} ${r.id}\n`);
     let off = 0;
+    traceMark('replay-write');
     try {
       this.#fd ??= openSync(this.path, 'a', 0o600);
       while (off < line.length) off += writeSync(this.#fd, line, off, line.length - off);
@@ -140,6 +142,7 @@ export class ReplayFile {
       throw new SpaError('ERR_SPA_STATE_DIR', `cannot write ${this.path}: ${errnoText(e)}`);
     }
     this.#torn = false;
+    traceMark('replay-written');
     this.#lines++;
     this.#syncTimer ??= this.#timers.setTimeout(() => {
       this.#syncTimer = undefined;

@@ -8,13 +8,24 @@ import { BACKEND_TOOLS, missingPrerequisites } from '../../harness/prerequisites
 
 export type BackendName = 'nftables' | 'iptables';
 
+/** The parts `--only` can name (default: all of them, and every part in bench.ts EXTRA_PARTS). */
+export const PARTS = ['verify', 'backends', 'floor', 'cold-start'] as const;
+
 export interface Options {
   readonly quick: boolean;
   readonly json: boolean;
   readonly backends: readonly BackendName[];
+  /** Parts to run; undefined: all. */
+  readonly only: readonly string[] | undefined;
+  /** `--compare PATH`: the server/main.ts of another checkout, as an extra row of the floor part (A/B, interleaved). */
+  readonly compare: string | undefined;
 }
 
-const USAGE = 'npm run bench [-- --quick] [--json] [--backend nftables|iptables|all]';
+/** Does this run include `part`? */
+export const runs = (o: Options, part: string): boolean => o.only === undefined || o.only.includes(part);
+
+const USAGE =
+  'npm run bench [-- --quick] [--json] [--backend nftables|iptables|all] [--only PART,…] [--compare OTHER/server/main.ts]';
 
 /** ms between any two knocks of the burst, and between packets to the cold verifier. */
 export const GAP_MS = 25;
@@ -52,6 +63,10 @@ export function sizes(opts: Options) {
     fwRuns: q ? 15 : 40,
     /** execFile('true') runs. */
     processStarts: 20,
+    /** Samples per row of the side-by-side knock-to-open table (floor.ts). */
+    floor: q ? 15 : 100,
+    /** Runs per row of the client cold start. */
+    coldStart: q ? 10 : 30,
   };
 }
 
@@ -66,7 +81,14 @@ export function die(msg: string): never {
 }
 
 export function parseOptions(argv: readonly string[] = process.argv.slice(2)): Options {
-  let values: { quick?: boolean; json?: boolean; backend?: string; help?: boolean };
+  let values: {
+    quick?: boolean;
+    json?: boolean;
+    backend?: string;
+    only?: string;
+    compare?: string;
+    help?: boolean;
+  };
   try {
     ({ values } = parseArgs({
       args: [...argv],
@@ -74,6 +96,8 @@ export function parseOptions(argv: readonly string[] = process.argv.slice(2)): O
         quick: { type: 'boolean' },
         json: { type: 'boolean' },
         backend: { type: 'string' },
+        only: { type: 'string' },
+        compare: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -89,10 +113,14 @@ export function parseOptions(argv: readonly string[] = process.argv.slice(2)): O
   const b = values.backend ?? 'all';
   if (b !== 'all' && b !== 'nftables' && b !== 'iptables')
     usage(`--backend must be nftables, iptables or all (got "${b}")`);
+  const only = values.only?.split(',').map((x) => x.trim());
+  if (only?.some((x) => x === '')) usage('--only needs part names, comma-separated');
   return {
     quick: values.quick ?? false,
     json: values.json ?? false,
     backends: b === 'all' ? ['nftables', 'iptables'] : [b],
+    only,
+    compare: values.compare,
   };
 }
 

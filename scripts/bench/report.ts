@@ -3,19 +3,30 @@
  * only the report goes to stdout.
  * @module
  */
+import type { ColdStart } from './cold-start.js';
 import type { ColdVerify } from './cold-verify.js';
+import type { FloorResult } from './floor.js';
 import type { BackendResult } from './knock-to-open.js';
 import { type BackendName, E2E, GAP_MS } from './options.js';
 import { type Stats, r3, roundStats } from './stats.js';
+import type { BenchSection } from './section.js';
 import type { VerifyCase } from './verify-throughput.js';
 
 export interface Report {
   readonly machine: Record<string, string | number>;
-  readonly options: { readonly quick: boolean; readonly backends: readonly BackendName[] };
+  readonly options: {
+    readonly quick: boolean;
+    readonly backends: readonly BackendName[];
+    readonly only: readonly string[] | 'all';
+  };
   readonly verification: readonly VerifyCase[];
-  readonly coldVerify: ColdVerify;
+  readonly coldVerify?: ColdVerify;
   readonly processStart: Stats;
   readonly latency: readonly BackendResult[];
+  readonly floor?: FloorResult;
+  readonly coldStart?: ColdStart;
+  /** Parts plugged in through section.ts (flood, scale). */
+  readonly extra: readonly { readonly name: string; readonly section: BenchSection }[];
   readonly elapsedS: number;
 }
 
@@ -38,6 +49,7 @@ function table(rows: readonly (readonly string[])[], right: readonly boolean[]):
 function verificationTable(r: Report): string[] {
   const v = r.verification[0];
   const cv = r.coldVerify;
+  if (v === undefined || cv === undefined) return [];
   return [
     `1. Verification, in-process, one core (median of ${v?.rounds ?? '?'} rounds after 2 warm-up rounds)`,
     table(
@@ -60,6 +72,7 @@ function verificationTable(r: Report): string[] {
 }
 
 function latencyTable(r: Report): string[] {
+  if (r.latency.length === 0) return [];
   const rows: string[][] = [['backend', 'figure', 'n', 'median', 'p90', 'p99', 'max']];
   const row = (backend: string, figure: string, s: Stats) =>
     rows.push([backend, figure, String(s.n), f2(s.median), f2(s.p90), f2(s.p99), f2(s.max)]);
@@ -82,6 +95,57 @@ function latencyTable(r: Report): string[] {
   ];
 }
 
+function floorTable(f: FloorResult | undefined): string[] {
+  if (f === undefined) return [];
+  const rows: string[][] = [['setup', 'n', 'min', 'median', 'p90', 'p99', 'attempts']];
+  for (const x of f.rows) {
+    if (x.skipped !== undefined) {
+      rows.push([x.label, '-', '', `not measured: ${x.skipped}`, '', '', '']);
+      continue;
+    }
+    const s = x.stats;
+    rows.push([x.label, String(s.n), f2(s.min), f2(s.median), f2(s.p90), f2(s.p99), String(x.attempts)]);
+  }
+  const daemon = f.rows.filter((x) => x.daemon !== undefined && x.daemon.n > 0);
+  const med = (row: string) => f.rows.find((x) => x.row === row)?.stats.median ?? Number.NaN;
+  const spa = med('spa-nft');
+  return [
+    `3. Knock to open at the floor, side by side: datagram sent → first TCP connect, ms (${f.n} samples per row, interleaved)`,
+    table(rows, [false, true, true, true, true, true, true]),
+    `   probe: a fresh SYN every ${f.intervalMs} ms (futex nap in between), each sample from a new source address`,
+    `   spa-knockd nftables − minimal nft program: ${f2(spa - med('mini-nft'))} ms (median); ` +
+      `fwknopd / spa-knockd nftables: ${f2(med('fwknopd') / spa)}×`,
+    ...daemon.map(
+      (x) =>
+        `   ${x.label}, daemon side (datagram handed over → committed): median ${f2(x.daemon?.median ?? Number.NaN)}, p90 ${f2(x.daemon?.p90 ?? Number.NaN)}` +
+        (x.trace ? `; trace (µs, min/median): ${JSON.stringify(x.trace)}` : ''),
+    ),
+  ];
+}
+
+function coldStartTable(c: ColdStart | undefined): string[] {
+  if (c === undefined) return [];
+  const rows: string[][] = [['command', 'n', 'min', 'median', 'p90', '× node -e 0']];
+  for (const x of c.rows)
+    rows.push([x.label, String(x.stats.n), f1(x.stats.min), f1(x.stats.median), f1(x.stats.p90), f2(x.ratio)]);
+  return [
+    `4. Client cold start, wall time from spawn to exit, ms (${c.runs} runs each, interleaved; a real knock to 127.0.0.1)`,
+    table(rows, [false, true, true, true, true, true]),
+  ];
+}
+
+function extraTables(r: Report): string[] {
+  return r.extra.flatMap(({ section: s }) => [
+    s.title,
+    table(
+      [s.header, ...s.rows],
+      s.header.map((_, i) => i > 0),
+    ),
+    ...(s.notes ?? []).map((n) => `   ${n}`),
+    '',
+  ]);
+}
+
 export function printTable(r: Report): void {
   const m = r.machine;
   const p = r.processStart;
@@ -93,12 +157,20 @@ export function printTable(r: Report): void {
     '',
     ...latencyTable(r),
     '',
-    `3. Starting a process (execFile('true'), ${p.n} runs): median ${f2(p.median)} ms, p90 ${f2(p.p90)} ms, max ${f2(p.max)} ms`,
+    ...floorTable(r.floor),
+    '',
+    ...coldStartTable(r.coldStart),
+    '',
+    ...extraTables(r),
+    `5. Starting a process (execFile('true'), ${p.n} runs): median ${f2(p.median)} ms, p90 ${f2(p.p90)} ms, max ${f2(p.max)} ms`,
     '',
     `total ${r.elapsedS.toFixed(1)} s`,
     ...r.latency.flatMap((b) => b.failures).map((f) => `WARNING: ${f}`),
+    ...(r.floor?.rows ?? []).flatMap((x) => x.failures.map((f) => `WARNING: ${x.label}: ${f}`)),
+    ...r.extra.flatMap((e) => (e.section.failures ?? []).map((f) => `WARNING: ${e.name}: ${f}`)),
   ];
-  process.stdout.write(`${out.join('\n')}\n`);
+  const lines = out.filter((l, i) => l !== '' || (i > 0 && out[i - 1] !== '')); // one blank line between parts
+  process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 export function jsonReport(r: Report): unknown {
@@ -115,11 +187,15 @@ export function jsonReport(r: Report): unknown {
       us_per_packet_min: r3(c.usMin),
       us_per_packet_max: r3(c.usMax),
     })),
-    verification_cold_us: {
-      every_ms: r.coldVerify.gapMs,
-      first: r3(r.coldVerify.firstUs),
-      rest: roundStats(r.coldVerify.rest),
-    },
+    ...(r.coldVerify
+      ? {
+          verification_cold_us: {
+            every_ms: r.coldVerify.gapMs,
+            first: r3(r.coldVerify.firstUs),
+            rest: roundStats(r.coldVerify.rest),
+          },
+        }
+      : {}),
     process_start_ms: roundStats(r.processStart),
     latency_ms: Object.fromEntries(
       r.latency.map((b) => [
@@ -147,6 +223,34 @@ export function jsonReport(r: Report): unknown {
         },
       ]),
     ),
+    ...(r.floor
+      ? {
+          floor_ms: {
+            n: r.floor.n,
+            interval_ms: r.floor.intervalMs,
+            rows: r.floor.rows.map((x) => ({
+              row: x.row,
+              label: x.label,
+              ...(x.skipped !== undefined ? { skipped: x.skipped } : { ...roundStats(x.stats), attempts: x.attempts }),
+              ...(x.daemon ? { daemon_side: roundStats(x.daemon) } : {}),
+              ...(x.trace ? { trace_us: x.trace } : {}),
+              samples: x.samples,
+              failures: x.failures,
+            })),
+          },
+        }
+      : {}),
+    ...(r.coldStart
+      ? {
+          cold_start_ms: r.coldStart.rows.map((x) => ({
+            command: x.label,
+            ...roundStats(x.stats),
+            ratio_to_node_e_0: r3(x.ratio),
+            samples: x.samples,
+          })),
+        }
+      : {}),
+    ...Object.fromEntries(r.extra.map((e) => [e.name, e.section.json])),
     elapsed_s: r3(r.elapsedS),
   };
 }

@@ -4,6 +4,7 @@
  * @module
  */
 import { NFT_RECYCLE_AFTER } from '../../shared/constants.js';
+import { traceMark } from '../grant-trace.js';
 import { LongLivedProcess, oneLine } from './process.js';
 
 /** One-line summary of nft's error output: `Error: …` lines, each with the span its carets point at. */
@@ -105,6 +106,7 @@ export class NftShell {
     const p = this.pending;
     if (!p) return; // stray output between requests: nothing waits for it
     if (line === p.token) {
+      traceMark('confirmed');
       const last = p.lines[p.lines.length - 1];
       if (last?.startsWith('Error: syntax error')) p.lines.pop();
       this.pending = undefined;
@@ -114,6 +116,7 @@ export class NftShell {
       p.resolve(failed ? { ok: false, kind: 'nft', message: nftErrorMessage(p.lines) } : { ok: true });
       return;
     }
+    if (p.lines.length === 0) traceMark('first-stderr-line');
     p.lines.push(line);
   }
 
@@ -138,7 +141,9 @@ export class NftShell {
         if (this.proc === proc) this.proc = undefined;
       }, this.timeoutMs);
       this.pending = { proc, token, lines: [], resolve, timer };
-      if (!proc.write(`${line}\n${token}\n`)) {
+      const wrote = proc.write(`${line}\n${token}\n`);
+      traceMark('written');
+      if (!wrote) {
         // the exit handler resolves (it may already have run for a spawn failure)
         if (this.pending?.token === token && !proc.isAlive) {
           this.pending = undefined;

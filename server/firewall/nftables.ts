@@ -19,7 +19,10 @@
  * - prefix grants (issue 10) go to the interval sets allow4p/allow6p the same way (nft-script.ts); the grant manager
  *   keeps them from overlapping, which those sets refuse.
  * - grant/revoke go through one long-lived `nft -i` child (server/firewall/nft-shell.ts); a line of `;`-separated
- *   commands is one nft batch, i.e. one atomic transaction.
+ *   commands is one nft batch, i.e. one atomic transaction. Nothing that does not open the port runs before the line
+ *   is written (the mirror's pruning runs after the commit).
+ * - changes run one at a time (SerialQueue); the read-only `check` (the healer's, every heal_interval) does not take
+ *   the queue, so it never delays a knock (docs/benchmarks.md).
  * @module
  */
 import { grantKeyString } from '../../shared/address.js';
@@ -36,6 +39,7 @@ import {
 import { GRANT_SETS, elemKey, elemWithTimeout, installLines, replaceLines, setOf } from './nft-script.js';
 import { nftCheckProblems, parseChainRules } from './nft-check.js';
 import { staleSequenceObjects } from './nft-sequences.js';
+import { traceMark } from '../grant-trace.js';
 import { NftShell, type ShellResult, nftErrorMessage } from './nft-shell.js';
 import { SerialQueue, describeFailure, run, withWrap } from './process.js';
 import { type CheckedPlan, checkGrants, checkKeys, checkNow, checkPlan, firewallError } from './validate.js';
@@ -83,6 +87,12 @@ export class NftablesBackend implements FirewallBackend {
   private knownComplete = false;
   /** Do rules of the installed plan add grants themselves (classic sequences)? Then no element is surely absent. */
   private kernelAddsGrants = false;
+  /** When prune() next walks `known`. */
+  private nextPrune = 0;
+  /** Bumped by every install/uninstall: a check that saw it change while reading reads again (see check()). */
+  private layoutGen = 0;
+  /** An install/uninstall is running in the queue. */
+  private layoutBusy = false;
 
   constructor(opts: NftablesOptions = {}) {
     const table = opts.table ?? 'spa_knock';
@@ -129,7 +139,7 @@ export class NftablesBackend implements FirewallBackend {
   async install(plan: FirewallPlan, now: number): Promise<void> {
     const checked = checkPlan(plan);
     checkNow(now);
-    await this.queue.run(() => this.installNow(checked, now));
+    await this.queue.run(() => this.changingLayout(() => this.installNow(checked, now)));
     await this.queue.run(() => this.prepareShell());
   }
 
@@ -220,9 +230,9 @@ export class NftablesBackend implements FirewallBackend {
     const grants = checkGrants(entries);
     checkNow(now);
     if (grants.length === 0) return;
+    traceMark('grant-called');
     await this.queue.run(async () => {
-      // the kernel may hold an element a little past our expiresAt (list() reads whole seconds): keep it known
-      for (const [k, v] of this.known) if (v.expiresAt + NFT_KNOWN_GRACE_MS <= now) this.known.delete(k);
+      traceMark('queue-entered');
       const fast = this.addRefreshes && this.mode === 'persistent';
       const cmds: string[] = [];
       const applied: GrantEntry[] = [];
@@ -233,7 +243,7 @@ export class NftablesBackend implements FirewallBackend {
         for (const g of grants.filter((x) => setOf(x) === name)) {
           const expiresAt = Math.max(g.expiresAt, now + MIN_GRANT_MS);
           applied.push({ ...g, expiresAt });
-          const known = this.known.get(grantKeyString(g));
+          const known = this.knownAt(grantKeyString(g), now);
           // one `add` where it is enough: an element that cannot exist (the table is fully known and it is not in
           // it), or, where `add` refreshes timeouts, the same owner's own element; otherwise add; delete; add
           const absent = known === undefined && this.knownComplete && !this.kernelAddsGrants;
@@ -251,6 +261,7 @@ export class NftablesBackend implements FirewallBackend {
           );
         }
       }
+      traceMark('cmds-built');
       try {
         await this.change('grant', cmds);
       } catch (err) {
@@ -260,7 +271,25 @@ export class NftablesBackend implements FirewallBackend {
         throw err;
       }
       this.remember(applied, false);
+      this.prune(now); // after the change: nothing that does not open the port goes before it
     });
+  }
+
+  /**
+   * What the mirror knows of an element at `now`. The kernel may hold an element a little past our expiresAt (list()
+   * reads whole seconds), so an entry is kept for NFT_KNOWN_GRACE_MS past it; after that it is treated as absent
+   * knowledge (undefined), whether or not prune() has removed it yet.
+   */
+  private knownAt(key: string, now: number): Known | undefined {
+    const k = this.known.get(key);
+    return k !== undefined && k.expiresAt + NFT_KNOWN_GRACE_MS > now ? k : undefined;
+  }
+
+  /** Forget entries past their grace, at most once per NFT_KNOWN_GRACE_MS (a walk over every entry). */
+  private prune(now: number): void {
+    if (now < this.nextPrune) return;
+    this.nextPrune = now + NFT_KNOWN_GRACE_MS;
+    for (const [k, v] of this.known) if (v.expiresAt + NFT_KNOWN_GRACE_MS <= now) this.known.delete(k);
   }
 
   async revoke(entries: readonly Omit<GrantEntry, 'expiresAt'>[]): Promise<void> {
@@ -360,17 +389,42 @@ export class NftablesBackend implements FirewallBackend {
     });
   }
 
+  /**
+   * Read-only, and outside the queue: every nft read is an atomic snapshot of the ruleset, and a grant or revoke (what
+   * the queue mostly runs) changes only elements of allow4/allow6, which the check does not compare. So the healer's
+   * check (three `nft` processes every heal_interval, ~10–30 ms) never holds up a knock. Only an install or uninstall
+   * of this object changes what the check compares: a check that overlapped one is read again inside the queue.
+   */
   async check(plan: FirewallPlan): Promise<string[]> {
     const want = checkPlan(plan);
-    return await this.queue.run(async () => {
-      const listing = await this.listTable();
-      if (listing === undefined) return [`nft table ${this.t} is missing`];
-      const rules = {
-        input: listing.chains.has('input') ? await this.listChainRules('input') : undefined,
-        output: listing.chains.has('output') ? await this.listChainRules('output') : undefined,
-      };
-      return nftCheckProblems(this.t, listing, want, rules);
-    });
+    const gen = this.layoutGen;
+    if (!this.layoutBusy) {
+      const problems = await this.readCheck(want);
+      if (gen === this.layoutGen && !this.layoutBusy) return problems;
+    }
+    return await this.queue.run(() => this.readCheck(want));
+  }
+
+  private async readCheck(want: CheckedPlan): Promise<string[]> {
+    const listing = await this.listTable();
+    if (listing === undefined) return [`nft table ${this.t} is missing`];
+    const rules = {
+      input: listing.chains.has('input') ? await this.listChainRules('input') : undefined,
+      output: listing.chains.has('output') ? await this.listChainRules('output') : undefined,
+    };
+    return nftCheckProblems(this.t, listing, want, rules);
+  }
+
+  /** Run an install/uninstall (in the queue), marking the layout as changing for check(). */
+  private async changingLayout<T>(fn: () => Promise<T>): Promise<T> {
+    this.layoutBusy = true;
+    this.layoutGen++;
+    try {
+      return await fn();
+    } finally {
+      this.layoutGen++;
+      this.layoutBusy = false;
+    }
   }
 
   /** The rule lines of one of our chains, as `nft list chain` prints them. */
@@ -382,11 +436,13 @@ export class NftablesBackend implements FirewallBackend {
   }
 
   uninstall(): Promise<void> {
-    return this.queue.run(async () => {
-      const r = await this.runScript([`add table ${this.t}`, `delete table ${this.t}`]);
-      if (!r.ok) throw firewallError(`nft uninstall failed: ${r.message}`);
-      this.known.clear();
-    });
+    return this.queue.run(() =>
+      this.changingLayout(async () => {
+        const r = await this.runScript([`add table ${this.t}`, `delete table ${this.t}`]);
+        if (!r.ok) throw firewallError(`nft uninstall failed: ${r.message}`);
+        this.known.clear();
+      }),
+    );
   }
 
   close(): Promise<void> {

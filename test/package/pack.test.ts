@@ -82,13 +82,14 @@ describe('the npm package', { timeout: 240_000 }, () => {
 
   test('package.json: public, bin points at compiled code, tsx is no run-time dependency', () => {
     assert.equal(pkg.private, undefined);
-    assert.deepEqual(pkg.bin, { 'spa-knock': 'dist/client/cli.js', 'spa-knockd': 'dist/server/main.js' });
+    assert.deepEqual(pkg.bin, { 'spa-knock': 'dist/client/spa-knock.cjs', 'spa-knockd': 'dist/server/main.js' });
     assert.equal(pkg.dependencies['tsx'], undefined);
     assert.equal(pkg.dependencies['typescript'], undefined);
   });
 
   test('the tarball holds dist/, docs, README and LICENSE, and no sources, tests or test fakes', () => {
     for (const f of [
+      'dist/client/spa-knock.cjs',
       'dist/client/cli.js',
       'dist/server/main.js',
       'dist/shared/cli.js',
@@ -110,13 +111,13 @@ describe('the npm package', { timeout: 240_000 }, () => {
         f.endsWith('firewall/fake.js'),
     );
     assert.deepEqual(unwanted, []);
-    assert.match(readFileSync(join(ROOT, 'dist/client/cli.js'), 'utf8'), /^#!\/usr\/bin\/env node\n/);
+    assert.match(readFileSync(join(ROOT, 'dist/client/spa-knock.cjs'), 'utf8'), /^#!\/usr\/bin\/env node\n/);
     assert.match(readFileSync(join(ROOT, 'dist/server/main.js'), 'utf8'), /^#!\/usr\/bin\/env node\n/);
   });
 
   test('the installed binaries run from the prefix, where no tsx can be found', async () => {
     const installed = join(prefix, 'lib', 'node_modules', pkg.name);
-    assert.ok(existsSync(join(installed, 'dist', 'client', 'cli.js')));
+    assert.ok(existsSync(join(installed, 'dist', 'client', 'spa-knock.cjs')));
     assert.ok(
       !existsSync(join(installed, 'node_modules', 'tsx')) && !existsSync(join(prefix, 'lib', 'node_modules', 'tsx')),
     );

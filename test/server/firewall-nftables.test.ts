@@ -5,9 +5,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { SpaError } from '../../shared/errors.js';
 import type { GrantEntry } from '../../server/firewall/backend.js';
 import { NftablesBackend } from '../../server/firewall/nftables.js';
@@ -342,5 +343,31 @@ describe('nftables backend in a namespace', { skip }, () => {
     await sleep(1500);
     assert.equal(await canTcp(pair.srv4, P_TCP), false, 'closed by the kernel');
     await fw.uninstall();
+  });
+
+  test("the healer's read-only check does not hold up a grant (it does not take the backend's queue)", async () => {
+    // every `nft … list …` of this backend starts 1.5 s late while the mark exists: a check in flight is slow
+    const dir = mkdtempSync(join(tmpdir(), 'spak-slow-list-'));
+    const mark = join(dir, 'slow');
+    const script = fileURLToPath(new URL('../helpers/slow-list.sh', import.meta.url));
+    const slow = new NftablesBackend({ table: 'spak_slow', wrap: [script, mark, ...pair.wrap(pair.srv)] });
+    try {
+      await slow.install(PLAN, Date.now());
+      writeFileSync(mark, '');
+      let checked = false;
+      const check = slow.check(PLAN).then((problems) => {
+        checked = true;
+        return problems;
+      });
+      const now = Date.now();
+      await slow.grant([v4(now + 5000)], now);
+      assert.equal(checked, false, 'the grant committed while the check was still reading');
+      assert.deepEqual(await check, [], 'and the check itself still finds the gate in place');
+      rmSync(mark);
+      await slow.uninstall();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await slow.close();
+    }
   });
 });
