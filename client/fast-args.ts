@@ -1,7 +1,7 @@
 /**
  * The plain knock's command line without yargs (client cold start, docs/benchmarks.md): `spa-knock HOST` with the
  * knock options only, parsed by node:util `parseArgs`. Anything this does not recognise exactly — a command word
- * (`keygen`, `proxy`, `sequence`, `completion`), `--help`/`--version`, an unknown or camelCase option, a scalar option
+ * (`keygen`, `import`, `proxy`, `sequence`, `codes`, `completion`), `--help`/`--version`, an unknown or camelCase option, a scalar option
  * given twice, a value that starts with `-`, `--`, no HOST or two — returns undefined, and client/cli.ts hands the
  * whole command line to the yargs parser, which accepts it or reports the mistake exactly as before. So this path
  * only ever accepts command lines that yargs accepts too, with the same meaning (test/client/fast-args.test.ts).
@@ -12,7 +12,8 @@ import type { GivenArgs } from './profile.js';
 
 const STRINGS = ['key', 'open', 'port', 'duration', 'allow-ip', 'format', 'sequence', 'delay', 'wait', 'timeout'];
 const BOOLEANS = ['close', 'dry-run', 'json'];
-const COMMANDS = new Set(['keygen', 'proxy', 'sequence', 'completion']);
+/** Every command word of client/cli.ts (test/client/fast-args.test.ts checks the list against it). */
+export const COMMANDS: ReadonlySet<string> = new Set(['keygen', 'import', 'proxy', 'sequence', 'codes', 'completion']);
 
 const options: NonNullable<ParseArgsConfig['options']> = {
   ...Object.fromEntries(STRINGS.map((n) => [n, { type: 'string' as const, multiple: true }])),

@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { fastKnockArgs } from '../../client/fast-args.js';
+import { readFileSync } from 'node:fs';
+import { COMMANDS, fastKnockArgs } from '../../client/fast-args.js';
 
 const base = {
   host: 'h.example',
@@ -27,6 +28,16 @@ const base = {
 };
 
 describe('fastKnockArgs', () => {
+  test('every command word of client/cli.ts is left to yargs (never read as a HOST to knock)', () => {
+    const src = readFileSync(new URL('../../client/cli.ts', import.meta.url), 'utf8');
+    const words = [...src.matchAll(/\.command\(\s*'([a-z-]+)/g)].map((m) => m[1]);
+    assert.ok(words.length >= 5, `command words found: ${words.join(', ')}`);
+    for (const w of words) {
+      assert.ok(COMMANDS.has(w as string), `${w} is a command of client/cli.ts but not in fast-args COMMANDS`);
+      assert.equal(fastKnockArgs([w as string, '--key', 'k.key']), undefined, w);
+    }
+  });
+
   test('a plain knock, with and without options', () => {
     assert.deepEqual(fastKnockArgs(['h.example']), base);
     assert.deepEqual(
