@@ -14,7 +14,7 @@ import type { Config } from './config.js';
 import type { FirewallBackend, FirewallPlan, GrantEntry } from './firewall/backend.js';
 import { GrantManager, accessesWith } from './grants.js';
 import type { GateHealer } from './heal.js';
-import { maxGrantsOf, startHealer, startRotator, verifierFor } from './daemon-parts.js';
+import { type Limiters, limitersFor, maxGrantsOf, startHealer, startRotator, verifierFor } from './daemon-parts.js';
 import { type Listener, openUdpListener } from './listener.js';
 import type { Logger } from './log.js';
 import type { ReplayFile } from './replay-file.js';
@@ -64,10 +64,14 @@ export class Daemon {
   readonly #replay: ReplayGuard;
   #config: Config;
   #verifier: Verifier;
+  /** Per-source and per-client token buckets (`[limit]`, server/ratelimit.ts). */
+  #limits: Limiters;
   #maxGrants: ReadonlyMap<string, number>;
   readonly #broadcasts: ReadonlySet<string>;
   readonly #readDrops: DropReader;
   #listener: Listener | undefined;
+  /** The knock socket's port (kept after stop closes it, for the last drop count). */
+  #port: number | undefined;
   #summaryTimer: unknown;
   /** Re-installs the plan at each time step when the config has rotating sequences. */
   rotator: SequenceRotator | undefined;
@@ -98,9 +102,11 @@ export class Daemon {
       ...(rf ? { persist: (r) => rf.append(r) } : {}),
     });
     this.#broadcasts = deps.broadcasts ?? subnetBroadcasts(networkInterfaces());
-    this.#verifier = verifierFor(c, this.#replay, this.#broadcasts);
+    this.#limits = limitersFor(c);
+    this.#verifier = verifierFor(c, this.#replay, this.#broadcasts, this.#limits);
     this.#maxGrants = maxGrantsOf(c);
     this.grants = new GrantManager({
+      maxQueue: () => this.#config.limit.firewallQueue,
       backend: deps.backend,
       now: this.#now,
       timers: this.#timers,
@@ -148,6 +154,7 @@ export class Daemon {
     this.#startLoops();
     if (this.#d.warmUp !== false) warmUp(this.#now());
     this.#listener = listener;
+    this.#port = listener.port;
     this.#dropsBase = listener.port !== undefined ? this.#readDrops(listener.port) : undefined;
     this.#ready = true;
     this.#scheduleSummary();
@@ -207,7 +214,8 @@ export class Daemon {
       throw e;
     }
     this.#config = next;
-    this.#verifier = verifierFor(next, this.#replay, this.#broadcasts);
+    this.#limits = limitersFor(next);
+    this.#verifier = verifierFor(next, this.#replay, this.#broadcasts, this.#limits);
     this.#maxGrants = maxGrantsOf(next);
     this.#d.log.level = next.log.level;
     this.#startLoops();
@@ -250,6 +258,10 @@ export class Daemon {
     }
     const d = v.decision;
     this.#maybeCompact(now);
+    if (d.type === 'close' && this.grants.full) {
+      this.rejects.add('busy');
+      return;
+    }
     const work =
       d.type === 'open'
         ? this.grants.open(d).then((r) => {
@@ -327,7 +339,7 @@ export class Daemon {
 
   /** Kernel drops on the knock socket since the last call (undefined when /proc cannot tell). */
   #dropsSinceLast(): number | undefined {
-    const port = this.#listener?.port;
+    const port = this.#port;
     if (port === undefined) return undefined;
     const total = this.#readDrops(port);
     if (total === undefined) return undefined;
@@ -356,12 +368,18 @@ export class Daemon {
     if (this.#summaryTimer !== undefined) this.#timers.clearTimeout(this.#summaryTimer);
     this.#summaryTimer = undefined;
     this.#ready = false;
+    // no backlog is waited for (issue 9): knocks still waiting for the firewall are shed (fail closed), only the
+    // change in flight completes; the socket closes first, so a flood stops costing anything
+    const shed = this.grants.stop();
+    for (let i = 0; i < shed; i++) this.rejects.add('busy');
+    if (shed > 0)
+      this.#d.log.warn({ event: 'shed-on-stop', knocks: shed }, 'stopping: knocks waiting for the firewall dropped');
+    const listener = this.#listener;
+    this.#listener = undefined;
+    await listener?.close();
     await this.#stopLoops();
     await this.settled();
     this.flushRejectSummary();
-    await this.#listener?.close();
-    this.#listener = undefined;
-    this.grants.stop();
     if (!this.#d.backend.kernelExpiry) {
       const live = this.grants.active().map(({ entry: { family, address, access } }) => ({ family, address, access }));
       if (live.length > 0) {

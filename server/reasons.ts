@@ -7,6 +7,7 @@ export const REJECT_REASONS = [
   'size', // datagram shorter or longer than any packet of a known format
   'version', // unknown version byte / format
   'unknown-key', // key id matches no client in the current epochs
+  'rate', // the source (IPv6: its /64) sent more than limit.source_rate datagrams/s that reached the MAC check
   'mac', // HMAC does not verify
   'malformed', // decrypted payload does not parse, or key-id epoch disagrees with the timestamp
   'fwknop-nat', // an fwknop NAT access request (-N, --nat-local): not supported, refused
@@ -17,8 +18,10 @@ export const REJECT_REASONS = [
   'address', // source or allow-address is unspecified, loopback, multicast, a broadcast: never granted
   'source-required', // the client has require_source_address, the knock names no address
   'policy', // asks for an access the client may not open
+  'client-rate', // the client's knocks exceed limit.client_rate per second: not remembered, nothing granted
   'state-write', // allowed, but its replay record could not be written to state_dir: refused (fail closed)
   'grant-limit', // the client already holds grants for grant.max_grants distinct addresses
+  'busy', // limit.firewall_queue knocks already wait for the firewall (or the daemon is stopping): shed
   'firewall', // verified, but the firewall change failed
 ] as const;
 
