@@ -6,7 +6,9 @@
  *
  * Kinds: `valid` — distinct valid spak1 knocks of one key (`key`: the key file's text), each with a fresh nonce;
  * `keyid` — junk that carries the key id of a real knock (`sniffed`: that knock as hex) and random bytes after it,
- * so each datagram costs the daemon one HMAC; `junk` — random bytes of a knock's size. As fast as one process can
+ * so each datagram costs the daemon one HMAC; `junk` — random bytes of a knock's size; for fwknopd, `fwknop-valid` —
+ * distinct valid fwknop access requests (shared/fwknop/codec.ts encodePacket, `fwknop`: the key pair) and `b64junk`
+ * — random base64 text of an fwknop packet's length (fwknopd's HMAC check runs on each). As fast as one process can
  * go, bounded by `seconds` and `max` datagrams (never unbounded), from the local address `from`. It sends only to
  * `host`, which the caller must make a namespace address. Prints one JSON line at the end: {sent, errors, seconds}.
  * @module
@@ -16,10 +18,11 @@ import { createSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { fromHex } from '../shared/bytes.js';
 import { deriveKeys } from '../shared/crypto.js';
+import { encodePacket } from '../shared/fwknop/codec.js';
 import { parseKey } from '../shared/keys.js';
 import { sealPacket } from '../shared/wire.js';
 
-export type FloodKind = 'valid' | 'keyid' | 'junk';
+export type FloodKind = 'valid' | 'keyid' | 'junk' | 'fwknop-valid' | 'b64junk';
 
 export interface FloodRequest {
   readonly kind: FloodKind;
@@ -32,6 +35,8 @@ export interface FloodRequest {
   readonly key?: string;
   /** `keyid`: a real knock, hex. */
   readonly sniffed?: string;
+  /** `fwknop-valid`: an fwknop key pair (KEY_BASE64, HMAC_KEY_BASE64; HMAC-SHA256, fwknop's default). */
+  readonly fwknop?: { readonly keyB64: string; readonly hmacB64: string };
 }
 
 export interface FloodResult {
@@ -78,8 +83,31 @@ function packetMaker(r: FloodRequest): () => Uint8Array {
       return p;
     };
   }
+  if (r.kind === 'fwknop-valid') {
+    const f = r.fwknop;
+    if (!f) throw new Error('flood-sender: fwknop-valid needs the fwknop keys');
+    const keys = {
+      enc: Buffer.from(f.keyB64, 'base64'),
+      hmac: Buffer.from(f.hmacB64, 'base64'),
+      digest: 'sha256' as const,
+    };
+    return () => {
+      const rand = String(random(8).readBigUInt64BE() % 10n ** 16n).padStart(16, '0');
+      const text = encodePacket(
+        { user: 'flood', timestamp: Math.floor(Date.now() / 1000), allowIp: undefined, accesses: TCP22, timeout: 0 },
+        keys,
+        random(8),
+        rand,
+      );
+      return Buffer.from(text, 'latin1');
+    };
+  }
+  if (r.kind === 'b64junk')
+    return () => Buffer.from(random(150).toString('base64').replace(/[+/=]/g, 'A').slice(0, 190), 'latin1');
   return () => random(100);
 }
+
+const TCP22 = [{ proto: 'tcp', port: 22 }] as const;
 
 export async function flood(r: FloodRequest): Promise<FloodResult> {
   const make = packetMaker(r);

@@ -10,7 +10,8 @@ import { randomBytes } from 'node:crypto';
 import { parseCidr } from '../../shared/address.js';
 import { buildPacket } from '../../client/request.js';
 import { generateKey } from '../../shared/keys.js';
-import type { ClientConfig } from '../../server/config.js';
+import { configText } from '../../harness/config.js';
+import { type ClientConfig, parseConfig } from '../../server/config.js';
 import { Spak1Format } from '../../server/formats/spak1.js';
 import { SourceLimiter, TokenBuckets, sourceKey } from '../../server/ratelimit.js';
 import { Verifier } from '../../server/verify.js';
@@ -206,5 +207,50 @@ describe('the limiters in the verifier', () => {
     assert.equal(over.ok ? 'ok' : over.code, 'client-rate');
     assert.equal(replay.size, size, 'no replay record for a refused knock');
     assert.equal(v.verify(knock(T0 + 1000), '198.51.100.10', T0 + 1000).ok, true, 'one more after a second');
+  });
+});
+
+describe('[limit] in the config', () => {
+  const base = configText();
+
+  test('defaults, and the values of the docs/config.md example', () => {
+    assert.deepEqual(parseConfig(base, 't.toml').limit, {
+      sourceRate: 20,
+      sourceBurst: 40,
+      sourceTable: 16384,
+      clientRate: 5,
+      clientBurst: 20,
+      firewallQueue: 1024,
+    });
+    const c = parseConfig(
+      configText({
+        extra:
+          '[limit]\nsource_rate = 1\nsource_burst = 2\nsource_table = 3\nclient_rate = 4\nclient_burst = 5\nfirewall_queue = 6',
+      }),
+      't.toml',
+    );
+    assert.deepEqual(c.limit, {
+      sourceRate: 1,
+      sourceBurst: 2,
+      sourceTable: 3,
+      clientRate: 4,
+      clientBurst: 5,
+      firewallQueue: 6,
+    });
+  });
+
+  test('zero, fractions and unknown keys are refused with key and line', () => {
+    const err = (extra: string) => {
+      try {
+        parseConfig(configText({ extra }), 't.toml');
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return 'parsed';
+    };
+    assert.match(err('[limit]\nsource_rate = 0'), /line \d+: limit\.source_rate: /);
+    assert.match(err('[limit]\nclient_burst = 1.5'), /limit\.client_burst: must be a whole number/);
+    assert.match(err('[limit]\nfirewall_queue = 2000000'), /limit\.firewall_queue: /);
+    assert.match(err('[limit]\nrate = 5'), /limit: unknown key "rate"/);
   });
 });
