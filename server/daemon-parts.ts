@@ -48,7 +48,7 @@ export function verifierFor(
     broadcasts,
     ...(limits
       ? {
-          admitSource: (source: string, now: number) => limits.source.admit(source, now),
+          admitSource: (source: string, now: number, scope: string) => limits.source.admit(source, now, scope),
           admitClient: (client: string, now: number) => limits.client.take(client, now),
         }
       : {}),

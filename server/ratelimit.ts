@@ -6,7 +6,9 @@
  *   the MAC check, keyed by source address — an IPv4 address, or an IPv6 address's /64 prefix (one host usually holds
  *   a whole /64, RFC 4291 §2.5.4). The verifier asks *after* the cheap stages (size, version, key-id lookup) and
  *   *before* the HMAC: junk that does not carry a current key id never touches a bucket, so an off-path attacker who
- *   forges a victim's source address with random bytes cannot drain the victim's bucket (reason `rate`).
+ *   forges a victim's source address with random bytes cannot drain the victim's bucket (reason `rate`). fwknop
+ *   packets carry no key id, so for them the bucket is asked after the cheap base64 checks, in a scope of its own:
+ *   fwknop-shaped junk forged with an address spends that address's fwknop tokens only.
  * - Per client (`limit.client_rate` / `client_burst`): authenticated, allowed knocks of one client, before their
  *   replay record is written (reason `client-rate`); only the key holder can spend them.
  *
@@ -136,8 +138,12 @@ export class SourceLimiter {
   constructor(o: BucketOptions) {
     this.#b = new TokenBuckets(o);
   }
-  admit(source: string, nowMs: number): boolean {
-    return this.#b.take(sourceKey(source), nowMs);
+  /**
+   * `scope` keeps packet formats apart: fwknop packets carry no key id, so junk forged with a victim's address can
+   * reach the HMAC there; in a scope of its own it spends only the victim's fwknop tokens, never its spak1 ones.
+   */
+  admit(source: string, nowMs: number, scope = ''): boolean {
+    return this.#b.take(scope + sourceKey(source), nowMs);
   }
   get size(): number {
     return this.#b.size;

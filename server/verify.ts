@@ -33,7 +33,7 @@ export interface VerifierOptions {
   /** IPv4 directed-broadcast addresses of this host's subnets: never granted (shared/address.ts subnetBroadcasts). */
   readonly broadcasts?: ReadonlySet<string>;
   /** Per-source limiter, asked before the MAC (reason `rate`). */
-  readonly admitSource?: (source: string, nowMs: number) => boolean;
+  readonly admitSource?: (source: string, nowMs: number, scope: string) => boolean;
   /** Per-client limiter on allowed knocks, asked before the replay record is written (reason `client-rate`). */
   readonly admitClient?: (client: string, nowMs: number) => boolean;
 }
@@ -42,7 +42,7 @@ export class Verifier {
   readonly #formats: readonly PacketFormat[];
   readonly #replay: ReplayGuard;
   readonly #policy: { defaultDuration: number; broadcasts?: ReadonlySet<string> };
-  readonly #admitSource: ((source: string, nowMs: number) => boolean) | undefined;
+  readonly #admitSource: ((source: string, nowMs: number, scope: string) => boolean) | undefined;
   readonly #admitClient: ((client: string, nowMs: number) => boolean) | undefined;
 
   constructor(opts: VerifierOptions) {
@@ -63,7 +63,9 @@ export class Verifier {
     const format = this.#formats.find((f) => buf.length >= f.minSize && buf.length <= f.maxSize && f.claims(buf));
     if (!format) return { ok: false, code: 'version' };
     const admit = this.#admitSource;
-    const auth = format.authenticate(buf, nowMs, admit ? () => admit(source, nowMs) : undefined);
+    // spak1 in the empty scope; any other format in its own (server/ratelimit.ts SourceLimiter.admit)
+    const scope = format.name === 'spak1' ? '' : `${format.name}|`;
+    const auth = format.authenticate(buf, nowMs, admit ? () => admit(source, nowMs, scope) : undefined);
     if (!auth.ok) return auth;
     const { client, request, replayId } = auth.value;
     const ts = request.timestamp;

@@ -151,7 +151,7 @@ async function benchServer(
       scope.defer(async () => {
         await d.stop('SIGKILL');
       });
-      await d.start();
+      await d.start(60_000); // a loaded machine starts tsx slowly
       pid = () => d.pid;
       mark = () => d.lines.length;
       rejectsFrom = (m) => {

@@ -119,6 +119,13 @@ describe('sourceKey', () => {
     assert.equal(l.admit('2001:db8:1:2::3', T0), false, 'a third address of the same /64');
     assert.equal(l.admit('2001:db8:1:3::1', T0), true, 'another /64');
   });
+
+  test('SourceLimiter: scopes are separate buckets (fwknop junk forged with an address spends no spak1 token)', () => {
+    const l = new SourceLimiter({ rate: 1, burst: 1, capacity: 100 });
+    assert.equal(l.admit('192.0.2.1', T0, 'fwknop|'), true);
+    assert.equal(l.admit('192.0.2.1', T0, 'fwknop|'), false);
+    assert.equal(l.admit('192.0.2.1', T0), true);
+  });
 });
 
 function cidr(t: string) {
