@@ -8,6 +8,9 @@
  *    and each backend's grant() alone.
  * 3. The cost of starting a process on this machine (process-cost.ts; it dominates the iptables backend).
  *
+ * `--flood` runs only the floods of issue 9 instead (scripts/bench/flood.ts): spa-knockd (nftables) and fwknopd side by
+ * side, a legitimate knock timed during each flood; 20 s per flood, 8 s with --quick. Figures: docs/flood.md.
+ *
  * Traffic: none in part 1; in part 2 only between the two namespaces made for it. Progress goes to stderr; the table
  * (or, with --json, one JSON object) to stdout (report.ts). Everything made is removed in `finally`, on an error and
  * on SIGINT/SIGTERM (lifecycle.ts). Method and figures: docs/performance.md.
@@ -15,6 +18,7 @@
  */
 import { cpus, loadavg, release } from 'node:os';
 import { benchColdVerify } from './bench/cold-verify.js';
+import { benchFlood, printFloodTable } from './bench/flood.js';
 import { type BackendResult, benchBackend } from './bench/knock-to-open.js';
 import { Scope, checkInterrupted, handleSignals, isInterrupted, progress, runCleanups } from './bench/lifecycle.js';
 import { checkPrerequisites, die, parseOptions, sizes } from './bench/options.js';
@@ -27,6 +31,18 @@ async function main(): Promise<void> {
   checkPrerequisites(opts);
   handleSignals();
   const sz = sizes(opts);
+  if (opts.flood) {
+    // `--flood`: the floods of issue 9 only, spa-knockd and fwknopd side by side (scripts/bench/flood.ts)
+    try {
+      const seconds = opts.quick ? 8 : 20;
+      const r = await benchFlood({ seconds });
+      if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+      else printFloodTable(r, seconds);
+    } finally {
+      await runCleanups();
+    }
+    return;
+  }
   const t0 = Date.now();
   const machine = {
     cpus: cpus().length,

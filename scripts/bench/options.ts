@@ -12,9 +12,11 @@ export interface Options {
   readonly quick: boolean;
   readonly json: boolean;
   readonly backends: readonly BackendName[];
+  /** `--flood`: the flood benchmark (scripts/bench/flood.ts) instead of the rest. */
+  readonly flood: boolean;
 }
 
-const USAGE = 'npm run bench [-- --quick] [--json] [--backend nftables|iptables|all]';
+const USAGE = 'npm run bench [-- --quick] [--json] [--backend nftables|iptables|all] [--flood]';
 
 /** ms between any two knocks of the burst, and between packets to the cold verifier. */
 export const GAP_MS = 25;
@@ -66,7 +68,7 @@ export function die(msg: string): never {
 }
 
 export function parseOptions(argv: readonly string[] = process.argv.slice(2)): Options {
-  let values: { quick?: boolean; json?: boolean; backend?: string; help?: boolean };
+  let values: { quick?: boolean; json?: boolean; backend?: string; help?: boolean; flood?: boolean };
   try {
     ({ values } = parseArgs({
       args: [...argv],
@@ -74,6 +76,7 @@ export function parseOptions(argv: readonly string[] = process.argv.slice(2)): O
         quick: { type: 'boolean' },
         json: { type: 'boolean' },
         backend: { type: 'string' },
+        flood: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -93,6 +96,7 @@ export function parseOptions(argv: readonly string[] = process.argv.slice(2)): O
     quick: values.quick ?? false,
     json: values.json ?? false,
     backends: b === 'all' ? ['nftables', 'iptables'] : [b],
+    flood: values.flood ?? false,
   };
 }
 
