@@ -249,8 +249,8 @@ async function benchServer(
 export async function benchFlood(o: FloodOptions): Promise<{ rows: FloodRow[]; loadavg: string }> {
   const fk = fwknopKeyGen();
   const rows = [
-    ...(await benchServer('spa-knockd nftables', 121, o, fk)),
-    ...(await benchServer('fwknopd', 122, o, fk)),
+    ...(await benchServer('spa-knockd nftables', 123, o, fk)),
+    ...(await benchServer('fwknopd', 124, o, fk)),
   ];
   return {
     rows,

@@ -1,5 +1,5 @@
 /**
- * Floods from outside (issue 9), nftables, in network namespaces: a real spa-knockd, a flood sender process
+ * Floods from outside (issue 9), both backends, in network namespaces: a real spa-knockd, a flood sender process
  * (harness/flood-sender.ts) in the client namespace on its own address, and a legitimate client (bob) knocking from
  * other addresses during each flood. Short and bounded (a few seconds, a capped count per flood); the long floods and
  * the 10 ms p99 figure are `npm run bench -- --flood` (scripts/bench/flood.ts).
@@ -11,18 +11,14 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FloodKind, FloodResult } from '../../harness/flood-sender.js';
 import { requireNetns } from '../../harness/netns.js';
 import { BACKEND_TOOLS } from '../../harness/prerequisites.js';
 import { ROOT, runTs } from '../../harness/run.js';
-import { E2eWorld, OPEN, SSH, UDP_PORT } from './world.js';
+import { type Backend, E2eWorld, OPEN, SSH, UDP_PORT } from './world.js';
 
-const SUBNET = 120;
-const FLOODER = `10.251.${SUBNET}.3`;
-const BYSTANDER = `10.251.${SUBNET}.4`;
-/** bob knocks from a fresh address each time, so each knock has to open something new. */
-const bobAddress = (i: number) => `10.251.${SUBNET}.${10 + i}`;
 const KNOCKS_PER_FLOOD = 4;
 const FLOOD_SECONDS = 3;
 const FLOOD_MAX = 400_000;
@@ -40,12 +36,18 @@ function rssKb(pid: number | undefined): number {
   return Number(m?.[1]);
 }
 
-if (requireNetns(BACKEND_TOOLS.nftables)) {
-  describe('floods, nftables, in namespaces', () => {
+function floodSuite(backend: Backend, tag: string, subnet: number): void {
+  if (!requireNetns(BACKEND_TOOLS[backend])) return;
+  const FLOODER = `10.251.${subnet}.3`;
+  const BYSTANDER = `10.251.${subnet}.4`;
+  /** bob knocks from a fresh address each time, so each knock has to open something new. */
+  const bobAddress = (i: number) => `10.251.${subnet}.${10 + i}`;
+
+  describe(`floods, ${backend}, in namespaces`, () => {
     const w = new E2eWorld({
-      backend: 'nftables',
-      tag: 'flood-nft',
-      subnet: SUBNET,
+      backend,
+      tag,
+      subnet,
       clients: [
         { name: 'alice', open: [`tcp/${SSH}`] },
         { name: 'bob', open: [`tcp/${SSH}`] },
@@ -125,7 +127,8 @@ if (requireNetns(BACKEND_TOOLS.nftables)) {
         .reduce((n, l) => n + (typeof l.drops === 'number' ? l.drops : 0), 0);
       const lines = w.daemon.lines.length - mark;
       const rss = rssKb(w.daemon.pid);
-      return { sent, ms, daemonMs, by, drops, lines, rss, counted: reason(by) };
+      const replayLines = readFileSync(join(w.dir, 'state', 'replay.log'), 'utf8').split('\n').length;
+      return { sent, ms, daemonMs, by, drops, lines, rss, replayLines, counted: reason(by) };
     }
 
     test('control: the protected port is closed for bob, the bystander and the flooder; the open port is not', async () => {
@@ -148,7 +151,7 @@ if (requireNetns(BACKEND_TOOLS.nftables)) {
         t.diagnostic(
           `${kind}: sent ${r.sent.sent} in ${r.sent.seconds.toFixed(1)} s; bob opened in ${r.ms.map((x) => x.toFixed(0)).join(', ')} ms ` +
             `(daemon: ${r.daemonMs.map((x) => x.toFixed(1)).join(', ')} ms); ` +
-            `rejects ${JSON.stringify(r.by)}; kernel drops ${r.drops}; ${r.lines} log lines; RSS ${rss0} → ${r.rss} kB`,
+            `rejects ${JSON.stringify(r.by)}; kernel drops ${r.drops}; ${r.lines} log lines; ${r.replayLines} replay log lines; RSS ${rss0} → ${r.rss} kB`,
         );
         assert.ok(r.sent.sent > 1000, `the flood ran (${r.sent.sent} datagrams)`);
         for (const ms of r.ms) assert.ok(ms < OPEN_BOUND_MS, `bob's knock opened in ${ms} ms`);
@@ -156,6 +159,11 @@ if (requireNetns(BACKEND_TOOLS.nftables)) {
         assert.ok(r.counted > 0, `the flood is counted under its reason: ${JSON.stringify(r.by)}`);
         assert.ok(r.lines < 20 * (FLOOD_SECONDS + 4), `${r.lines} log lines for the flood: a summary, not a line each`);
         assert.ok(r.rss - rss0 < RSS_GROWTH_BOUND_KB, `RSS ${rss0} → ${r.rss} kB`);
+        // every flood so far: client_burst (20) + client_rate (5/s) records of alice per flood, and bob's knocks
+        assert.ok(
+          r.replayLines < 4 * (20 + 5 * (FLOOD_SECONDS + 3) + KNOCKS_PER_FLOOD),
+          `${r.replayLines} replay records`,
+        );
       });
     }
 
@@ -175,8 +183,16 @@ if (requireNetns(BACKEND_TOOLS.nftables)) {
         false,
         'closed for an address that never knocked',
       );
-      const r = await w.pair.exec(w.pair.srv, ['nft', 'list', 'table', 'inet', 'spak_e2e_nft']);
-      assert.equal(r.code, 0, 'the gate is still installed after the stop');
+      const r = await w.pair.exec(
+        w.pair.srv,
+        backend === 'nftables'
+          ? ['nft', 'list', 'table', 'inet', 'spak_e2e_nft']
+          : ['iptables', '-n', '-L', 'spak_e2e_IPT'],
+      );
+      assert.equal(r.code, 0, `the gate is still installed after the stop: ${r.stderr}`);
     });
   });
 }
+
+floodSuite('nftables', 'flood-nft', 120);
+floodSuite('iptables', 'flood-ipt', 121);
