@@ -360,7 +360,9 @@ export class Daemon {
   }
 
   /**
-   * Stop listening and release the backend. The protection stays in place: protected ports stay closed. With a
+   * Stop listening and release the backend, without waiting for a backlog: knocks still waiting for the firewall are
+   * shed (`busy`, one `shed-on-stop` line), only the change in flight completes. The protection stays in place:
+   * protected ports stay closed. With a
    * backend whose kernel does not expire grants (iptables) the live grants are revoked first, since nobody would
    * revoke them on time; nftables grants keep expiring in the kernel by themselves.
    */
@@ -370,8 +372,7 @@ export class Daemon {
     this.#ready = false;
     // no backlog is waited for (issue 9): knocks still waiting for the firewall are shed (fail closed), only the
     // change in flight completes; the socket closes first, so a flood stops costing anything
-    const shed = this.grants.stop();
-    for (let i = 0; i < shed; i++) this.rejects.add('busy');
+    const shed = this.grants.stop(); // each shed knock is counted `busy` where it was handled
     if (shed > 0)
       this.#d.log.warn({ event: 'shed-on-stop', knocks: shed }, 'stopping: knocks waiting for the firewall dropped');
     const listener = this.#listener;

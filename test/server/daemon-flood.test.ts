@@ -105,6 +105,7 @@ describe('floods, in-process', () => {
     const shed = sink.events('shed-on-stop');
     assert.equal(shed.length, 1);
     assert.ok(Number(shed[0]?.knocks) > 0);
+    assert.equal(daemon.rejects.totals().busy, shed[0]?.knocks, 'each shed knock counted once, as `busy`');
     assert.equal(
       backend.calls.filter((c) => c.op === 'grant').length,
       1,
