@@ -52,6 +52,9 @@ export interface FloodRow {
   /** Kernel drops on the server's knock socket during the flood. */
   readonly drops: number | undefined;
   readonly rssKb: readonly [number, number];
+  /** Server CPU time (user + system) during the flood, ms, and per datagram it received (sent − kernel drops), µs. */
+  readonly cpuMs: number;
+  readonly cpuUsPerDatagram: number | undefined;
   readonly rejects?: Record<string, number>;
 }
 
@@ -80,6 +83,17 @@ function rssKb(pid: number | undefined): number {
   }
 }
 
+/** utime + stime of a process, ms (/proc/PID/stat fields 14 and 15, in clock ticks of 10 ms: USER_HZ = 100). */
+function cpuMs(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 async function udpDrops(pair: NetnsPair): Promise<number | undefined> {
   let total: number | undefined;
   for (const f of ['/proc/net/udp', '/proc/net/udp6']) {
@@ -98,7 +112,7 @@ async function benchServer(
   const tag = `flood-b${subnet}`;
   const scope = new Scope();
   const floods: FloodName[] = ['none', 'valid knocks', 'sniffed key id', 'random junk'];
-  const perFlood = Math.min(MAX_SAMPLES, Math.max(5, Math.floor(o.seconds * 4)));
+  const perFlood = Math.min(MAX_SAMPLES, Math.max(5, Math.floor(o.seconds * 2)));
   try {
     progress(`flood: ${server}: namespaces ${pairNames(tag).srv}/-cli (10.251.${subnet}.0/24)`);
     scope.defer(() => removePair(tag));
@@ -181,6 +195,7 @@ async function benchServer(
       const m = mark();
       const drops0 = await udpDrops(pair);
       const rss0 = rssKb(pid());
+      const cpu0 = cpuMs(pid());
       let sending: Promise<FloodResult | undefined> = Promise.resolve(undefined);
       if (kind) {
         const req = {
@@ -228,6 +243,9 @@ async function benchServer(
       const sent = await sending;
       await sleep(1500); // the reject summary of the last second
       const drops1 = await udpDrops(pair);
+      const drops = drops0 !== undefined && drops1 !== undefined ? drops1 - drops0 : undefined;
+      const cpu = cpuMs(pid()) - cpu0;
+      const received = (sent?.sent ?? 0) - (drops ?? 0);
       rows.push({
         server,
         flood,
@@ -235,8 +253,10 @@ async function benchServer(
         perSecond: sent ? sent.sent / sent.seconds : 0,
         open: stats(ms),
         lost,
-        drops: drops0 !== undefined && drops1 !== undefined ? drops1 - drops0 : undefined,
+        drops,
         rssKb: [rss0, rssKb(pid())],
+        cpuMs: cpu,
+        cpuUsPerDatagram: sent && received > 0 ? (cpu * 1000) / received : undefined,
         ...(rejectsFrom ? { rejects: rejectsFrom(m) } : {}),
       });
     }
@@ -264,11 +284,11 @@ export function printFloodTable(r: { rows: readonly FloodRow[]; loadavg: string 
   const f = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-').padStart(7);
   const out: string[] = [
     `Floods (${seconds} s each, one sender process; legitimate knock sent → TCP connect, ms; load average at end ${r.loadavg})`,
-    `${'server'.padEnd(20)} ${'flood'.padEnd(15)} ${'sent/s'.padStart(8)} ${'n'.padStart(4)} ${'median'.padStart(7)} ${'p99'.padStart(7)} ${'max'.padStart(7)} lost  drops   RSS kB before→after  rejects`,
+    `${'server'.padEnd(20)} ${'flood'.padEnd(15)} ${'sent/s'.padStart(8)} ${'n'.padStart(4)} ${'median'.padStart(7)} ${'p99'.padStart(7)} ${'max'.padStart(7)} lost  drops  CPU ms  µs/dgram  RSS kB before→after  rejects`,
   ];
   for (const x of r.rows)
     out.push(
-      `${x.server.padEnd(20)} ${x.flood.padEnd(15)} ${x.perSecond.toFixed(0).padStart(8)} ${String(x.open.n).padStart(4)} ${f(x.open.median)} ${f(x.open.p99)} ${f(x.open.max)} ${String(x.lost).padStart(4)} ${String(x.drops ?? '?').padStart(6)}   ${x.rssKb[0]}→${x.rssKb[1]}  ${x.rejects ? JSON.stringify(x.rejects) : ''}`,
+      `${x.server.padEnd(20)} ${x.flood.padEnd(15)} ${x.perSecond.toFixed(0).padStart(8)} ${String(x.open.n).padStart(4)} ${f(x.open.median)} ${f(x.open.p99)} ${f(x.open.max)} ${String(x.lost).padStart(4)} ${String(x.drops ?? '?').padStart(6)} ${String(x.cpuMs).padStart(7)} ${(x.cpuUsPerDatagram?.toFixed(1) ?? '-').padStart(9)}  ${x.rssKb[0]}→${x.rssKb[1]}  ${x.rejects ? JSON.stringify(x.rejects) : ''}`,
     );
   process.stdout.write(`${out.join('\n')}\n`);
 }
