@@ -35,6 +35,8 @@ import { type Stats, stats } from './stats.js';
 const SSH = 22;
 const UDP_PORT = 62201;
 const MAX_SAMPLES = 200;
+/** ms between two knocks of the legitimate client, at least. */
+const MIN_SPACING_MS = 250;
 
 export type FloodServer = 'spa-knockd nftables' | 'fwknopd';
 export type FloodName = 'none' | 'valid knocks' | 'sniffed key id' | 'random junk';
@@ -221,7 +223,8 @@ async function benchServer(
       // the samples spread over the flood; the last one starts early enough to end (3 s at most) before it does
       const t0 = Date.now();
       const deadline = kind ? t0 + (o.seconds - 1) * 1000 - 3000 : Number.POSITIVE_INFINITY;
-      const spacing = kind ? Math.max(0, (deadline - t0) / perFlood) : 0;
+      // never faster than the default limit.client_rate (5/s) allows one client: the legitimate client is not a flooder
+      const spacing = Math.max(MIN_SPACING_MS, kind ? (deadline - t0) / perFlood : 0);
       const ms: number[] = [];
       let lost = 0;
       for (let i = 0; i < perFlood && Date.now() < deadline; i++) {
