@@ -9,7 +9,7 @@
  * so each datagram costs the daemon one HMAC; `junk` — random bytes of a knock's size; for fwknopd, `fwknop-valid` —
  * distinct valid fwknop access requests (shared/fwknop/codec.ts encodePacket, `fwknop`: the key pair) and `b64junk`
  * — random base64 text of an fwknop packet's length (fwknopd's HMAC check runs on each). As fast as one process can
- * go, bounded by `seconds` and `max` datagrams (never unbounded), from the local address `from`. It sends only to
+ * go (or at most `rate` per second), bounded by `seconds` and `max` datagrams (never unbounded), from the local address `from`. It sends only to
  * `host`, which the caller must make a namespace address. Prints one JSON line at the end: {sent, errors, seconds}.
  * @module
  */
@@ -31,6 +31,8 @@ export interface FloodRequest {
   readonly from?: string;
   readonly seconds: number;
   readonly max: number;
+  /** Datagrams per second at most (default: as fast as it goes). */
+  readonly rate?: number;
   /** `valid`: the key, as the key file holds it (spak1_…). */
   readonly key?: string;
   /** `keyid`: a real knock, hex. */
@@ -122,8 +124,14 @@ export async function flood(r: FloodRequest): Promise<FloodResult> {
   const end = t0 + r.seconds * 1000;
   let started = 0;
   const pause = () => new Promise((res) => setImmediate(res));
+  const nap = () => new Promise((res) => setTimeout(res, 1));
   while (started < r.max && performance.now() < end) {
-    for (let i = 0; i < BURST && started < r.max; i++, started++) sock.send(make(), r.port, r.host);
+    const allowed = r.rate ? Math.min(r.max, Math.floor(((performance.now() - t0) / 1000) * r.rate) + 1) : r.max;
+    if (started >= allowed) {
+      await nap();
+      continue;
+    }
+    for (let i = 0; i < BURST && started < allowed; i++, started++) sock.send(make(), r.port, r.host);
     await pause();
     while (sock.getSendQueueCount() > MAX_QUEUED && performance.now() < end) await pause();
   }
