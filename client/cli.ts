@@ -3,12 +3,15 @@
  * `spa-knock`: the client. One packet, then done.
  *
  *   spa-knock HOST [--key FILE] [--open tcp/22 ...] [--port 62201] [--duration S] [--allow-ip IP|auto] [--close]
+ *                  [--prefix4 N] [--prefix6 N]
  *                  [-4|-6] [--dry-run] [--json] [--format spak1|fwknop] [--wait tcp/22 [--timeout S]]
  *   (a name with IPv4 and IPv6 addresses is knocked over both, each with its own packet: client/targets.ts)
  *   spa-knock HOST --sequence 8881,7777,9991:udp|auto [--key FILE] [--delay MS] [-4|-6] [--json]   (classic knocks)
  *   spa-knock proxy HOST PORT [--key FILE] [--port 62201] [--open …] [-4|-6] [--timeout S]   (ssh ProxyCommand)
  *   spa-knock sequence [--key FILE] [--json]   the current rotating sequence (client/sequence.ts)
+ *   spa-knock codes [--key FILE] [--count 20] [--start N] [--nc HOST] [--json]   one-time codes (client/codes.ts)
  *   spa-knock keygen [--out FILE] [--force] [--format spak1|fwknop]
+ *   spa-knock import URI [--key-file PATH] [--name PROFILE] [--force]   a spa-knock:// URI → key file + profile
  *   spa-knock completion | --help | --version
  *
  * Every error is one line on stderr, `spa-knock: [ERR_SPA_…] …`, and the exit status its code gives (2 for a
@@ -33,6 +36,8 @@ import { hostLiteral, localAddressTowards } from './send.js';
 import { resolveTargets } from './targets.js';
 import { currentRotating, formatSequence, parseSequence, printRotating, sendSequence } from './sequence.js';
 import { withProfile } from './profile.js';
+import { printCodes } from './codes.js';
+import { runImport } from './import.js';
 import { pipeTo, proxyArgs, proxyLog, proxyOptions } from './proxy.js';
 import { DEFAULT_WAIT_S, parseWait } from './wait.js';
 
@@ -47,6 +52,9 @@ export interface KnockArgs {
   port: string;
   duration: string;
   allowIp: string | undefined;
+  /** `--prefix4 N` / `--prefix6 N`: ask for the source's /N instead of the one address (issue 10). */
+  prefix4?: string | undefined;
+  prefix6?: string | undefined;
   close: boolean;
   dryRun: boolean;
   json: boolean;
@@ -86,9 +94,11 @@ async function knockSequence(
       ? '--dry-run'
       : a.allowIp !== undefined
         ? '--allow-ip'
-        : a.format !== 'spak1'
-          ? '--format'
-          : undefined;
+        : a.prefix4 !== undefined || a.prefix6 !== undefined
+          ? `--prefix${a.prefix4 !== undefined ? '4' : '6'}`
+          : a.format !== 'spak1'
+            ? '--format'
+            : undefined;
   if (other !== undefined || a.open.length > 0) throw usageError(`--sequence cannot be used with ${other ?? '--open'}`);
   const steps = sequence === 'auto' ? currentRotating(a.key).steps : parseSequence(sequence);
   const delay = a.delay === undefined ? 0 : intOption('--delay', a.delay, 0, 60_000, ' milliseconds');
@@ -125,6 +135,19 @@ async function autoAllowIp(host: string, family: 0 | 4 | 6, port: number): Promi
   return checkAllowIp(bare, `--allow-ip auto: the route to ${target.address} leaves from ${bare}, which`);
 }
 
+/**
+ * `--prefix4 N` (1-32) / `--prefix6 N` (1-128): the prefix lengths the knock asks for (spak1 only: fwknop packets
+ * cannot carry them). A knock to close names the same prefix as the one that opened.
+ */
+function prefixOptions(a: KnockArgs, format: 'spak1' | 'fwknop'): { prefix4?: number; prefix6?: number } {
+  if (a.prefix4 === undefined && a.prefix6 === undefined) return {};
+  if (format !== 'spak1') throw usageError(`--prefix${a.prefix4 !== undefined ? '4' : '6'} needs --format spak1`);
+  return {
+    ...(a.prefix4 !== undefined ? { prefix4: intOption('--prefix4', a.prefix4, 1, 32) } : {}),
+    ...(a.prefix6 !== undefined ? { prefix6: intOption('--prefix6', a.prefix6, 1, 128) } : {}),
+  };
+}
+
 function liveWarning(timestamp: number): string {
   const until = new Date(timestamp + DEFAULT_WINDOW_S * 1000).toISOString();
   return (
@@ -145,10 +168,11 @@ async function knock(a: KnockArgs): Promise<void> {
   if (a.delay !== undefined) throw usageError('--delay needs --sequence');
   const accesses = parseAccessList(a.open);
   const format = formatOption(a.format);
+  const prefix = prefixOptions(a, format);
   const build = (allowAddress: string | undefined) => {
     const req = { accesses, duration, allowAddress };
     if (format === 'fwknop') return buildFwknopPacket(readFwknopKeyFile(a.key), { ...req, close: a.close });
-    const p = buildPacket(readKeyFile(a.key), { ...req, type: a.close ? 'close' : 'open' });
+    const p = buildPacket(readKeyFile(a.key), { ...req, ...prefix, type: a.close ? 'close' : 'open' });
     return { bytes: p.bytes, timestamp: p.request.timestamp, fields: describe(p) };
   };
   if (!a.dryRun) {
@@ -242,6 +266,25 @@ export async function main(argv: readonly string[]): Promise<void> {
       (x) => keygen({ out: x.out, force: x.force, format: x.format }),
     )
     .command(
+      'import <uri>',
+      'set up a server from a spa-knock:// URI (spa-knockd add-client): key file + profile, then `spa-knock PROFILE`',
+      (y) =>
+        y
+          .positional('uri', { type: 'string', demandOption: true, describe: 'the spa-knock:// URI (quote it)' })
+          .option('key-file', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'write the key here (default: PROFILE.key next to the profile file)',
+          })
+          .option('name', { type: 'string', requiresArg: true, describe: "profile name (default: the URI's host)" })
+          .option('force', {
+            type: 'boolean',
+            default: false,
+            describe: 'replace a different key in --key-file and a profile of the same name',
+          }),
+      (x) => runImport({ uri: x.uri, keyFile: x.keyFile, name: x.name, force: x.force }),
+    )
+    .command(
       'proxy <host> <tport>',
       'for ssh ProxyCommand: knock HOST, wait until TCP port TPORT connects, then relay stdin/stdout to it',
       (y) => proxyOptions(y),
@@ -260,6 +303,28 @@ export async function main(argv: readonly string[]): Promise<void> {
           })
           .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }),
       (x) => printRotating(x.key, x.json),
+    )
+    .command(
+      'codes',
+      'print numbered one-time codes of a key, for apps that can only send fixed bytes (docs/client.md)',
+      (y) =>
+        y
+          .option('key', {
+            type: 'string',
+            default: join(homedir(), '.knock.key'),
+            describe: 'key file',
+            requiresArg: true,
+          })
+          .option('count', { type: 'string', requiresArg: true, describe: 'how many codes (20; at most 1000)' })
+          .option('start', { type: 'string', requiresArg: true, describe: "the first code's number (0)" })
+          .option('nc', { type: 'string', requiresArg: true, describe: 'show how to send one to this server with nc' })
+          .option('port', {
+            type: 'string',
+            requiresArg: true,
+            describe: `server's UDP port, for that line (${DEFAULT_PORT})`,
+          })
+          .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }),
+      (x) => printCodes({ key: x.key, count: x.count, start: x.start, nc: x.nc, port: x.port, json: x.json }),
     )
     .command(
       '$0 <host>',
@@ -295,6 +360,18 @@ export async function main(argv: readonly string[]): Promise<void> {
             describe:
               'open for this address instead of the packet source; "auto" = the local source address of the route ' +
               'to HOST (behind NAT that is the private address: then name the public one)',
+          })
+          .option('prefix4', {
+            type: 'string',
+            requiresArg: true,
+            describe:
+              'open for the /N of my IPv4 address (e.g. 24), not the address alone: for carrier-grade NAT ' +
+              '(the server caps it with max_prefix4)',
+          })
+          .option('prefix6', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'open for the /N of my IPv6 address (e.g. 64): for privacy addresses (server cap: max_prefix6)',
           })
           .option('close', { type: 'boolean', default: false, describe: 'revoke my grant now' })
           .option('dry-run', {
@@ -334,6 +411,8 @@ export async function main(argv: readonly string[]): Promise<void> {
             port: x.port,
             duration: x.duration,
             allowIp: x.allowIp,
+            prefix4: x.prefix4,
+            prefix6: x.prefix6,
             close: x.close,
             dryRun: x.dryRun,
             json: x.json,

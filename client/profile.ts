@@ -13,6 +13,8 @@
  * families = [4]                   # [4], [6] or [4, 6] (default: every family the name has)
  * format = "spak1"                 # or "fwknop"
  * wait = "tcp/22"                  # confirm and retry (client/wait.ts) by default
+ * prefix4 = 24                     # ask for the /24 of my IPv4 address (issue 10; also when closing)
+ * prefix6 = 64
  * ```
  * @module
  */
@@ -34,9 +36,11 @@ export interface Profile {
   readonly family?: 4 | 6;
   readonly format?: 'spak1' | 'fwknop';
   readonly wait?: string;
+  readonly prefix4?: number;
+  readonly prefix6?: number;
 }
 
-const KEYS = new Set(['address', 'key', 'port', 'open', 'families', 'format', 'wait']);
+const KEYS = new Set(['address', 'key', 'port', 'open', 'families', 'format', 'wait', 'prefix4', 'prefix6']);
 /** A profile file is a few lines; anything bigger is a mistake. */
 const MAX_BYTES = 256 * 1024;
 
@@ -117,6 +121,16 @@ export function parseProfiles(text: string, file: string, home: string = homedir
       if (parseAccess(wait)?.proto !== 'tcp') throw bad(`${at} wait must be a TCP access like "tcp/22"`);
       p.wait = wait;
     }
+    for (const [k, max] of [
+      ['prefix4', 32],
+      ['prefix6', 128],
+    ] as const) {
+      const v = t[k];
+      if (v === undefined) continue;
+      const n = typeof v === 'number' || typeof v === 'bigint' ? Number(v) : Number.NaN;
+      if (!Number.isInteger(n) || n < 1 || n > max) throw bad(`${at} ${k} must be a whole number 1-${max}`);
+      p[k] = n;
+    }
     out.set(name, p);
   }
   return out;
@@ -163,5 +177,8 @@ export function withProfile(a: GivenArgs, path: string = profilePath()): KnockAr
     ipv6: restricted ? a.ipv6 : p.family === 6,
     format: a.format ?? (classic ? undefined : p.format) ?? 'spak1',
     wait: a.wait ?? (classic || a.close || a.dryRun ? undefined : p.wait),
+    // a close names the same prefix as the open did, so the profile's prefix applies to it too
+    prefix4: a.prefix4 ?? (classic || p.prefix4 === undefined ? undefined : String(p.prefix4)),
+    prefix6: a.prefix6 ?? (classic || p.prefix6 === undefined ? undefined : String(p.prefix6)),
   };
 }

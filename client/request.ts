@@ -47,11 +47,25 @@ export interface BuiltPacket {
 
 export function buildPacket(
   key: Uint8Array,
-  req: { type: 'open' | 'close'; accesses: readonly Access[]; duration: number; allowAddress?: string | undefined },
+  req: {
+    type: 'open' | 'close';
+    accesses: readonly Access[];
+    duration: number;
+    allowAddress?: string | undefined;
+    /** Ask for the /N of the IPv4 / IPv6 address instead of the one address (issue 10; the server caps it). */
+    prefix4?: number | undefined;
+    prefix6?: number | undefined;
+  },
   now: number = Date.now(),
   nonce: Uint8Array = randomBytes(NONCE_LEN),
 ): BuiltPacket {
-  const request: KnockRequest = { ...req, timestamp: now };
+  const { prefix4, prefix6, ...rest } = req;
+  const request: KnockRequest = {
+    ...rest,
+    timestamp: now,
+    ...(prefix4 !== undefined ? { prefix4 } : {}),
+    ...(prefix6 !== undefined ? { prefix6 } : {}),
+  };
   const bytes = sealPacket(deriveKeys(key), request, nonce);
   const split = splitPacket(bytes);
   return { bytes, request, keyIdHex: split.ok ? toHex(split.value.keyId) : '' };
@@ -66,5 +80,7 @@ export function describe(p: BuiltPacket): Record<string, unknown> {
     accesses: p.request.accesses.length ? p.request.accesses.map(formatAccess) : 'all the policy allows',
     duration: p.request.duration || 'server default',
     allow_address: p.request.allowAddress ?? 'packet source address',
+    ...(p.request.prefix4 !== undefined ? { prefix4: p.request.prefix4 } : {}),
+    ...(p.request.prefix6 !== undefined ? { prefix6: p.request.prefix6 } : {}),
   };
 }

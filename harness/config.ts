@@ -15,7 +15,17 @@ export interface TestConfigOptions {
   duration?: number;
   maxDuration?: number;
   window?: number;
-  clients?: { name: string; key: Uint8Array; open: string[]; sources?: string[]; max_duration?: number }[];
+  clients?: {
+    name: string;
+    key: Uint8Array;
+    open: string[];
+    sources?: string[];
+    max_duration?: number;
+    max_prefix4?: number;
+    max_prefix6?: number;
+    /** `codes = true`: the client takes one-time codes (docs/codes.md). */
+    codes?: boolean;
+  }[];
   extra?: string;
 }
 
@@ -44,6 +54,9 @@ export function configText(o: TestConfigOptions = {}): string {
       `open = ${q(c.open)}`,
       ...(c.sources ? [`sources = ${q(c.sources)}`] : []),
       ...(c.max_duration ? [`max_duration = ${c.max_duration}`] : []),
+      ...(c.max_prefix4 ? [`max_prefix4 = ${c.max_prefix4}`] : []),
+      ...(c.max_prefix6 ? [`max_prefix6 = ${c.max_prefix6}`] : []),
+      ...(c.codes ? ['codes = true'] : []),
     ]),
     '',
   ].join('\n');

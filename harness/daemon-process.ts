@@ -1,6 +1,10 @@
 /**
  * A real spa-knockd inside a test namespace: started with `ip netns exec NS node --import tsx server/main.ts`,
  * its NDJSON log collected line by line, stopped (or `kill -9`ed) by PID.
+ *
+ * `launcher` runs in the namespace in front of node and must exec it in place (same PID), e.g.
+ * `['systemd-socket-activate', '--datagram', '-l', 'ADDR:PORT']` (socket activation as systemd does it: the daemon
+ * then starts on the first datagram, so start() takes a `trigger` that sends one).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { DAEMON, ROOT } from './run.js';
@@ -14,17 +18,40 @@ export class DaemonProcess {
   constructor(
     readonly ns: string,
     readonly configPath: string,
+    readonly opts: { readonly launcher?: readonly string[]; readonly args?: readonly string[] } = {},
   ) {}
+
+  /** Whatever the process wrote to stdout and could not be parsed as JSON. */
+  get unparsed(): string[] {
+    return this.lines.filter((l) => typeof l.unparsed === 'string').map((l) => String(l.unparsed));
+  }
+
+  /** Resolves with the exit status once the process has exited (undefined when never started). */
+  exited(): Promise<number | null> | undefined {
+    return this.#exited;
+  }
 
   get pid(): number | undefined {
     return this.#child?.pid;
   }
 
-  async start(timeoutMs = 15_000): Promise<void> {
+  async start(timeoutMs = 15_000, trigger?: () => Promise<void>): Promise<void> {
     const from = this.lines.length;
     const child = spawn(
       'ip',
-      ['netns', 'exec', this.ns, process.execPath, '--import', 'tsx', DAEMON, '--config', this.configPath],
+      [
+        'netns',
+        'exec',
+        this.ns,
+        ...(this.opts.launcher ?? []),
+        process.execPath,
+        '--import',
+        'tsx',
+        DAEMON,
+        '--config',
+        this.configPath,
+        ...(this.opts.args ?? []),
+      ],
       {
         cwd: ROOT,
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -47,6 +74,7 @@ export class DaemonProcess {
       }
     });
     child.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    await trigger?.();
     const ok = await Promise.race([
       this.waitFor((l) => l.event === 'start', timeoutMs, from).then(() => true),
       this.#exited.then(() => false),

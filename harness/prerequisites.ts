@@ -14,11 +14,19 @@ export const TOOL_PACKAGES = {
   ip6tables: 'iptables',
   'iptables-restore': 'iptables',
   'ip6tables-restore': 'iptables',
+  'iptables-legacy': 'iptables',
+  faketime: 'faketime',
   knock: 'knockd',
   knockd: 'knockd',
   ssh: 'openssh-client',
   'ssh-keygen': 'openssh-client',
   sshd: 'openssh-server',
+  'systemd-analyze': 'systemd',
+  'systemd-socket-activate': 'systemd',
+  'systemd-notify': 'systemd',
+  setpriv: 'util-linux',
+  nc: 'netcat-openbsd',
+  nmap: 'nmap',
 } as const;
 
 export type Tool = keyof typeof TOOL_PACKAGES;

@@ -117,6 +117,14 @@ export const SPECS: readonly Spec[] = [
     expect: 'accept',
   },
   {
+    name: 'open-prefix-request',
+    description:
+      "open-one-port asking for the source's IPv4 /24 and IPv6 /64 (TLV type 0x01, length 2, value 18 40): a server whose policy allows those prefixes grants the network; an older server skips the TLV and grants the one address. 85 bytes.",
+    key: KEY_A,
+    request: { ...ssh, prefix4: 24, prefix6: 64 },
+    expect: 'accept',
+  },
+  {
     name: 'open-window-edge-past',
     description: 'Timestamp exactly window_s before now_ms: still inside the window (|ts - now| <= window).',
     key: KEY_A,

@@ -37,6 +37,9 @@ export interface VectorRequest {
   readonly accesses: readonly { readonly proto: 'tcp' | 'udp'; readonly port: number }[];
   /** Canonical text (IPv4 dotted quad, IPv6 RFC 5952), or null: open for the packet's source address. */
   readonly allow_address: string | null;
+  /** The prefix request (EXT_PREFIX TLV, issue 10): present only when asked. */
+  readonly prefix4?: number;
+  readonly prefix6?: number;
 }
 
 /** Applied in order to the sealed packet to get packet_hex. */
@@ -102,6 +105,8 @@ function toVectorRequest(r: KnockRequest): VectorRequest {
     duration_s: r.duration,
     accesses: r.accesses.map((a) => ({ proto: a.proto, port: a.port })),
     allow_address: r.allowAddress ?? null,
+    ...(r.prefix4 !== undefined ? { prefix4: r.prefix4 } : {}),
+    ...(r.prefix6 !== undefined ? { prefix6: r.prefix6 } : {}),
   };
 }
 

@@ -10,6 +10,7 @@
  *
  * `--flood` runs only the floods of issue 9 instead (scripts/bench/flood.ts): spa-knockd (nftables) and fwknopd side by
  * side, a legitimate knock timed during each flood; 20 s per flood, 8 s with --quick. Figures: docs/flood.md.
+ * `--scale` runs instead the 10,000-grant scale part alone (scripts/bench/scale.ts) and prints its own block.
  *
  * Traffic: none in part 1; in part 2 only between the two namespaces made for it. Progress goes to stderr; the table
  * (or, with --json, one JSON object) to stdout (report.ts). Everything made is removed in `finally`, on an error and
@@ -24,12 +25,33 @@ import { Scope, checkInterrupted, handleSignals, isInterrupted, progress, runCle
 import { checkPrerequisites, die, parseOptions, sizes } from './bench/options.js';
 import { processStartCost, toolVersion } from './bench/process-cost.js';
 import { type Report, jsonReport, printTable } from './bench/report.js';
+import { type ScaleResult, benchScale, printScale } from './bench/scale.js';
 import { benchVerification } from './bench/verify-throughput.js';
 
+/** `--scale`: the scale part alone (long; not in the default run). */
+async function scaleMain(opts: ReturnType<typeof parseOptions>): Promise<void> {
+  const results: ScaleResult[] = [];
+  try {
+    for (const b of opts.backends) {
+      checkInterrupted();
+      results.push(await benchScale(b, opts.quick));
+    }
+  } finally {
+    await runCleanups();
+  }
+  if (opts.json)
+    process.stdout.write(
+      `${JSON.stringify({ machine: { cpus: cpus().length, loadavg: loadavg() }, scale: results })}\n`,
+    );
+  else printScale(results);
+}
+
 async function main(): Promise<void> {
-  const opts = parseOptions();
+  const args = process.argv.slice(2);
+  const opts = parseOptions(args.filter((a) => a !== '--scale'));
   checkPrerequisites(opts);
   handleSignals();
+  if (args.includes('--scale')) return scaleMain(opts);
   const sz = sizes(opts);
   if (opts.flood) {
     // `--flood`: the floods of issue 9 only, spa-knockd and fwknopd side by side (scripts/bench/flood.ts)

@@ -7,7 +7,7 @@
  */
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { isAbsolute, resolve, dirname } from 'node:path';
-import { parse as parseToml, TomlError } from 'smol-toml';
+import { parse as parseToml, TomlDate, TomlError } from 'smol-toml';
 import { z } from 'zod';
 import { type Access, dedupeAccesses, formatAccess, isPort, sameAccess } from '../shared/access.js';
 import { type Cidr, isStrictIp, parseCidr } from '../shared/address.js';
@@ -21,7 +21,7 @@ import { SpaError, errnoText } from '../shared/errors.js';
 import { readKeyFile } from '../shared/keyfile.js';
 import { parseKey } from '../shared/keys.js';
 import type { FwknopKeys } from '../shared/fwknop/codec.js';
-import { accessSchema } from './config-fields.js';
+import { accessSchema, codesClientFields, codesWindowOf } from './config-fields.js';
 import { fwknopClientFields, fwknopKeysOf } from './config-fwknop.js';
 import { tableNameProblem } from './firewall/names.js';
 import { DEFAULT_HEAL_INTERVAL_S, MAX_HEAL_INTERVAL_S } from './heal.js';
@@ -44,6 +44,9 @@ export const DEFAULT_LIMIT = {
   client_burst: 20,
   firewall_queue: 1024,
 } as const;
+/** Widest `max_prefix4` / `max_prefix6` a config may set: a /16 (65536 addresses) / a /32 (a whole ISP site). */
+export const MIN_PREFIX4 = 16;
+export const MIN_PREFIX6 = 32;
 /** Largest config file the daemon reads, bytes. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 
@@ -61,6 +64,16 @@ export interface ClientConfig {
   readonly maxGrants: number;
   /** fwknop's REQUIRE_SOURCE_ADDRESS: a knock must name the address to open (no "use the packet's source"). */
   readonly requireSourceAddress: boolean;
+  /**
+   * Widest IPv4 / IPv6 prefix a knock may ask to be granted to (issue 10: carrier-grade NAT, IPv6 privacy
+   * addresses). 32 / 128, the defaults (absent means the same): one address only, no prefix grants.
+   */
+  readonly maxPrefix4?: number;
+  readonly maxPrefix6?: number;
+  /** `codes = true`: the look-ahead window of this client's one-time codes (docs/codes.md); absent: no codes. */
+  readonly codesWindow?: number;
+  /** `expires`: from this instant (ms since the epoch) the client's knocks are refused (`expired`), its grants end. */
+  readonly expiresAt?: number;
 }
 
 export interface Config {
@@ -111,6 +124,17 @@ const cidrSchema = z.string().transform((s, ctx): Cidr => {
   return r.cidr;
 });
 
+/**
+ * `expires = 2027-01-31` (TOML date: 00:00 UTC that day) or a date-time (`2027-01-31T18:00:00Z`; without an offset
+ * it is read as UTC), never quoted: a TOML time alone or a string is refused.
+ */
+const expiresSchema = z
+  .custom<TomlDate>(
+    (v) => v instanceof TomlDate && !v.isTime() && Number.isFinite(v.getTime()),
+    'must be a TOML date or date-time such as 2027-01-31 or 2027-01-31T18:00:00Z (not quoted)',
+  )
+  .transform((d) => d.getTime());
+
 const seconds = (max: number) => z.number().int('must be a whole number of seconds').min(1).max(max);
 const count = (max: number) => z.number().int('must be a whole number').min(1).max(max);
 const maxGrants = z.number().int('must be a whole number').min(1).max(65535);
@@ -125,6 +149,10 @@ const clientSchema = z.strictObject({
   max_duration: seconds(65535).optional(),
   max_grants: maxGrants.optional(),
   require_source_address: z.boolean().default(false),
+  max_prefix4: z.number().int('must be a whole number').min(MIN_PREFIX4).max(32).default(32),
+  max_prefix6: z.number().int('must be a whole number').min(MIN_PREFIX6).max(128).default(128),
+  ...codesClientFields,
+  expires: expiresSchema.optional(),
   ...fwknopClientFields,
 });
 
@@ -193,6 +221,9 @@ const schema = z.strictObject({
   client: z.array(clientSchema).min(1, 'at least one [[client]] is needed'),
   sequence: sequencesSchema,
 });
+
+/** The zod schema of the whole file; test/server/config-docs.test.ts checks docs/config.md against it. */
+export const configSchema = schema;
 
 function pathText(path: readonly PropertyKey[]): string {
   let s = '';
@@ -295,6 +326,7 @@ export function parseConfig(text: string, path: string): Config {
         );
       }
     });
+    const codesWindow = codesWindowOf(cl, (k, msg) => fail(['client', i, k], msg));
     const maxDuration = Math.min(cl.max_duration ?? c.grant.max_duration, c.grant.max_duration);
     return {
       name: cl.name,
@@ -305,7 +337,11 @@ export function parseConfig(text: string, path: string): Config {
       maxDuration,
       maxGrants: cl.max_grants ?? c.grant.max_grants,
       requireSourceAddress: cl.require_source_address,
+      maxPrefix4: cl.max_prefix4,
+      maxPrefix6: cl.max_prefix6,
+      ...(cl.expires !== undefined ? { expiresAt: cl.expires } : {}),
       ...(fwknop ? { fwknop } : {}),
+      ...(codesWindow !== undefined ? { codesWindow } : {}),
     };
   });
 
@@ -388,20 +424,37 @@ function readConfigFile(path: string): { text: string; mode: number } {
  * client); one that holds inline keys is held to the key-file rule: no access for group or others.
  */
 export function loadConfig(path: string): Config {
+  return loadConfigText(path).config;
+}
+
+/** {@link loadConfig}, with the text and mode it read (for the commands that edit the file: server/config-edit.ts). */
+export function loadConfigText(path: string): { config: Config; text: string; mode: number } {
   const { text, mode } = readConfigFile(path);
-  const octal = mode.toString(8).padStart(4, '0');
+  checkWritableByOthers(path, mode);
+  const config = parseConfig(text, path);
+  checkConfigMode(path, mode, config);
+  return { config, text, mode };
+}
+
+/** A config that others may change is refused: anyone who can write it can add a client. */
+function checkWritableByOthers(path: string, mode: number): void {
   if ((mode & 0o002) !== 0) {
+    const octal = mode.toString(8).padStart(4, '0');
     throw new SpaError(
       'ERR_SPA_CONFIG_PERMS',
       `config ${path} is writable by others (mode ${octal}); run: chmod o-w ${path}`,
     );
   }
-  const config = parseConfig(text, path);
+}
+
+/** The mode rules of {@link loadConfig} for a config with this mode (also for a config about to be written). */
+export function checkConfigMode(path: string, mode: number, config: Config): void {
+  checkWritableByOthers(path, mode);
   if (config.inlineKeys.length > 0 && (mode & 0o077) !== 0) {
+    const octal = mode.toString(8).padStart(4, '0');
     throw new SpaError(
       'ERR_SPA_CONFIG_PERMS',
       `config ${path} holds keys (client "${config.inlineKeys[0]}") but group or others have access (mode ${octal}); run: chmod 600 ${path}`,
     );
   }
-  return config;
 }

@@ -8,6 +8,8 @@
 import type { ReplayGuard } from '../shared/replay.js';
 import type { Config } from './config.js';
 import type { FirewallBackend, FirewallPlan } from './firewall/backend.js';
+import { CodeFloors } from './code-floor.js';
+import { CodeFormat } from './formats/code.js';
 import { FwknopFormat } from './formats/fwknop.js';
 import { Spak1Format } from './formats/spak1.js';
 import { GateHealer } from './heal.js';
@@ -35,13 +37,16 @@ export function verifierFor(
   c: Config,
   replay: ReplayGuard,
   broadcasts: ReadonlySet<string>,
+  codeFloors: CodeFloors = new CodeFloors(),
   limits?: Limiters,
 ): Verifier {
+  const codes = new CodeFormat(c.clients, codeFloors);
   return new Verifier({
-    // fwknop only when a client speaks it: a native-only daemon keeps spak1's size bounds (reason `size`)
+    // fwknop and codes only when a client speaks them: a native-only daemon keeps spak1's size bounds (reason `size`)
     formats: [
       new Spak1Format(c.clients, c.replay.window * 1000),
       ...(c.clients.some((cl) => cl.fwknop) ? [new FwknopFormat(c.clients)] : []),
+      ...(codes.active ? [codes] : []),
     ],
     replay,
     defaultDuration: c.grant.duration,

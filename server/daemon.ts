@@ -7,12 +7,15 @@
  */
 import { networkInterfaces } from 'node:os';
 import { formatAccess } from '../shared/access.js';
-import { subnetBroadcasts } from '../shared/address.js';
+import { grantSource, parseIp, subnetBroadcasts } from '../shared/address.js';
 import { REPLAY_COMPACT_FACTOR, REPLAY_COMPACT_SLACK } from '../shared/constants.js';
 import { ReplayGuard } from '../shared/replay.js';
+import { ClockSkews } from './clock-skew.js';
+import { CodeFloors } from './code-floor.js';
 import type { Config } from './config.js';
 import type { FirewallBackend, FirewallPlan, GrantEntry } from './firewall/backend.js';
-import { GrantManager, accessesWith } from './grants.js';
+import { ExpiryWatch } from './client-expiry.js';
+import { GrantManager, accessesWith, keyFields } from './grants.js';
 import type { GateHealer } from './heal.js';
 import { type Limiters, limitersFor, maxGrantsOf, startHealer, startRotator, verifierFor } from './daemon-parts.js';
 import { type Listener, openUdpListener } from './listener.js';
@@ -34,8 +37,15 @@ export interface DaemonDeps {
   readonly timers?: Timers;
   /** Persistent replay records; omit for memory only (unit tests). */
   readonly replayFile?: ReplayFile;
+  /** One-time codes' counter floors (server/code-floor.ts openCodeFloors); omit for memory only (unit tests). */
+  readonly codeFloors?: CodeFloors;
   /** Socket seam; default is a real node:dgram listener. */
   readonly listen?: typeof openUdpListener;
+  /**
+   * The UDP socket systemd passed (socket activation, server/listen-fds.ts): adopted instead of binding
+   * `listen.address`/`listen.port`.
+   */
+  readonly listenFd?: number;
   /** Warm the verification path up at start (default true; unit tests turn it off to stay fast). */
   readonly warmUp?: boolean;
   /** This host's subnet broadcast addresses, never granted (default: from os.networkInterfaces() at construction). */
@@ -57,11 +67,14 @@ const fmtEntries = (entries: readonly Pick<GrantEntry, 'access'>[]) => entries.m
 
 export class Daemon {
   readonly rejects = new RejectCounter();
+  /** Clock offsets of recent authenticated `stale` knocks (status `clock.stale`, spa-knockd doctor). */
+  readonly clockSkews = new ClockSkews();
   readonly grants: GrantManager;
   readonly #d: DaemonDeps;
   readonly #now: () => number;
   readonly #timers: Timers;
   readonly #replay: ReplayGuard;
+  readonly #codeFloors: CodeFloors;
   #config: Config;
   #verifier: Verifier;
   /** Per-source and per-client token buckets (`[limit]`, server/ratelimit.ts). */
@@ -84,6 +97,8 @@ export class Daemon {
   #dropsBase: number | undefined;
   /** Promise of the firewall change in flight for the latest packet (tests await it). */
   #pending = new Set<Promise<void>>();
+  /** Ends the grants of clients that reach their `expires` (server/client-expiry.ts). */
+  readonly #expiry: ExpiryWatch;
 
   constructor(deps: DaemonDeps) {
     this.#d = deps;
@@ -103,7 +118,8 @@ export class Daemon {
     });
     this.#broadcasts = deps.broadcasts ?? subnetBroadcasts(networkInterfaces());
     this.#limits = limitersFor(c);
-    this.#verifier = verifierFor(c, this.#replay, this.#broadcasts, this.#limits);
+    this.#codeFloors = deps.codeFloors ?? new CodeFloors();
+    this.#verifier = verifierFor(c, this.#replay, this.#broadcasts, this.#codeFloors, this.#limits);
     this.#maxGrants = maxGrantsOf(c);
     this.grants = new GrantManager({
       maxQueue: () => this.#config.limit.firewallQueue,
@@ -114,30 +130,66 @@ export class Daemon {
       onExpire: (entries) => {
         for (const e of entries) {
           deps.log.info(
-            { event: 'expire', address: e.address, accesses: fmtEntries([e]), owner: e.owner },
+            { event: 'expire', address: grantSource(e), accesses: fmtEntries([e]), owner: e.owner },
             'grant expired',
           );
         }
       },
       onError: (err) => deps.log.error({ event: 'firewall-error', err }, 'revoking an expired grant failed; retrying'),
     });
+    this.#expiry = new ExpiryWatch({
+      now: this.#now,
+      timers: this.#timers,
+      onExpired: (clients) => this.#endExpired(clients),
+    });
+  }
+
+  /** Revoke the live grants of clients past their `expires`, and log it. */
+  #endExpired(clients: readonly string[]): void {
+    const names = new Set(clients);
+    const log = this.#d.log;
+    const p = this.grants
+      .endOwnedBy((owner) => owner !== undefined && names.has(owner))
+      .then(
+        (ended) =>
+          // info when grants ended; a client long expired (seen again at each reload) only at debug
+          log[ended.length > 0 ? 'info' : 'debug'](
+            {
+              event: 'client-expired',
+              clients,
+              ended: ended.map((g) => ({ client: g.owner, address: g.address, access: formatAccess(g.access) })),
+            },
+            'client past its expires date: knocks refused, grants ended',
+          ),
+        (err: unknown) =>
+          log.error({ event: 'firewall-error', clients, err }, 'ending the grants of an expired client failed'),
+      );
+    this.#pending.add(p);
+    void p.finally(() => this.#pending.delete(p));
   }
 
   /**
    * Bind the socket first (a port in use must not leave a firewall change behind), then install the firewall plan
    * and adopt surviving grants; only then are packets handled. Throws a one-line error on failure.
+   *
+   * A socket passed by systemd (`listenFd`) is already bound, so it is adopted after the firewall is installed: the
+   * datagrams that arrived meanwhile (the knock that made systemd start us) wait in its queue and are handled.
    */
   async start(): Promise<void> {
     const c = this.#config;
-    const listener = await (this.#d.listen ?? openUdpListener)({
-      address: c.listen.address,
-      port: c.listen.port,
-      receiveBuffer: c.listen.receiveBuffer,
-      onMessage: (buf, src) => {
-        if (this.#ready) this.handle(buf, src);
-      },
-      onError: (err) => this.#d.log.error({ event: 'socket-error', err }, 'socket error'),
-    });
+    const fd = this.#d.listenFd;
+    const open = () =>
+      (this.#d.listen ?? openUdpListener)({
+        address: c.listen.address,
+        port: c.listen.port,
+        ...(fd !== undefined ? { fd } : {}),
+        receiveBuffer: c.listen.receiveBuffer,
+        onMessage: (buf, src) => {
+          if (this.#ready) this.handle(buf, src);
+        },
+        onError: (err) => this.#d.log.error({ event: 'socket-error', err }, 'socket error'),
+      });
+    let listener = fd === undefined ? await open() : undefined;
     try {
       await this.#d.backend.install(planOf(c, this.#now()), this.#now());
       const restored = await this.grants.restore();
@@ -147,11 +199,14 @@ export class Daemon {
           'kept grants that were open before the restart',
         );
       }
+      // the gate stays installed if adoption fails: protected ports stay closed (fail-closed)
+      listener ??= await open();
     } catch (e) {
-      await listener.close();
+      await listener?.close();
       throw e;
     }
     this.#startLoops();
+    this.#expiry.watch(c.clients);
     if (this.#d.warmUp !== false) warmUp(this.#now());
     this.#listener = listener;
     this.#port = listener.port;
@@ -162,6 +217,8 @@ export class Daemon {
       {
         event: 'start',
         listen: listener.bound,
+        // where the socket came from: bound from listen.* in the config, or passed by systemd (socket activation)
+        socket: fd === undefined ? 'bound' : `systemd fd ${fd}`,
         backend: this.#d.backend.name,
         protect: c.firewall.protect.map(formatAccess),
         clients: c.clients.length,
@@ -215,7 +272,7 @@ export class Daemon {
     }
     this.#config = next;
     this.#limits = limitersFor(next);
-    this.#verifier = verifierFor(next, this.#replay, this.#broadcasts, this.#limits);
+    this.#verifier = verifierFor(next, this.#replay, this.#broadcasts, this.#codeFloors, this.#limits);
     this.#maxGrants = maxGrantsOf(next);
     this.#d.log.level = next.log.level;
     this.#startLoops();
@@ -224,7 +281,9 @@ export class Daemon {
       this.#scheduleSummary();
     }
     const names = new Set(next.clients.map((cl) => cl.name));
-    return await this.grants.endOwnedBy((owner) => owner !== undefined && !names.has(owner));
+    const ended = await this.grants.endOwnedBy((owner) => owner !== undefined && !names.has(owner));
+    this.#expiry.watch(next.clients);
+    return ended;
   }
 
   get backendName(): string {
@@ -243,11 +302,13 @@ export class Daemon {
     const log = this.#d.log;
     if (!v.ok) {
       this.rejects.add(v.code);
+      if (v.offsetMs !== undefined && v.client !== undefined)
+        this.clockSkews.record(v.client, parseIp(source, { zone: 'strip' })?.text ?? source, v.offsetMs, now);
       if (v.code === 'state-write' && !this.#stateFailing) {
         this.#stateFailing = true;
         log.error(
           { event: 'state-write-error', client: v.client, err: v.error },
-          'cannot write the replay record: knocks are refused until it can',
+          'cannot write the replay record (or one-time code floor): knocks are refused until it can',
         );
       }
       return;
@@ -257,6 +318,7 @@ export class Daemon {
       log.info({ event: 'state-write-recovered' }, 'replay records can be written again: knocks are accepted');
     }
     const d = v.decision;
+    const oneTimeCode = v.oneTimeCode;
     this.#maybeCompact(now);
     if (d.type === 'close' && this.grants.full) {
       this.rejects.add('busy');
@@ -274,8 +336,10 @@ export class Daemon {
               {
                 event: 'grant',
                 client: d.client,
+                // a one-time code's number in the client's list (docs/codes.md)
+                ...(oneTimeCode !== undefined ? { one_time_code: oneTimeCode } : {}),
                 source: d.source,
-                address: d.address,
+                address: grantSource(d),
                 accesses: r.outcomes.map((o) => formatAccess(o.access)),
                 opened: accessesWith(r.outcomes, 'opened'),
                 renewed: accessesWith(r.outcomes, 'renewed'),
@@ -296,7 +360,7 @@ export class Daemon {
                 event: 'revoke',
                 client: d.client,
                 source: d.source,
-                address: d.address,
+                address: grantSource(d),
                 // what the knocker no longer holds: revoked now, or already gone
                 accesses: [...fmtEntries(r.revoked), ...r.absent.map(formatAccess)],
                 revoked: fmtEntries(r.revoked),
@@ -370,6 +434,7 @@ export class Daemon {
     if (this.#summaryTimer !== undefined) this.#timers.clearTimeout(this.#summaryTimer);
     this.#summaryTimer = undefined;
     this.#ready = false;
+    this.#expiry.stop();
     // no backlog is waited for (issue 9): knocks still waiting for the firewall are shed (fail closed), only the
     // change in flight completes; the socket closes first, so a flood stops costing anything
     const shed = this.grants.stop(); // each shed knock is counted `busy` where it was handled
@@ -382,7 +447,7 @@ export class Daemon {
     await this.settled();
     this.flushRejectSummary();
     if (!this.#d.backend.kernelExpiry) {
-      const live = this.grants.active().map(({ entry: { family, address, access } }) => ({ family, address, access }));
+      const live = this.grants.active().map(({ entry }) => keyFields(entry));
       if (live.length > 0) {
         try {
           await this.#d.backend.revoke(live);
@@ -394,5 +459,6 @@ export class Daemon {
     }
     await this.#d.backend.close();
     this.#d.replayFile?.close();
+    this.#codeFloors.close();
   }
 }

@@ -7,8 +7,11 @@
  * opened it. Another client's knock for the same (address, access) may only lengthen it, never shorten it, and the
  * owner stays; `close` removes only the knocker's own grants. A grant with no known owner (older version, made by
  * hand) can be extended by anyone and closed by nobody: it expires. Each client holds grants for at most
- * `maxGrants` distinct addresses at once (`grant-limit`). Every decision is taken before the firewall call; calls are
- * serialised so each decision sees the outcome of the one before.
+ * `maxGrants` distinct addresses at once (`grant-limit`); a prefix grant (issue 10) counts as one address. A prefix
+ * grant that would overlap a live prefix grant of another length for the same access is refused (`prefix-overlap`):
+ * an nftables interval set cannot hold both (measured, nft 1.0.6: "File exists"), and which one should decide who may
+ * connect is not obvious. Every decision is taken before the firewall call; calls are serialised so each decision
+ * sees the outcome of the one before.
  *
  * Under a flood of valid knocks (issue 9) the firewall must not become the queue:
  * - Coalescing: a knock whose grant already exists (or is being made) with an expiry within COALESCE_SLACK_MS (at most
@@ -22,7 +25,7 @@
  * @module
  */
 import { type Access, formatAccess, sameAccess } from '../shared/access.js';
-import { grantKeyString } from '../shared/address.js';
+import { type Cidr, cidrsOverlap, grantKeyString, grantSource, parseCidr } from '../shared/address.js';
 import type { FirewallBackend, GrantEntry } from './firewall/backend.js';
 import type { Decision } from './policy.js';
 import type { Timers } from './timers.js';
@@ -61,7 +64,7 @@ export interface GrantOutcome {
 
 export type OpenResult =
   | { readonly ok: true; readonly outcomes: readonly GrantOutcome[] }
-  | { readonly ok: false; readonly reason: 'grant-limit' | 'busy' };
+  | { readonly ok: false; readonly reason: 'grant-limit' | 'prefix-overlap' | 'busy' };
 
 export interface CloseResult {
   /** The knocker's live grants, now removed. */
@@ -210,8 +213,9 @@ export class GrantManager {
     const slack = slackOf(d.duration);
     const outcomes: GrantOutcome[] = [];
     const mine: GrantEntry[] = [];
+    const prefix = d.prefix !== undefined ? { prefix: d.prefix } : {};
     for (const access of d.accesses) {
-      const key = { family: d.family, address: d.address, access };
+      const key = { family: d.family, address: d.address, ...prefix, access };
       const k = keyOf(key);
       const cur = writes.get(k) ?? this.#current(k, now);
       let o: GrantOutcome;
@@ -227,6 +231,8 @@ export class GrantManager {
     }
     if (outcomes.some((o) => o.action === 'opened') && !this.#withinLimit(d, now, writes))
       return { result: { ok: false, reason: 'grant-limit' }, wrote: false };
+    if (d.prefix !== undefined && this.#overlaps(d, now, writes))
+      return { result: { ok: false, reason: 'prefix-overlap' }, wrote: false };
     for (const e of mine) writes.set(keyOf(e), e);
     return { result: { ok: true, outcomes }, wrote: mine.length > 0 };
   }
@@ -236,9 +242,26 @@ export class GrantManager {
     const max = this.#o.maxGrantsOf?.(d.client) ?? Infinity;
     const held = new Set<string>();
     for (const l of this.#live.values())
-      if (l.owner === d.client && l.expiresAt > now) held.add(`${l.family}|${l.address}`);
-    for (const l of writes.values()) if (l.owner === d.client) held.add(`${l.family}|${l.address}`);
-    return held.has(`${d.family}|${d.address}`) || held.size < max;
+      if (l.owner === d.client && l.expiresAt > now) held.add(`${l.family}|${grantSource(l)}`);
+    for (const l of writes.values()) if (l.owner === d.client) held.add(`${l.family}|${grantSource(l)}`);
+    return held.has(`${d.family}|${grantSource(d)}`) || held.size < max;
+  }
+
+  /**
+   * Would this prefix grant overlap a live prefix grant (or one this batch writes) of another length for one of the
+   * same accesses? (A grant restored from nft after a restart is listed up to 1 s early, so the kernel may hold it a
+   * moment longer than this knows: the nft change then fails, `firewall`, and a later knock succeeds.)
+   */
+  #overlaps(d: Decision, now: number, writes: ReadonlyMap<string, GrantEntry>): boolean {
+    const mine = blockOf(d);
+    if (mine === undefined) return false;
+    for (const l of [...this.#live.values(), ...writes.values()]) {
+      if (l.prefix === undefined || l.family !== d.family || l.prefix === d.prefix) continue;
+      if (l.expiresAt <= now || !d.accesses.some((a) => sameAccess(a, l.access))) continue;
+      const other = blockOf(l);
+      if (other !== undefined && cidrsOverlap(mine, other)) return true;
+    }
+    return false;
   }
 
   async #close(d: Decision): Promise<CloseResult> {
@@ -247,7 +270,12 @@ export class GrantManager {
     const absent: Access[] = [];
     const notOwned: Access[] = [];
     for (const access of d.accesses) {
-      const key = { family: d.family, address: d.address, access };
+      const key = {
+        family: d.family,
+        address: d.address,
+        ...(d.prefix !== undefined ? { prefix: d.prefix } : {}),
+        access,
+      };
       const cur = this.#current(keyOf(key), now);
       if (cur === undefined) absent.push(access);
       else if (cur.owner === d.client) revoked.push(key);
@@ -281,7 +309,7 @@ export class GrantManager {
       const now = this.#o.now();
       const ending = [...this.#live.entries()].filter(([, l]) => l.expiresAt > now && match(l.owner));
       if (ending.length === 0) return [];
-      await this.#o.backend.revoke(ending.map(([, { family, address, access }]) => ({ family, address, access })));
+      await this.#o.backend.revoke(ending.map(([, l]) => keyFields(l)));
       for (const [k, l] of ending) if (this.#live.get(k) === l) this.#live.delete(k);
       this.#schedule();
       return ending.map(([, l]) => l);
@@ -294,11 +322,12 @@ export class GrantManager {
     return [...this.#live.values()].filter((l) => l.expiresAt > now).map((entry) => ({ entry, owner: entry.owner }));
   }
 
-  /** Is this (address, access) granted right now? */
+  /** Is this (address, access) granted right now, to this one address (prefix grants aside)? */
   isOpen(address: string, access: Access): boolean {
     const now = this.#o.now();
     for (const l of this.#live.values())
-      if (l.address === address && sameAccess(l.access, access) && l.expiresAt > now) return true;
+      if (l.prefix === undefined && l.address === address && sameAccess(l.access, access) && l.expiresAt > now)
+        return true;
     return false;
   }
 
@@ -346,7 +375,7 @@ export class GrantManager {
     const entries = due.map(([, l]) => l);
     if (!this.#o.backend.kernelExpiry) {
       try {
-        await this.#o.backend.revoke(entries.map(({ family, address, access }) => ({ family, address, access })));
+        await this.#o.backend.revoke(entries.map(keyFields));
       } catch (err) {
         this.#o.onError?.(err);
         // retry after REVOKE_RETRY_MS; the entries stay listed so they are not forgotten
@@ -364,6 +393,17 @@ export class GrantManager {
     this.#o.onExpire?.(entries);
     this.#schedule();
   }
+}
+
+/** The identity fields of a grant (no expiry, no owner): what revoke takes. */
+export function keyFields(g: GrantEntry): Omit<GrantEntry, 'expiresAt' | 'owner'> {
+  const { family, address, access, prefix } = g;
+  return { family, address, ...(prefix !== undefined ? { prefix } : {}), access };
+}
+
+function blockOf(g: { address: string; prefix?: number | undefined }): Cidr | undefined {
+  const r = parseCidr(grantSource(g));
+  return r.ok ? r.cidr : undefined;
 }
 
 /** `tcp/22` texts of the accesses whose outcome is `action`. */

@@ -5,6 +5,10 @@
  * The receive buffer (SO_RCVBUF, socket(7)) is raised after bind: datagrams that arrive while it is full are dropped
  * by the kernel, unseen by the daemon (they are counted in /proc/net/udp{,6}, see server/udp-drops.ts). Linux doubles
  * the value asked for and caps it at net.core.rmem_max; the listener reports what it got.
+ *
+ * Socket activation (sd_listen_fds(3), docs/systemd.md): with `fd` the listener adopts a UDP socket systemd has
+ * already bound and passed (fd 3) instead of binding one; node:dgram wraps it (`bind({ fd })`). Anything else on
+ * that fd (a stream socket, a file, nothing) is refused with ERR_SPA_LISTEN.
  * @module
  */
 import { createSocket, type Socket } from 'node:dgram';
@@ -25,24 +29,33 @@ export interface Listener {
 export interface ListenOptions {
   address: string;
   port: number;
+  /** Adopt this already-bound UDP socket (systemd's fd 3) instead of binding `address`/`port`. */
+  fd?: number;
   /** SO_RCVBUF to ask for, bytes; the kernel default (~208 KiB) when absent. */
   receiveBuffer?: number;
   onMessage: (buf: Buffer, source: string) => void;
   onError: (err: Error) => void;
 }
 
+/** What node's `bind({ fd })` says a non-UDP descriptor is (ERR_INVALID_FD_TYPE: `Unsupported fd type: TCP`). */
+function fdTypeOf(err: unknown): string {
+  const m = /fd type: (\w+)/.exec(String((err as Error)?.message ?? ''));
+  const t = m?.[1] ?? 'unknown';
+  return t === 'UNKNOWN' ? 'not an open socket' : t === 'PIPE' ? 'a unix socket' : `a ${t} descriptor`;
+}
+
 export function openUdpListener(opts: ListenOptions): Promise<Listener> {
   const v6 = isIPv6(opts.address);
   const sock: Socket = createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: false, reuseAddr: false });
+  const where =
+    opts.fd !== undefined ? `the socket systemd passed (fd ${opts.fd})` : `udp ${hostPort(opts.address, opts.port)}`;
   return new Promise((resolve, reject) => {
     const onBindError = (err: NodeJS.ErrnoException) => {
       sock.close();
-      reject(
-        new SpaError('ERR_SPA_LISTEN', `cannot listen on udp ${hostPort(opts.address, opts.port)}: ${errnoText(err)}`),
-      );
+      reject(new SpaError('ERR_SPA_LISTEN', `cannot listen on ${where}: ${errnoText(err)}`));
     };
     sock.once('error', onBindError);
-    sock.bind({ address: opts.address, port: opts.port, exclusive: true }, () => {
+    const onBound = () => {
       sock.off('error', onBindError);
       let receiveBuffer: number | undefined;
       try {
@@ -50,12 +63,7 @@ export function openUdpListener(opts: ListenOptions): Promise<Listener> {
         receiveBuffer = sock.getRecvBufferSize();
       } catch (err) {
         sock.close();
-        reject(
-          new SpaError(
-            'ERR_SPA_LISTEN',
-            `cannot set the receive buffer of udp ${hostPort(opts.address, opts.port)}: ${errnoText(err)}`,
-          ),
-        );
+        reject(new SpaError('ERR_SPA_LISTEN', `cannot set the receive buffer of ${where}: ${errnoText(err)}`));
         return;
       }
       sock.on('error', opts.onError);
@@ -67,6 +75,27 @@ export function openUdpListener(opts: ListenOptions): Promise<Listener> {
         receiveBuffer,
         close: () => new Promise<void>((r) => sock.close(() => r())),
       });
-    });
+    };
+    if (opts.fd === undefined) {
+      sock.bind({ address: opts.address, port: opts.port, exclusive: true }, onBound);
+      return;
+    }
+    try {
+      // throws at once (ERR_INVALID_FD_TYPE) unless the descriptor is an AF_INET/AF_INET6 datagram socket
+      sock.bind({ fd: opts.fd }, onBound);
+    } catch (err) {
+      sock.off('error', onBindError);
+      try {
+        sock.close();
+      } catch {
+        // never bound: nothing to close
+      }
+      reject(
+        new SpaError(
+          'ERR_SPA_LISTEN',
+          `${where} is ${fdTypeOf(err)}, not a UDP socket: spa-knockd.socket needs ListenDatagram=, not ListenStream=`,
+        ),
+      );
+    }
   });
 }

@@ -5,13 +5,18 @@
  * code, and the exit status the code gives (shared/errors.ts). Anything else is an internal error: its stack goes
  * to the log (pino `err`), one line to stderr, exit 70.
  *
- *   spa-knockd [--config FILE] [--log-level LEVEL]   run the daemon (default config: $SPA_KNOCKD_CONFIG, else
- *                                        /etc/spa-knock/spa-knockd.toml; same default for the subcommands)
+ *   spa-knockd [--config FILE] [--log-level LEVEL] [--log-format json|pretty]   run the daemon (default config:
+ *                                        $SPA_KNOCKD_CONFIG, else /etc/spa-knock/spa-knockd.toml; same default for
+ *                                        the subcommands). Under systemd: a socket it passes is adopted
+ *                                        (server/listen-fds.ts), readiness is notified (server/notify.ts).
  *   spa-knockd check --config FILE       validate the config and the firewall backend; exit 0/1
  *   spa-knockd status --config FILE [--json]   active grants, reject counters (docs/operations.md)
  *   spa-knockd uninstall --config FILE   remove everything the daemon installed in the firewall
  *   spa-knockd rules --config FILE [--format nft|iptables-restore]   print a standalone ruleset (no daemon)
+ *   spa-knockd doctor --config FILE [--json]   why a knock "works" but the port stays closed (server/doctor.ts)
  *   spa-knockd import-fwknop --access-conf FILE [--out FILE]   fwknopd access.conf → config text (server/import-fwknop.ts)
+ *   spa-knockd install-systemd [--unit-dir DIR] [--dry-run] [--force]   install the units (server/install-systemd.ts)
+ *   spa-knockd add-client NAME [...] | remove-client NAME | list-clients [--json]   (server/clients-command.ts)
  *   spa-knockd completion | --help | --version
  * @module
  */
@@ -24,11 +29,17 @@ import { type Config, loadConfig } from './config.js';
 import { Daemon, planOf } from './daemon.js';
 import { createBackend } from './firewall/create.js';
 import { runImportFwknop } from './import-fwknop.js';
-import { type Logger, createLogger } from './log.js';
+import { DEFAULT_UNIT_DIR, daemonCommand, installSystemd } from './install-systemd.js';
+import { LOG_FORMATS, type LogFormat, type Logger, createLogger, logDestination, logFormatFor } from './log.js';
+import { takeListenFd } from './listen-fds.js';
+import { createNotifier } from './notify.js';
 import { ReplayFile } from './replay-file.js';
+import { CodeFloorFile, openCodeFloors } from './code-floor.js';
 import { type ControlServer, controlPath, openControl } from './control.js';
 import { daemonStatus, statusCommand } from './status.js';
+import { doctorCommand } from './doctor.js';
 import { Reloader } from './reload.js';
+import { addClient, listClients, removeClient } from './clients-command.js';
 
 const PROG = 'spa-knockd';
 
@@ -51,17 +62,36 @@ function levelOf(given: string | undefined): Level | undefined {
   throw usageError(`--log-level must be one of ${LEVELS.join(', ')}`);
 }
 
-async function run(configPath: string, logLevel: Level | undefined): Promise<void> {
+function formatOf(given: string | undefined): LogFormat | undefined {
+  if (given === undefined || (LOG_FORMATS as readonly string[]).includes(given)) return given as LogFormat | undefined;
+  throw usageError(`--log-format must be one of ${LOG_FORMATS.join(', ')}`);
+}
+
+async function run(configPath: string, logLevel: Level | undefined, logFormat: LogFormat | undefined): Promise<void> {
+  // read (and removed from the environment) before anything else: the firewall tools must not inherit them
+  const listenFd = takeListenFd(process.env, process.pid);
   // --log-level beats the config's log.level, also across reloads
   const load = (p: string): Config => {
     const c = loadConfig(p);
     return logLevel === undefined ? c : { ...c, log: { ...c.log, level: logLevel } };
   };
   const config = load(configPath);
-  const log = createLogger(config.log.level);
+  const tty = process.stdout.isTTY === true;
+  const log = createLogger(config.log.level, logDestination(logFormatFor(logFormat, tty), { colorize: tty }));
+  const notifier = createNotifier({
+    onError: (message) => log.warn({ event: 'notify-error', message }, 'cannot notify systemd'),
+  });
   const backend = createBackend(config);
   const replayFile = new ReplayFile(config.stateDir);
-  const daemon = new Daemon({ config, backend, log, replayFile });
+  const codeFloorFile = new CodeFloorFile(config.stateDir);
+  const daemon = new Daemon({
+    config,
+    backend,
+    log,
+    replayFile,
+    codeFloors: openCodeFloors(codeFloorFile),
+    ...(listenFd !== undefined ? { listenFd } : {}),
+  });
   const startedAt = Date.now();
   let control: ControlServer | undefined;
   try {
@@ -70,6 +100,8 @@ async function run(configPath: string, logLevel: Level | undefined): Promise<voi
       cmd === 'status' ? daemonStatus(daemon, startedAt) : undefined,
     );
     await daemon.start();
+    // only now: the socket is bound (or adopted) and the gate is installed
+    void notifier.ready(readyStatus(daemon));
   } catch (e) {
     await control?.close();
     await backend.close().catch(() => undefined);
@@ -81,7 +113,7 @@ async function run(configPath: string, logLevel: Level | undefined): Promise<voi
     if (stopping) return;
     stopping = true;
     log.info({ event: 'stop', signal }, 'stopping; protected ports stay closed');
-    Promise.all([control?.close(), daemon.stop()]).then(
+    Promise.all([notifier.stopping(`stopping (${signal})`), control?.close(), daemon.stop()]).then(
       () => process.exit(0),
       (e: unknown) => {
         log.error({ event: 'stop-error', err: e }, 'error while stopping');
@@ -94,10 +126,22 @@ async function run(configPath: string, logLevel: Level | undefined): Promise<voi
   process.on('SIGINT', () => stop('SIGINT'));
   const reloader = new Reloader(configPath, daemon, log, load);
   process.on('SIGHUP', () => {
-    if (!stopping) void reloader.reload();
+    if (stopping) return;
+    void notifier.reloading(`reloading ${configPath}`);
+    void reloader
+      .reload()
+      .then((outcome) =>
+        notifier.ready(outcome === 'reloaded' ? readyStatus(daemon) : `${readyStatus(daemon)}; last reload ${outcome}`),
+      );
   });
   process.on('uncaughtException', (e) => crash(log, 'crash', e));
   process.on('unhandledRejection', (e) => crash(log, 'crash', e));
+}
+
+/** The STATUS= line `systemctl status spa-knockd` shows. */
+function readyStatus(daemon: Daemon): string {
+  const c = daemon.config;
+  return `listening on udp ${daemon.bound ?? '?'}, ${daemon.backendName} gate on ${c.firewall.protect.map(formatAccess).join(' ')}, ${c.clients.length} client${c.clients.length === 1 ? '' : 's'}`;
 }
 
 async function check(configPath: string): Promise<void> {
@@ -141,18 +185,28 @@ export async function main(argv: readonly string[]): Promise<void> {
     requiresArg: true,
   } as const;
   await cliParser(PROG, argv, {
-    usage: '$0 --config FILE | $0 <check|status|uninstall|rules> --config FILE | $0 import-fwknop --access-conf FILE',
+    usage:
+      '$0 --config FILE | $0 <check|status|doctor|uninstall|rules|list-clients> --config FILE | $0 add-client NAME | ' +
+      '$0 remove-client NAME | $0 import-fwknop --access-conf FILE | $0 install-systemd',
+    repeatable: ['open', 'sources'],
   })
     .command(
       '$0',
       'run the daemon',
       (y) =>
-        y.option('config', configOpt).option('log-level', {
-          type: 'string',
-          requiresArg: true,
-          describe: 'log level (overrides log.level in the config)',
-        }),
-      (a) => run(configPathOf(a.config), levelOf(a.logLevel)),
+        y
+          .option('config', configOpt)
+          .option('log-level', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'log level (overrides log.level in the config)',
+          })
+          .option('log-format', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'json (NDJSON) or pretty; default pretty when stdout is a terminal, else json',
+          }),
+      (a) => run(configPathOf(a.config), levelOf(a.logLevel), formatOf(a.logFormat)),
     )
     .command(
       'check',
@@ -165,6 +219,14 @@ export async function main(argv: readonly string[]): Promise<void> {
       'active grants and reject counters of the running daemon (its control socket in state_dir)',
       (y) => y.option('config', configOpt).option('json', { type: 'boolean', describe: 'print the status as JSON' }),
       (a) => statusCommand(configPathOf(a.config), a.json === true),
+    )
+    .command(
+      'doctor',
+      'find why a knock would not open the port (other firewalls, IPv6, clocks, the gate); exit 1 with findings',
+      (y) => y.option('config', configOpt).option('json', { type: 'boolean', describe: 'print the findings as JSON' }),
+      async (a) => {
+        process.exitCode = await doctorCommand(configPathOf(a.config), a.json === true);
+      },
     )
     .command(
       'rules',
@@ -184,6 +246,29 @@ export async function main(argv: readonly string[]): Promise<void> {
       (a) => uninstall(configPathOf(a.config)),
     )
     .command(
+      'install-systemd',
+      'install spa-knockd.service and spa-knockd.socket for this spa-knockd (docs/systemd.md)',
+      (y) =>
+        y
+          .option('config', configOpt)
+          .option('unit-dir', {
+            type: 'string',
+            requiresArg: true,
+            describe: `where to write the units (default ${DEFAULT_UNIT_DIR})`,
+          })
+          .option('dry-run', { type: 'boolean', describe: 'print the units and what would change; write nothing' })
+          .option('force', { type: 'boolean', describe: 'replace unit files that differ' }),
+      (a) =>
+        installSystemd({
+          unitDir: a.unitDir ?? DEFAULT_UNIT_DIR,
+          configPath: configPathOf(a.config),
+          dryRun: a.dryRun === true,
+          force: a.force === true,
+          command: daemonCommand(process.execPath, process.execArgv, process.argv[1] ?? ''),
+          out: (t) => process.stdout.write(t),
+        }),
+    )
+    .command(
       'import-fwknop',
       'turn fwknopd access.conf stanzas into spa-knockd config text (notes on stderr)',
       (y) =>
@@ -200,6 +285,71 @@ export async function main(argv: readonly string[]): Promise<void> {
             describe: 'write the config here (mode 0600), not stdout',
           }),
       (a) => runImportFwknop(a.accessConf, a.out),
+    )
+    .command(
+      'add-client <name>',
+      'new client: a key, a [[client]] in the config (comments kept), its key line, spa-knock:// URI and QR code',
+      (y) =>
+        y
+          .positional('name', { type: 'string', demandOption: true, describe: 'client name (A-Z a-z 0-9 . _ @ -)' })
+          .option('config', configOpt)
+          .option('open', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'what it may open, e.g. tcp/22 (repeatable; default: everything firewall.protect lists)',
+          })
+          .option('sources', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'where its knocks may come from, CIDR (repeatable; default: anywhere)',
+          })
+          .option('expires', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'refuse it from then on: 2027-01-31 (00:00 UTC) or 2027-01-31T18:00:00Z',
+          })
+          .option('host', {
+            type: 'string',
+            requiresArg: true,
+            describe: "the server's name or address in the URI, H[:PORT] (default: listen address, else hostname)",
+          })
+          .option('key-file', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'write the key to this new 0600 file and use key_file (the config then holds no key)',
+          })
+          .option('qr', { type: 'boolean', default: true, describe: 'print the URI as a QR code (--no-qr: not)' })
+          .option('json', { type: 'boolean', default: false, describe: 'print name, key and URI as JSON' })
+          .option('reload', { type: 'boolean', default: false, describe: 'then SIGHUP the running daemon' }),
+      (a) =>
+        addClient({
+          config: configPathOf(a.config),
+          name: a.name,
+          open: a.open === undefined ? [] : ([] as unknown[]).concat(a.open).map(String),
+          sources: a.sources === undefined ? [] : ([] as unknown[]).concat(a.sources).map(String),
+          expires: a.expires,
+          host: a.host,
+          keyFile: a.keyFile,
+          qr: a.qr,
+          json: a.json,
+          reload: a.reload,
+        }),
+    )
+    .command(
+      'remove-client <name>',
+      "remove that client's [[client]] block from the config (comments kept)",
+      (y) =>
+        y
+          .positional('name', { type: 'string', demandOption: true, describe: 'client name' })
+          .option('config', configOpt)
+          .option('reload', { type: 'boolean', default: false, describe: 'then SIGHUP the running daemon' }),
+      (a) => removeClient({ config: configPathOf(a.config), name: a.name, reload: a.reload }),
+    )
+    .command(
+      'list-clients',
+      'the clients of the config: accesses, sources, expiry',
+      (y) => y.option('config', configOpt).option('json', { type: 'boolean', default: false, describe: 'as JSON' }),
+      (a) => listClients({ config: configPathOf(a.config), json: a.json }),
     )
     .parseAsync();
 }

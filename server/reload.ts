@@ -7,6 +7,7 @@
  * @module
  */
 import { formatAccess } from '../shared/access.js';
+import { grantSource } from '../shared/address.js';
 import { type Config, loadConfig } from './config.js';
 import type { Daemon } from './daemon.js';
 import type { GrantEntry } from './firewall/backend.js';
@@ -88,7 +89,7 @@ export class Reloader {
         added: [...now].filter((n) => !was.has(n)),
         removed: [...was].filter((n) => !now.has(n)),
         protect: next.firewall.protect.map(formatAccess),
-        ended: ended.map((g) => ({ client: g.owner, address: g.address, access: formatAccess(g.access) })),
+        ended: ended.map((g) => ({ client: g.owner, address: grantSource(g), access: formatAccess(g.access) })),
       },
       'config reloaded; active grants kept',
     );

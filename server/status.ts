@@ -4,8 +4,10 @@
  * @module
  */
 import { formatAccess } from '../shared/access.js';
+import { grantSource } from '../shared/address.js';
 import { loadConfig } from './config.js';
 import { controlPath, controlRequest } from './control.js';
+import type { SkewEntry } from './clock-skew.js';
 import type { Daemon } from './daemon.js';
 import type { GrantEntry } from './firewall/backend.js';
 import { REJECT_REASONS, type RejectReason } from './reasons.js';
@@ -30,6 +32,21 @@ export interface Status {
   readonly grants: readonly StatusGrant[];
   /** Rejected packets since the daemon started, by reason (in verification order). */
   readonly rejects: { readonly total: number; readonly by: Partial<Record<RejectReason, number>> };
+  /**
+   * Authenticated knocks refused as `stale` (timestamp outside replay.window), per client and source, latest first:
+   * how far the knocker's clock was off (offset_s > 0: ahead of this host's). spa-knockd doctor reads it.
+   */
+  readonly clock: { readonly stale: readonly StatusSkew[] };
+}
+
+export interface StatusSkew {
+  readonly client: string;
+  readonly source: string;
+  /** Packet timestamp − this host's clock, seconds (one decimal). */
+  readonly offset_s: number;
+  /** When the latest one arrived (ISO time). */
+  readonly seen: string;
+  readonly count: number;
 }
 
 export interface StatusSource {
@@ -39,6 +56,7 @@ export interface StatusSource {
   readonly listen: string | undefined;
   readonly grants: readonly GrantEntry[];
   readonly rejects: Partial<Record<RejectReason, number>>;
+  readonly skews?: readonly SkewEntry[];
 }
 
 /** One row per (client, address, expiry), accesses together; soonest to expire first. */
@@ -46,7 +64,7 @@ export function buildStatus(src: StatusSource, now: number): Status {
   const rows = new Map<string, { g: GrantEntry; accesses: string[] }>();
   for (const g of src.grants) {
     if (!(g.expiresAt > now)) continue;
-    const k = `${g.owner ?? ''}|${g.family}|${g.address}|${g.expiresAt}`;
+    const k = `${g.owner ?? ''}|${g.family}|${grantSource(g)}|${g.expiresAt}`;
     const row = rows.get(k) ?? { g, accesses: [] };
     row.accesses.push(formatAccess(g.access));
     rows.set(k, row);
@@ -57,7 +75,7 @@ export function buildStatus(src: StatusSource, now: number): Status {
       const finite = Number.isFinite(g.expiresAt);
       return {
         client: g.owner ?? null,
-        address: g.address,
+        address: grantSource(g),
         family: g.family,
         accesses,
         expires: finite ? new Date(g.expiresAt).toISOString() : null,
@@ -81,6 +99,15 @@ export function buildStatus(src: StatusSource, now: number): Status {
     listen: src.listen ?? null,
     grants,
     rejects: { total, by },
+    clock: {
+      stale: (src.skews ?? []).map((k) => ({
+        client: k.client,
+        source: k.source,
+        offset_s: Math.round(k.offsetMs / 100) / 10,
+        seen: new Date(k.at).toISOString(),
+        count: k.count,
+      })),
+    },
   };
 }
 
@@ -107,6 +134,10 @@ export function formatStatus(s: Status): string {
   }
   const by = Object.entries(s.rejects.by).map(([r, n]) => `${r} ${n}`);
   out.push(`rejected since start: ${s.rejects.total}${by.length > 0 ? ` (${by.join(', ')})` : ''}`);
+  for (const k of s.clock?.stale ?? [])
+    out.push(
+      `stale knocks from ${k.client} at ${k.source}: its clock is ${Math.abs(k.offset_s)} s ${k.offset_s > 0 ? 'ahead' : 'behind'} (${k.count}, latest ${k.seen})`,
+    );
   return `${out.join('\n')}\n`;
 }
 
@@ -128,6 +159,7 @@ export function daemonStatus(d: Daemon, startedAt: number, now: number = Date.no
       listen: d.bound,
       grants: d.grants.active().map((a) => a.entry),
       rejects: d.rejects.totals(),
+      skews: d.clockSkews.recent(),
     },
     now,
   );

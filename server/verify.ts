@@ -3,8 +3,12 @@
  * cheapest first —
  *
  *   size → format/version → key id → per-source rate → HMAC → decrypt + parse   (the packet format: server/formats/*)
- *   → time window and replay floor → replay → policy → per-client rate           (common to every format)
+ *   → client expiry → time window and replay floor → replay → policy → per-client rate   (common to every format)
  *   → replay record written                                     (`state-write` if it cannot be: fail closed)
+ *
+ * A one-time code (server/formats/code.ts) has its own replay rule instead of the time window and the replay record:
+ * its format finds it among the live codes, and its `consume` (the client's counter floor, written durably) takes the
+ * replay record's place after the policy.
  *
  * The two rates (server/ratelimit.ts) are optional seams: `admitSource` is asked only for packets that carry a
  * current key id (so forged junk cannot spend a victim's tokens), `admitClient` only for authentic, allowed knocks
@@ -22,8 +26,15 @@ import { type Decision, decide } from './policy.js';
 import type { RejectReason } from './reasons.js';
 
 export type Verdict =
-  | { readonly ok: true; readonly decision: Decision }
-  | { readonly ok: false; readonly code: RejectReason; readonly client?: string; readonly error?: unknown };
+  | { readonly ok: true; readonly decision: Decision; readonly oneTimeCode?: number }
+  | {
+      readonly ok: false;
+      readonly code: RejectReason;
+      readonly client?: string;
+      readonly error?: unknown;
+      /** `stale` outside the window: the authenticated packet's timestamp minus the daemon's clock, ms. */
+      readonly offsetMs?: number;
+    };
 
 export interface VerifierOptions {
   readonly formats: readonly PacketFormat[];
@@ -67,23 +78,31 @@ export class Verifier {
     const scope = format.name === 'spak1' ? '' : `${format.name}|`;
     const auth = format.authenticate(buf, nowMs, admit ? () => admit(source, nowMs, scope) : undefined);
     if (!auth.ok) return auth;
-    const { client, request, replayId } = auth.value;
+    const { client, request, replayId, consume, oneTimeCode } = auth.value;
+    // per client, so only after authentication; a comparison, so before the replay lookups
+    if (client.expiresAt !== undefined && nowMs >= client.expiresAt)
+      return { ok: false, code: 'expired', client: client.name };
     const ts = request.timestamp;
-    if (checkTime(ts, nowMs, this.#replay.windowMs) !== 'ok') return { ok: false, code: 'stale', client: client.name };
-    if (this.#replay.check(replayId, nowMs) === 'replay') return { ok: false, code: 'replay', client: client.name };
-    // older than a record the guard has forgotten: after a clock step back it could be one of those (shared/replay.ts)
-    if (this.#replay.forgotten(ts, nowMs)) return { ok: false, code: 'stale', client: client.name };
+    // a format with its own replay rule (one-time codes) has no timestamp to check and no replay record to keep
+    if (consume === undefined) {
+      if (checkTime(ts, nowMs, this.#replay.windowMs) !== 'ok')
+        return { ok: false, code: 'stale', client: client.name, offsetMs: ts - nowMs };
+      if (this.#replay.check(replayId, nowMs) === 'replay') return { ok: false, code: 'replay', client: client.name };
+      // older than a record the guard has forgotten: after a clock step back it could be one of those (shared/replay.ts)
+      if (this.#replay.forgotten(ts, nowMs)) return { ok: false, code: 'stale', client: client.name };
+    }
     const src = parseIp(source, { zone: 'strip' });
     if (!src) return { ok: false, code: 'source', client: client.name };
-    const p = decide(client, request, src, this.#policy);
+    const p = decide(client, request, src, this.#policy, nowMs);
     if (!p.ok) return { ok: false, code: p.code, client: client.name };
     if (this.#admitClient && !this.#admitClient(client.name, nowMs))
       return { ok: false, code: 'client-rate', client: client.name };
     try {
-      this.#replay.remember(replayId, ts, nowMs);
+      if (consume) consume();
+      else this.#replay.remember(replayId, ts, nowMs);
     } catch (error) {
       return { ok: false, code: 'state-write', client: client.name, error };
     }
-    return p;
+    return oneTimeCode === undefined ? p : { ...p, oneTimeCode };
   }
 }

@@ -207,15 +207,90 @@ export function subnetBroadcasts(
   return out;
 }
 
-/** The identity of a grant: one address, one access. */
+/** Longest prefix length of a family: 32 or 128 (a "prefix" of that length is one host). */
+export function hostPrefix(family: Family): 32 | 128 {
+  return family === 4 ? 32 : 128;
+}
+
+/**
+ * The network of `a` at `/len` (host bits cleared), as a {@link Cidr}; undefined when `len` is not 0..32 / 0..128.
+ * `networkOf(10.1.2.3, 24)` → `10.1.2.0/24`.
+ */
+export function networkOf(a: IpAddress, len: number): Cidr | undefined {
+  const max = hostPrefix(a.family);
+  if (!Number.isInteger(len) || len < 0 || len > max) return undefined;
+  const network =
+    a.family === 4
+      ? ipaddr.IPv4.networkAddressFromCIDR(`${a.text}/${len}`)
+      : ipaddr.IPv6.networkAddressFromCIDR(`${a.text}/${len}`);
+  return { text: `${network.toString()}/${len}`, family: a.family, network, prefix: len };
+}
+
+/** Does `outer` contain every address of `inner`? */
+export function cidrContains(outer: Cidr, inner: Cidr): boolean {
+  if (outer.family !== inner.family || outer.prefix > inner.prefix) return false;
+  return inner.network.match(outer.network as ipaddr.IPv4 & ipaddr.IPv6, outer.prefix);
+}
+
+/** Do two blocks share an address? (For CIDR blocks: does one contain the other.) */
+export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
+  return cidrContains(a, b) || cidrContains(b, a);
+}
+
+/**
+ * The special-purpose blocks no prefix grant may touch: a prefix that overlaps one of them would name addresses
+ * {@link ungrantableReason} refuses one by one (unspecified, loopback, multicast, limited broadcast, 0.0.0.0/8,
+ * IPv4-compatible IPv6). RFC 6890 / RFC 4291.
+ */
+const SPECIAL_BLOCKS: readonly [string, string][] = [
+  ['0.0.0.0/8', 'in 0.0.0.0/8 ("this network")'],
+  ['127.0.0.0/8', 'a loopback address'],
+  ['224.0.0.0/4', 'a multicast address'],
+  ['255.255.255.255/32', 'the broadcast address'],
+  ['::/96', 'the unspecified, loopback or an IPv4-compatible IPv6 address'],
+  ['ff00::/8', 'a multicast address'],
+];
+const SPECIAL: readonly { cidr: Cidr; what: string }[] = SPECIAL_BLOCKS.map(([t, what]) => {
+  const r = parseCidr(t);
+  if (!r.ok) throw new Error(`bad built-in block ${t}`);
+  return { cidr: r.cidr, what };
+});
+
+/**
+ * Why a prefix must never be granted, or undefined when it may be: it contains (or lies inside) one of the
+ * special-purpose blocks above. A /32 or /128 is judged like its address ({@link ungrantableReason}).
+ */
+export function ungrantablePrefixReason(c: Cidr): string | undefined {
+  if (c.prefix === hostPrefix(c.family)) {
+    const a = parseIp(c.network.toString());
+    return a === undefined ? 'not an address' : ungrantableReason(a);
+  }
+  const hit = SPECIAL.find((s) => cidrsOverlap(s.cidr, c));
+  return hit === undefined ? undefined : `it contains ${hit.what} (${hit.cidr.text})`;
+}
+
+/**
+ * The identity of a grant: one address or one prefix, one access. A prefix grant (`prefix` set, shorter than 32 or
+ * 128) names its network address (host bits zero) in `address`; a grant without `prefix` is for one host.
+ */
 export interface GrantKey {
   readonly family: Family;
-  /** Canonical address text. */
+  /** Canonical address text: the host, or the network address of the prefix. */
   readonly address: string;
+  /** Prefix length of a prefix grant (IPv4 1..31, IPv6 1..127); absent for a one-host grant. */
+  readonly prefix?: number | undefined;
   readonly access: Access;
 }
 
-/** `family|address|proto/port`: identity of a grant regardless of expiry and owner. */
+/** `address` or `network/len`: the text of the grant's source (what iptables `-s` and nft print, without /32). */
+export function grantSource(k: Pick<GrantKey, 'address' | 'prefix'>): string {
+  return k.prefix === undefined ? k.address : `${k.address}/${k.prefix}`;
+}
+
+/**
+ * `family|address|proto/port` (one host) or `family|network/len|proto/port` (a prefix): identity of a grant
+ * regardless of expiry and owner.
+ */
 export function grantKeyString(k: GrantKey): string {
-  return `${k.family}|${k.address}|${formatAccess(k.access)}`;
+  return `${k.family}|${grantSource(k)}|${formatAccess(k.access)}`;
 }

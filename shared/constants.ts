@@ -43,6 +43,18 @@ export const ADDR_NONE = 0;
 export const ADDR_V4 = 4;
 export const ADDR_V6 = 6;
 
+/**
+ * Payload extension (TLV) types. Types < 0x80 are skipped by a receiver that does not know them, >= 0x80 are
+ * critical (docs/protocol.md §6).
+ */
+export const EXT_PADDING = 0x00;
+/**
+ * Prefix request (issue 10): value = IPv4 prefix length ‖ IPv6 prefix length, one byte each, 0 = not asked.
+ * Non-critical: a server that does not know it grants the one address, i.e. less than asked, never more.
+ */
+export const EXT_PREFIX = 0x01;
+export const EXT_PREFIX_LEN = 2;
+
 /** Key text form: `spak1_` + base64url(key ‖ checksum), checksum = SHA-256("spak1" ‖ key)[0..4]. */
 export const KEY_TEXT_PREFIX = 'spak1_';
 export const KEY_CHECKSUM_LEN = 4;

@@ -22,7 +22,10 @@ export const ERROR_CODES = {
   ERR_SPA_KEYFILE_READ: { exit: EXIT_FAILURE, summary: 'a key file cannot be read or is not a regular file' },
   ERR_SPA_KEYFILE_PERMS: { exit: EXIT_FAILURE, summary: 'a key file is readable by group or others' },
   ERR_SPA_KEYFILE_INVALID: { exit: EXIT_FAILURE, summary: 'a key file does not hold exactly one valid key line' },
-  ERR_SPA_KEYFILE_EXISTS: { exit: EXIT_FAILURE, summary: 'keygen --out names a file that exists (no --force)' },
+  ERR_SPA_KEYFILE_EXISTS: {
+    exit: EXIT_FAILURE,
+    summary: 'a key file to write exists (keygen --out, import without --force, add-client --key-file)',
+  },
   ERR_SPA_KEYFILE_WRITE: { exit: EXIT_FAILURE, summary: 'a key file cannot be written' },
   ERR_SPA_STATE_DIR: { exit: EXIT_FAILURE, summary: 'the state directory cannot be created, read or written' },
   ERR_SPA_LISTEN: { exit: EXIT_FAILURE, summary: 'the UDP port cannot be bound' },
@@ -30,10 +33,15 @@ export const ERROR_CODES = {
     exit: EXIT_FAILURE,
     summary: 'the control socket (spa-knockd status) cannot be created, reached or read',
   },
+  ERR_SPA_INSTALL: {
+    exit: EXIT_FAILURE,
+    summary: 'install-systemd: a unit file differs (no --force), or a unit or directory cannot be written',
+  },
   ERR_SPA_FIREWALL: { exit: EXIT_FAILURE, summary: 'an nft or iptables command failed or is missing' },
   ERR_SPA_RESOLVE: { exit: EXIT_FAILURE, summary: 'the server name cannot be resolved' },
   ERR_SPA_SEND: { exit: EXIT_FAILURE, summary: 'the knock datagram cannot be sent' },
   ERR_SPA_NOT_OPEN: { exit: EXIT_FAILURE, summary: 'spa-knock --wait: the port did not open before the deadline' },
+  ERR_SPA_URI: { exit: EXIT_USAGE, summary: 'a spa-knock:// URI is malformed or carries a bad value' },
   ERR_SPA_INTERNAL: { exit: EXIT_INTERNAL, summary: 'a bug: an error nobody expected (the daemon logs the stack)' },
 } as const satisfies Record<string, { readonly exit: number; readonly summary: string }>;
 

@@ -19,6 +19,7 @@
  *     ..   0/4/16 the address
  *     ..   *    extensions: TLV (type u8, length u8, value); type 0 is padding; other types < 0x80 are skipped
  *               when unknown; an unknown type >= 0x80 is "critical" and makes the packet malformed.
+ *               Type 1 = prefix request (value: IPv4 length u8, IPv6 length u8; 0 = not asked), at most once.
  *
  * Decoding is staged so a verifier can reject cheapest-first: {@link splitPacket} (size, version) →
  * key-id lookup (caller) → {@link authenticate} (HMAC) → {@link decryptPayload} (XChaCha20 + parse).
@@ -33,6 +34,9 @@ import {
   ADDR_NONE,
   ADDR_V4,
   ADDR_V6,
+  EXT_PADDING,
+  EXT_PREFIX,
+  EXT_PREFIX_LEN,
   HEADER_LEN,
   KEY_ID_LEN,
   MAX_ACCESSES,
@@ -58,6 +62,13 @@ export interface KnockRequest {
   readonly duration: number;
   /** Explicit address to open for (canonical text); absent = the packet's source address. */
   readonly allowAddress?: string | undefined;
+  /**
+   * Grant to the source's (or allow-address's) IPv4 network of this length instead of the one address (1..32; 32 =
+   * one host; absent = not asked). The server's policy caps it (`max_prefix4`). Carried in the EXT_PREFIX TLV.
+   */
+  readonly prefix4?: number | undefined;
+  /** The same for IPv6 (1..128; `max_prefix6`). */
+  readonly prefix6?: number | undefined;
 }
 
 /** The clear parts of a packet, as views into the received buffer. */
@@ -103,7 +114,18 @@ export function encodePayload(req: KnockRequest): Uint8Array {
     out[13 + 3 * i] = a.port >>> 8;
     out[14 + 3 * i] = a.port & 0xff;
   });
-  return concat(out, addr);
+  const ext: Uint8Array[] = [];
+  if (req.prefix4 !== undefined || req.prefix6 !== undefined) {
+    const len = (v: number | undefined, max: number, name: string): number => {
+      if (v === undefined) return 0;
+      if (!Number.isInteger(v) || v < 1 || v > max) throw new RangeError(`${name} must be 1..${max}`);
+      return v;
+    };
+    ext.push(
+      new Uint8Array([EXT_PREFIX, EXT_PREFIX_LEN, len(req.prefix4, 32, 'prefix4'), len(req.prefix6, 128, 'prefix6')]),
+    );
+  }
+  return concat(out, addr, ...ext);
 }
 
 /** Parse a decrypted payload. Never throws. */
@@ -138,15 +160,24 @@ export function decodePayload(pt: Uint8Array): Result<KnockRequest, 'malformed'>
     return fail('malformed');
   }
   // extensions (TLV)
+  let prefix: { prefix4?: number; prefix6?: number } | undefined;
   while (o < pt.length) {
     if (o + 2 > pt.length) return fail('malformed');
-    const type = pt[o] ?? 0;
+    const ext = pt[o] ?? 0;
     const len = pt[o + 1] ?? 0;
     if (o + 2 + len > pt.length) return fail('malformed');
-    if (type >= 0x80) return fail('malformed'); // unknown critical extension
+    if (ext === EXT_PREFIX) {
+      const p4 = pt[o + 2] ?? 0;
+      const p6 = pt[o + 3] ?? 0;
+      // once, exactly 2 bytes, lengths in range (0 = not asked)
+      if (prefix !== undefined || len !== EXT_PREFIX_LEN || p4 > 32 || p6 > 128) return fail('malformed');
+      prefix = { ...(p4 > 0 ? { prefix4: p4 } : {}), ...(p6 > 0 ? { prefix6: p6 } : {}) };
+    } else if (ext !== EXT_PADDING && ext >= 0x80) {
+      return fail('malformed'); // unknown critical extension
+    }
     o += 2 + len;
   }
-  return ok({ type, timestamp, accesses, duration, allowAddress });
+  return ok({ type, timestamp, accesses, duration, allowAddress, ...prefix });
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
  * A Verifier built as server/daemon.ts builds it (config parsed by server/config.ts, Spak1Format, ReplayGuard, and
- * optionally a real replay.log), and packets for it. Used in-process (verify-throughput.ts) and in a fresh process
+ * optionally a real replay.log and one-time codes), and packets for it. Used in-process (verify-throughput.ts) and in a fresh process
  * (cold-verify-child.ts).
  * @module
  */
@@ -10,6 +10,8 @@ import { generateKey } from '../../shared/keys.js';
 import { ReplayGuard } from '../../shared/replay.js';
 import { type KnockRequest, sealPacket } from '../../shared/wire.js';
 import { parseConfig } from '../../server/config.js';
+import { CodeFloors } from '../../server/code-floor.js';
+import { CodeFormat } from '../../server/formats/code.js';
 import { Spak1Format } from '../../server/formats/spak1.js';
 import { ReplayFile } from '../../server/replay-file.js';
 import { Verifier } from '../../server/verify.js';
@@ -32,11 +34,18 @@ export interface BuildOptions {
   readonly stateDir?: string;
   /** Build the key-id index (3 epochs x n clients HMACs) now, so no timed packet pays for it. Default true. */
   readonly prime?: boolean;
+  /** Every client also takes one-time codes (`codes = true`, the default window; server/formats/code.ts). */
+  readonly codes?: boolean;
 }
 
 /** A verifier for `n` clients with random keys. */
 export function buildVerifier(n: number, opts: BuildOptions = {}): BenchVerifier {
-  const clients = Array.from({ length: n }, (_, i) => ({ name: `client${i}`, key: generateKey(), open: ['tcp/22'] }));
+  const clients = Array.from({ length: n }, (_, i) => ({
+    name: `client${i}`,
+    key: generateKey(),
+    open: ['tcp/22'],
+    ...(opts.codes ? { codes: true } : {}),
+  }));
   const { stateDir } = opts;
   const config = parseConfig(
     configText({ protect: ['tcp/22'], duration: 30, clients, ...(stateDir ? { stateDir } : {}) }),
@@ -51,7 +60,10 @@ export function buildVerifier(n: number, opts: BuildOptions = {}): BenchVerifier
     ...(rf ? { persist: (r) => rf.append(r) } : {}),
   });
   const verifier = new Verifier({
-    formats: [new Spak1Format(config.clients, windowMs)],
+    formats: [
+      new Spak1Format(config.clients, windowMs),
+      ...(opts.codes ? [new CodeFormat(config.clients, new CodeFloors())] : []),
+    ],
     replay,
     defaultDuration: config.grant.duration,
   });
@@ -69,6 +81,15 @@ export function sealFor(keys: SubKeys, now: number): Uint8Array {
 export function validPackets(b: BenchVerifier, count: number): Uint8Array[] {
   const n = b.keys.length;
   return Array.from({ length: count }, (_, i) => sealFor(b.keys[(i * 7919) % n] as SubKeys, b.now));
+}
+
+/** `count` datagrams shaped like one-time codes (prefix, 24 random base32 characters) that are no client's code. */
+export function junkCodes(count: number): Uint8Array[] {
+  const b32 = 'abcdefghijklmnopqrstuvwxyz234567';
+  return Array.from({ length: count }, () => {
+    const body = Array.from(randomBytes(24), (x) => b32[x & 31]).join('');
+    return new Uint8Array(Buffer.from(`spc1-${body}`, 'latin1'));
+  });
 }
 
 /** A fresh key the verifiers do not know. */

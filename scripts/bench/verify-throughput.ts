@@ -10,7 +10,15 @@ import { join } from 'node:path';
 import type { SubKeys } from '../../shared/crypto.js';
 import { checkInterrupted, progress, type Scope, yieldToLoop } from './lifecycle.js';
 import { stats } from './stats.js';
-import { type BenchVerifier, SOURCE, buildVerifier, sealFor, strangerKeys, validPackets } from './verifier.js';
+import {
+  type BenchVerifier,
+  SOURCE,
+  buildVerifier,
+  junkCodes,
+  sealFor,
+  strangerKeys,
+  validPackets,
+} from './verifier.js';
 
 export interface VerifyCase {
   readonly name: string;
@@ -187,5 +195,14 @@ export async function benchVerification(sz: ThroughputSizes, scope: Scope): Prom
       'size',
     )),
   );
+  // every client with codes = true (window 20): a code-shaped datagram that is no live code costs a Map lookup
+  progress('verification, junk one-time codes');
+  const junk = junkCodes(cheap);
+  const withCodes: Subject[] = [10, 1000].map((n) => {
+    const bench = buildVerifier(n, { codes: true });
+    scope.defer(() => bench.close());
+    return { name: 'junk one-time code (spc1-…)', clients: n, bench, make: () => junk };
+  });
+  out.push(...(await measure(withCodes, cheap, sz, 'code')));
   return out;
 }

@@ -8,6 +8,7 @@
  * -A SPA_KNOCK -i lo -j RETURN
  * -A SPA_KNOCK -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN
  * -A SPA_KNOCK -s 10.0.0.2/32 -p tcp -m tcp --dport 22 -m comment --comment "spa-knock exp=1700000000000 owner=alice" -j RETURN
+ * -A SPA_KNOCK -s 10.0.1.0/24 -p tcp -m tcp --dport 22 -m comment --comment "spa-knock exp=1700000000000 owner=bob" -j RETURN
  * -A SPA_KNOCK -p tcp -m tcp --dport 22 -j DROP
  * -A OUTPUT -j SPA_KNOCK_OUT                              (silencePortUnreachable only; rule 1 of OUTPUT)
  * -A SPA_KNOCK_OUT -p icmp -m icmp --icmp-type 3/3 -j DROP            (IPv4: port unreachable)
@@ -17,7 +18,7 @@
  * @module
  */
 import { type Access, isPort, isProto } from '../../shared/access.js';
-import { type Family, parseIpOfFamily } from '../../shared/address.js';
+import { type Family, hostPrefix, parseCidr } from '../../shared/address.js';
 import type { GrantEntry } from './backend.js';
 import { isSeqChain, isSequenceMainLine } from './iptables-sequences.js';
 import { OWNER_RE } from './validate.js';
@@ -36,7 +37,7 @@ const COMMENT_RE = /^spa-knock exp=([0-9]{1,16})(?: owner=(\S+))?$/;
 
 export function grantRule(chain: string, g: GrantEntry): string {
   const { proto, port } = g.access;
-  return `-A ${chain} -s ${g.address}/${g.family === 4 ? 32 : 128} -p ${proto} -m ${proto} --dport ${port} -m comment --comment "${grantComment(g.expiresAt, g.owner)}" -j RETURN`;
+  return `-A ${chain} -s ${g.address}/${g.prefix ?? hostPrefix(g.family)} -p ${proto} -m ${proto} --dport ${port} -m comment --comment "${grantComment(g.expiresAt, g.owner)}" -j RETURN`;
 }
 
 export function dropRule(chain: string, a: Access): string {
@@ -118,14 +119,14 @@ export function parseGrantRule(f: Family, w: readonly string[]): GrantEntry | un
   const cm = COMMENT_RE.exec(o.get('--comment')?.[0] ?? '');
   if (o.get('-j')?.[0] !== 'RETURN' || src === undefined || !cm || !isProto(proto) || !isPort(port)) return undefined;
   if (o.has('-i') || o.has('--ctstate')) return undefined;
-  const [addr, len] = src.split('/');
-  if ((len ?? (f === 4 ? '32' : '128')) !== (f === 4 ? '32' : '128')) return undefined;
-  const ip = parseIpOfFamily(f, addr);
-  if (ip === undefined) return undefined;
+  // one address (`/32`, `/128`) or a prefix grant (issue 10: a shorter length, no host bits set)
+  const c = parseCidr(src);
+  if (!c.ok || c.cidr.family !== f || c.cidr.prefix === 0) return undefined;
   const owner = cm[2] !== undefined && OWNER_RE.test(cm[2]) ? cm[2] : undefined;
   return {
     family: f,
-    address: ip.text,
+    address: c.cidr.network.toString(),
+    ...(c.cidr.prefix !== hostPrefix(f) ? { prefix: c.cidr.prefix } : {}),
     access: { proto, port },
     expiresAt: Number(cm[1]),
     ...(owner !== undefined ? { owner } : {}),

@@ -6,7 +6,7 @@
 import { accessListDiff } from '../../shared/access.js';
 import type { NftTableListing } from './nft-json.js';
 import { accessOfElem } from './nft-json.js';
-import { CHAIN_PRIO, NFT_OUTPUT_RULES, SET_TYPES, inputRules } from './nft-script.js';
+import { CHAIN_PRIO, GRANT_SETS, NFT_OUTPUT_RULES, SET_FLAGS, SET_TYPES, inputRules } from './nft-script.js';
 import { KNOCK_CHAIN, seqChain, stageSets } from './nft-sequences.js';
 import type { CheckedPlan } from './validate.js';
 
@@ -34,7 +34,7 @@ export function nftCheckProblems(
   rules: Readonly<Record<'input' | 'output', readonly string[] | undefined>>,
 ): string[] {
   const problems: string[] = [];
-  for (const name of ['allow4', 'allow6', 'protect'] as const) {
+  for (const name of [...GRANT_SETS, 'protect'] as const) {
     const set = listing.sets.get(name);
     if (!set) {
       problems.push(`nft set ${t} ${name} is missing`);
@@ -42,7 +42,8 @@ export function nftCheckProblems(
     }
     if (set.type.join(' . ') !== SET_TYPES[name].join(' . '))
       problems.push(`nft set ${name} has type ${set.type.join(' . ')}`);
-    if (name !== 'protect' && !set.flags.includes('timeout')) problems.push(`nft set ${name} lacks flags timeout`);
+    for (const flag of SET_FLAGS[name])
+      if (!set.flags.includes(flag)) problems.push(`nft set ${name} lacks flags ${flag}`);
   }
   const pset = listing.sets.get('protect');
   if (pset) {

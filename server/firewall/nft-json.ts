@@ -5,16 +5,21 @@
  *
  * Element forms (nft 1.0.6, measured): a plain value `{"concat": ["10.0.0.2", "tcp", 22]}`, or with attributes
  * `{"elem": {"val": {"concat": […]}, "timeout": 30, "expires": 29, "comment": "alice"}}` (timeout and expires in
- * whole seconds, expires rounded down).
+ * whole seconds, expires rounded down). In an interval set (allow4p/allow6p) a prefix part is
+ * `{"prefix": {"addr": "10.0.0.0", "len": 24}}`; it is read as the text `10.0.0.0/24`.
  * @module
  */
 import { z } from 'zod';
 import { type Access, isPort, isProto } from '../../shared/access.js';
-import { type Family, parseIpOfFamily } from '../../shared/address.js';
+import { type Family, hostPrefix, parseCidr, parseIpOfFamily } from '../../shared/address.js';
 import type { GrantEntry } from './backend.js';
+import { GRANT_SETS, setKind } from './nft-script.js';
 import { checkOwner, firewallError } from './validate.js';
 
-const scalar = z.union([z.string(), z.number()]);
+const prefixPart = z
+  .object({ prefix: z.object({ addr: z.string(), len: z.number() }) })
+  .transform((p) => `${p.prefix.addr}/${p.prefix.len}`);
+const scalar = z.union([z.string(), z.number(), prefixPart]);
 const concat = z.object({ concat: z.array(scalar) });
 const value = z.union([concat, scalar]);
 const withAttrs = z.object({
@@ -163,20 +168,37 @@ export interface NftListedGrant extends GrantEntry {
  */
 export function grantsOfListing(listing: NftTableListing, now: number): NftListedGrant[] {
   const out: NftListedGrant[] = [];
-  for (const family of [4, 6] as const) {
-    for (const e of listing.sets.get(family === 4 ? 'allow4' : 'allow6')?.elems ?? []) {
-      const g = grantOf(family, e, now);
+  for (const set of GRANT_SETS) {
+    const { family, prefix } = setKind(set);
+    for (const e of listing.sets.get(set)?.elems ?? []) {
+      const g = grantOf(family, prefix, e, now);
       if (g) out.push(g);
     }
   }
   return out;
 }
 
-function grantOf(family: Family, e: NftElem, now: number): NftListedGrant | undefined {
+/** The source part of an element: one address (hash sets) or a prefix shorter than a host (interval sets). */
+function sourceOf(
+  family: Family,
+  prefixSet: boolean,
+  part: string | number | undefined,
+): { address: string; prefix?: number } | undefined {
+  if (!prefixSet) {
+    const ip = parseIpOfFamily(family, part);
+    return ip === undefined ? undefined : { address: ip.text };
+  }
+  if (typeof part !== 'string' || !part.includes('/')) return undefined; // a plain address: not one we write there
+  const c = parseCidr(part);
+  if (!c.ok || c.cidr.family !== family || c.cidr.prefix === hostPrefix(family)) return undefined;
+  return { address: c.cidr.network.toString(), prefix: c.cidr.prefix };
+}
+
+function grantOf(family: Family, prefixSet: boolean, e: NftElem, now: number): NftListedGrant | undefined {
   if (e.parts === undefined || e.parts.length !== 3) return undefined;
   const [addr, proto, port] = e.parts;
-  const ip = parseIpOfFamily(family, addr);
-  if (ip === undefined || !isProto(proto) || !isPort(port)) return undefined;
+  const src = sourceOf(family, prefixSet, addr);
+  if (src === undefined || !isProto(proto) || !isPort(port)) return undefined;
   let owner: string | undefined;
   try {
     owner = checkOwner(e.comment);
@@ -187,7 +209,7 @@ function grantOf(family: Family, e: NftElem, now: number): NftListedGrant | unde
   const remainingMs = remainingS === undefined ? undefined : remainingS * 1000;
   return {
     family,
-    address: ip.text,
+    ...src,
     access: { proto, port },
     expiresAt: remainingMs === undefined ? Number.POSITIVE_INFINITY : now + remainingMs,
     remainingMs,

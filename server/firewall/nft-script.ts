@@ -7,6 +7,8 @@
  * table inet spa_knock {
  *   set allow4  { type ipv4_addr . inet_proto . inet_service; flags timeout; }
  *   set allow6  { type ipv6_addr . inet_proto . inet_service; flags timeout; }
+ *   set allow4p { type ipv4_addr . inet_proto . inet_service; flags interval,timeout; }   # prefix grants
+ *   set allow6p { type ipv6_addr . inet_proto . inet_service; flags interval,timeout; }
  *   set protect { type inet_proto . inet_service; }
  *   chain input {
  *     type filter hook input priority filter - 10; policy accept;
@@ -14,6 +16,8 @@
  *     ct state established,related accept
  *     ip saddr . meta l4proto . th dport @allow4 accept
  *     ip6 saddr . meta l4proto . th dport @allow6 accept
+ *     ip saddr . meta l4proto . th dport @allow4p accept
+ *     ip6 saddr . meta l4proto . th dport @allow6p accept
  *     meta l4proto . th dport @protect drop
  *   }
  *   chain output {                      # only with silencePortUnreachable
@@ -24,11 +28,16 @@
  * }
  * ```
  * A grant is an element with a timeout and, when the grant has an owner, a comment: `10.0.0.2 . tcp . 22 timeout 30s
- * comment "alice"`.
+ * comment "alice"`. A prefix grant (issue 10) is an element of allow4p/allow6p, whose key is an interval:
+ * `10.0.0.0/24 . tcp . 22 timeout 30s comment "alice"`. One-address grants stay in the hash sets allow4/allow6 (the
+ * fast path, looked up first); the interval sets (nft's pipapo set type for concatenations with intervals) refuse an
+ * element that overlaps another one (nft 1.0.6, Linux 6.18, measured: "File exists"), which the grant manager
+ * prevents (`prefix-overlap`). `add element` of an existing prefix element refreshes its timeout but keeps its comment,
+ * as in the hash sets (measured).
  * @module
  */
 import type { Access } from '../../shared/access.js';
-import type { Family, GrantKey } from '../../shared/address.js';
+import { type Family, type GrantKey, grantSource } from '../../shared/address.js';
 import { NFT_KNOCK_JUMPS, sequenceLines } from './nft-sequences.js';
 import type { CheckedPlan } from './validate.js';
 
@@ -38,6 +47,8 @@ export const NFT_RULES: readonly string[] = Object.freeze([
   'ct state established,related accept',
   'ip saddr . meta l4proto . th dport @allow4 accept',
   'ip6 saddr . meta l4proto . th dport @allow6 accept',
+  'ip saddr . meta l4proto . th dport @allow4p accept',
+  'ip6 saddr . meta l4proto . th dport @allow6p accept',
   'meta l4proto . th dport @protect drop',
 ]);
 
@@ -53,9 +64,15 @@ export const NFT_OUTPUT_RULES: readonly string[] = Object.freeze([
   'icmpv6 type destination-unreachable icmpv6 code port-unreachable drop',
 ]);
 
-export const SET_TYPES: Readonly<Record<'allow4' | 'allow6' | 'protect', readonly string[]>> = {
+export type GrantSetName = 'allow4' | 'allow6' | 'allow4p' | 'allow6p';
+/** The grant sets: one-address (hash) and prefix (interval), per family. */
+export const GRANT_SETS: readonly GrantSetName[] = ['allow4', 'allow6', 'allow4p', 'allow6p'];
+
+export const SET_TYPES: Readonly<Record<GrantSetName | 'protect', readonly string[]>> = {
   allow4: ['ipv4_addr', 'inet_proto', 'inet_service'],
   allow6: ['ipv6_addr', 'inet_proto', 'inet_service'],
+  allow4p: ['ipv4_addr', 'inet_proto', 'inet_service'],
+  allow6p: ['ipv6_addr', 'inet_proto', 'inet_service'],
   protect: ['inet_proto', 'inet_service'],
 };
 
@@ -83,13 +100,25 @@ export function nftDuration(ms: number): string {
   return parts.join('');
 }
 
-export function setName(f: Family): 'allow4' | 'allow6' {
+/** The set of a grant: allow4/allow6 for one address, allow4p/allow6p for a prefix. */
+export function setName(f: Family, prefix?: number): GrantSetName {
+  if (prefix !== undefined) return f === 4 ? 'allow4p' : 'allow6p';
   return f === 4 ? 'allow4' : 'allow6';
 }
 
-/** The element key: `10.0.0.2 . tcp . 22`. */
+/** The family and kind of a grant set. */
+export function setKind(name: GrantSetName): { family: Family; prefix: boolean } {
+  return { family: name === 'allow4' || name === 'allow4p' ? 4 : 6, prefix: name.endsWith('p') };
+}
+
+/** The grant set of a key. */
+export function setOf(k: Pick<GrantKey, 'family' | 'prefix'>): GrantSetName {
+  return setName(k.family, k.prefix);
+}
+
+/** The element key: `10.0.0.2 . tcp . 22`, or for a prefix grant `10.0.0.0/24 . tcp . 22`. */
 export function elemKey(k: GrantKey): string {
-  return `${k.address} . ${k.access.proto} . ${k.access.port}`;
+  return `${grantSource(k)} . ${k.access.proto} . ${k.access.port}`;
 }
 
 /** An element with its timeout and, if any, its owner: `10.0.0.2 . tcp . 22 timeout 30s comment "alice"`. */
@@ -97,8 +126,17 @@ export function elemWithTimeout(k: GrantKey, timeoutMs: number, owner: string | 
   return `${elemKey(k)} timeout ${nftDuration(timeoutMs)}${owner !== undefined ? ` comment "${owner}"` : ''}`;
 }
 
-function setDecl(name: 'allow4' | 'allow6' | 'protect'): string {
-  const flags = name === 'protect' ? '' : ' flags timeout;';
+/** Flags of each set, as nft lists them. */
+export const SET_FLAGS: Readonly<Record<GrantSetName | 'protect', readonly string[]>> = {
+  allow4: ['timeout'],
+  allow6: ['timeout'],
+  allow4p: ['interval', 'timeout'],
+  allow6p: ['interval', 'timeout'],
+  protect: [],
+};
+
+function setDecl(name: GrantSetName | 'protect'): string {
+  const flags = SET_FLAGS[name].length === 0 ? '' : ` flags ${SET_FLAGS[name].join(',')};`;
   return `{ type ${SET_TYPES[name].join(' . ')};${flags} }`;
 }
 
@@ -125,6 +163,8 @@ export function installLines(
     `add table ${t}`,
     `add set ${t} allow4 ${setDecl('allow4')}`,
     `add set ${t} allow6 ${setDecl('allow6')}`,
+    `add set ${t} allow4p ${setDecl('allow4p')}`,
+    `add set ${t} allow6p ${setDecl('allow6p')}`,
     `add set ${t} protect ${setDecl('protect')}`,
     `flush set ${t} protect`,
     ...(plan.protect.length > 0 ? [`add element ${t} protect { ${elements} }`] : []),
@@ -152,15 +192,15 @@ export function replaceLines(
 ): string[] {
   const t = `inet ${table}`;
   const lines = [`add table ${t}`, `delete table ${t}`, ...installLines(table, plan)];
-  for (const f of [4, 6] as const) {
+  for (const set of GRANT_SETS) {
     const els = grants
-      .filter((g) => g.family === f && (g.remainingMs === undefined || g.remainingMs >= minMs))
+      .filter((g) => setOf(g) === set && (g.remainingMs === undefined || g.remainingMs >= minMs))
       .map((g) =>
         g.remainingMs === undefined
           ? `${elemKey(g)}${g.owner !== undefined ? ` comment "${g.owner}"` : ''}`
           : elemWithTimeout(g, g.remainingMs, g.owner),
       );
-    if (els.length > 0) lines.push(`add element ${t} ${setName(f)} { ${els.join(', ')} }`);
+    if (els.length > 0) lines.push(`add element ${t} ${set} { ${els.join(', ')} }`);
   }
   return lines;
 }

@@ -16,6 +16,8 @@
  *   and wrote; an element whose change failed is "uncertain" and always takes the three-command path, and so does
  *   every element not known when classic sequences are installed (their rules add grants the mirror never sees).
  * - revoke: `add element …; delete element …` in one transaction, so an absent element is not an error.
+ * - prefix grants (issue 10) go to the interval sets allow4p/allow6p the same way (nft-script.ts); the grant manager
+ *   keeps them from overlapping, which those sets refuse.
  * - grant/revoke go through one long-lived `nft -i` child (server/firewall/nft-shell.ts); a line of `;`-separated
  *   commands is one nft batch, i.e. one atomic transaction.
  * @module
@@ -31,7 +33,7 @@ import {
   parseNftTable,
   parseNftTables,
 } from './nft-json.js';
-import { elemKey, elemWithTimeout, installLines, replaceLines, setName } from './nft-script.js';
+import { GRANT_SETS, elemKey, elemWithTimeout, installLines, replaceLines, setOf } from './nft-script.js';
 import { nftCheckProblems, parseChainRules } from './nft-check.js';
 import { staleSequenceObjects } from './nft-sequences.js';
 import { NftShell, type ShellResult, nftErrorMessage } from './nft-shell.js';
@@ -224,11 +226,11 @@ export class NftablesBackend implements FirewallBackend {
       const fast = this.addRefreshes && this.mode === 'persistent';
       const cmds: string[] = [];
       const applied: GrantEntry[] = [];
-      for (const f of [4, 6] as const) {
-        const set = `${this.t} ${setName(f)}`;
+      for (const name of GRANT_SETS) {
+        const set = `${this.t} ${name}`;
         const refresh: string[] = [];
         const replace: GrantEntry[] = [];
-        for (const g of grants.filter((x) => x.family === f)) {
+        for (const g of grants.filter((x) => setOf(x) === name)) {
           const expiresAt = Math.max(g.expiresAt, now + MIN_GRANT_MS);
           applied.push({ ...g, expiresAt });
           const known = this.known.get(grantKeyString(g));
@@ -265,10 +267,10 @@ export class NftablesBackend implements FirewallBackend {
     const keys = checkKeys(entries);
     if (keys.length === 0) return;
     const cmds: string[] = [];
-    for (const f of [4, 6] as const) {
-      const mine = keys.filter((k) => k.family === f);
+    for (const name of GRANT_SETS) {
+      const mine = keys.filter((k) => setOf(k) === name);
       if (mine.length === 0) continue;
-      const set = `${this.t} ${setName(f)}`;
+      const set = `${this.t} ${name}`;
       const els = mine.map(elemKey).join(', ');
       cmds.push(`add element ${set} { ${els} }`, `delete element ${set} { ${els} }`);
     }
@@ -347,9 +349,10 @@ export class NftablesBackend implements FirewallBackend {
     return this.queue.run(async () => {
       const listed = (await this.readGrants(now)) ?? [];
       this.remember(listed, true);
-      return listed.map(({ family, address, access, expiresAt, owner }) => ({
+      return listed.map(({ family, address, prefix, access, expiresAt, owner }) => ({
         family,
         address,
+        ...(prefix !== undefined ? { prefix } : {}),
         access,
         expiresAt,
         ...(owner !== undefined ? { owner } : {}),

@@ -5,7 +5,15 @@
  * @module
  */
 import { type Access, dedupeAccesses, toAccess } from '../../shared/access.js';
-import { type Family, type GrantKey, grantKeyString, parseIpOfFamily } from '../../shared/address.js';
+import {
+  type Family,
+  type GrantKey,
+  type IpAddress,
+  grantKeyString,
+  hostPrefix,
+  networkOf,
+  parseIpOfFamily,
+} from '../../shared/address.js';
 import { SpaError } from '../../shared/errors.js';
 import type { GrantEntry, KnockSequence } from './backend.js';
 import { checkSequences } from './sequence-check.js';
@@ -34,15 +42,38 @@ export function checkAccess(a: unknown): Access {
 
 /**
  * A validated grant key: family 4 or 6, the address in canonical form (shared/address.ts: an IPv4-mapped IPv6
- * address is family 4, so it is refused as family 6), and the access. Zones and non-strict forms are refused.
+ * address is family 4, so it is refused as family 6), an optional prefix length (issue 10), and the access. Zones
+ * and non-strict forms are refused.
  */
 export function checkGrantKey(e: unknown): GrantKey {
   if (typeof e !== 'object' || e === null) throw firewallError('invalid grant: not an object');
-  const { family, address, access } = e as { family?: unknown; address?: unknown; access?: unknown };
+  const { family, address, access, prefix } = e as {
+    family?: unknown;
+    address?: unknown;
+    access?: unknown;
+    prefix?: unknown;
+  };
   if (family !== 4 && family !== 6) throw firewallError(`invalid grant family ${shown(family)}`);
   const ip = parseIpOfFamily(family as Family, address);
   if (ip === undefined) throw firewallError(`invalid IPv${family} address ${shown(address)}`);
-  return { family, address: ip.text, access: checkAccess(access) };
+  const len = checkPrefix(family, ip, prefix);
+  return { family, address: ip.text, ...(len !== undefined ? { prefix: len } : {}), access: checkAccess(access) };
+}
+
+/**
+ * The prefix length of a grant: undefined (one address; so is 32 / 128, which is normalised away) or 1..31 / 1..127
+ * with `ip` the network address (no host bits set: `10.0.0.1` with prefix 24 is refused, it would silently mean
+ * 10.0.0.0/24).
+ */
+function checkPrefix(family: Family, ip: IpAddress, prefix: unknown): number | undefined {
+  if (prefix === undefined || prefix === hostPrefix(family)) return undefined;
+  if (typeof prefix !== 'number' || !Number.isInteger(prefix) || prefix < 1 || prefix > hostPrefix(family)) {
+    throw firewallError(`invalid grant prefix length ${shown(prefix)} for IPv${family}`);
+  }
+  if (networkOf(ip, prefix)?.network.toString() !== ip.text) {
+    throw firewallError(`invalid grant prefix ${shown(`${ip.text}/${prefix}`)}: host bits set`);
+  }
+  return prefix;
 }
 
 /** Undefined (no owner) or a name matching {@link OWNER_RE}. */

@@ -1,7 +1,8 @@
 /**
  * A packet format: how to recognise, authenticate and decrypt one kind of knock. Every format ends in the same
  * `Authenticated` value, which then goes through one path: time window → replay → policy → grant → firewall.
- * spa-knock's own format is `spak1` (server/formats/spak1.ts); fwknop's (server/formats/fwknop.ts) shares the port.
+ * spa-knock's own format is `spak1` (server/formats/spak1.ts); fwknop's (server/formats/fwknop.ts) and one-time codes
+ * (server/formats/code.ts, which replace time window and replay by a counter floor: `consume`) share the port.
  * @module
  */
 import type { KnockRequest } from '../../shared/wire.js';
@@ -13,6 +14,14 @@ export interface Authenticated {
   readonly request: KnockRequest;
   /** Unique per packet, stable across retransmissions: the replay record's id. */
   readonly replayId: string;
+  /**
+   * Present for a format with a replay rule of its own (one-time codes: server/formats/code.ts): the verifier then
+   * skips the time-window and replay stages, and calls this once the policy allowed the request, instead of writing a
+   * replay record. It records the use durably, and throws (the knock is refused: `state-write`) when it cannot.
+   */
+  readonly consume?: () => void;
+  /** A one-time code's counter (for the grant's log line: which code of the user's list was used). */
+  readonly oneTimeCode?: number;
 }
 
 export type AuthResult =

@@ -252,6 +252,32 @@ describe('spa-knock knocks', () => {
     assert.match(human.stdout, /\nwarning: this is a LIVE knock until about .*require_source_address/);
   });
 
+  test('--prefix4 / --prefix6 travel in the packet (TLV type 1) and --dry-run shows them', async () => {
+    const r = await runTs(CLIENT, [
+      '127.0.0.1',
+      '--key',
+      keyFile,
+      '--dry-run',
+      '--json',
+      '--prefix4',
+      '24',
+      '--prefix6',
+      '64',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { hex: string; fields: Record<string, unknown> };
+    assert.equal(j.fields['prefix4'], 24);
+    assert.equal(j.fields['prefix6'], 64);
+    const o = openPacket(deriveKeys(readKeyFile(keyFile)), Buffer.from(j.hex, 'hex'));
+    assert.ok(o.ok);
+    assert.equal(o.value.prefix4, 24);
+    assert.equal(o.value.prefix6, 64);
+    const plain = JSON.parse((await runTs(CLIENT, ['127.0.0.1', '--key', keyFile, '--dry-run', '--json'])).stdout) as {
+      fields: Record<string, unknown>;
+    };
+    assert.equal('prefix4' in plain.fields, false, 'no prefix asked: none shown');
+  });
+
   test('a stdout closed early is a quiet exit 0 (no EPIPE stack trace)', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', CLIENT, '127.0.0.1', '--key', keyFile, '--dry-run'], {
       cwd: ROOT,
@@ -345,6 +371,17 @@ const usage: [string, string[], RegExp][] = [
     /--allow-ip auto: the route to 127\.0\.0\.1 leaves from 127\.0\.0\.1, which is a loopback address/,
   ],
   ['-4 and -6', ['127.0.0.1', '-4', '-6'], /-4 and -6 cannot be used together/],
+  ['--prefix4 0', ['127.0.0.1', '--prefix4', '0'], /--prefix4 must be a whole number 1-32, not "0"/],
+  ['--prefix4 33', ['127.0.0.1', '--prefix4', '33'], /--prefix4 must be a whole number 1-32/],
+  ['--prefix6 129', ['127.0.0.1', '--prefix6', '129'], /--prefix6 must be a whole number 1-128/],
+  ['--prefix6 /64', ['127.0.0.1', '--prefix6', '/64'], /--prefix6 must be a whole number 1-128/],
+  ['--prefix4 twice', ['127.0.0.1', '--prefix4', '24', '--prefix4', '28'], /--prefix4 may be given only once/],
+  ['--prefix4 with fwknop', ['127.0.0.1', '--prefix4', '24', '--format', 'fwknop'], /--prefix4 needs --format spak1/],
+  [
+    '--prefix6 with --sequence',
+    ['127.0.0.1', '--prefix6', '64', '--sequence', '1,2', '--key', keyFile],
+    /--sequence cannot be used with --prefix6/,
+  ],
   ['an IPv6 literal with -4', ['::1', '-4'], /::1 is an IPv6 address but -4 was given/],
   ['an unknown option', ['127.0.0.1', '--frobnicate'], /Unknown argument: frobnicate/],
   ['no HOST', [], /HOST is missing/],

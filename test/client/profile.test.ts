@@ -101,6 +101,20 @@ describe('profiles', () => {
     assert.equal(profileFor('x', join(dir, 'missing.toml')), undefined);
   });
 
+  test('prefix4 / prefix6 (issue 10): the profile asks for them, for --close too, not for --sequence; flags win', () => {
+    const f = join(dir, 'prefix.toml');
+    writeFileSync(f, '[host.cgnat]\nprefix4 = 24\nprefix6 = 64\n');
+    const a = withProfile(given({ host: 'cgnat' }), f);
+    assert.deepEqual([a.prefix4, a.prefix6], ['24', '64']);
+    const c = withProfile(given({ host: 'cgnat', close: true }), f);
+    assert.deepEqual([c.prefix4, c.prefix6], ['24', '64']);
+    const s = withProfile(given({ host: 'cgnat', sequence: '1,2' }), f);
+    assert.deepEqual([s.prefix4, s.prefix6], [undefined, undefined]);
+    const o = withProfile(given({ host: 'cgnat', prefix4: '28' }), f);
+    assert.deepEqual([o.prefix4, o.prefix6], ['28', '64']);
+    assert.equal(withProfile(given(), FILE).prefix4, undefined);
+  });
+
   test('a wrong file is ERR_SPA_CONFIG naming the file, the table and the key', () => {
     for (const [text, re] of [
       ['[host.a\n', /not TOML/],
@@ -113,6 +127,9 @@ describe('profiles', () => {
       ['[host.a]\nformat = "knockd"\n', /format must be/],
       ['[host.a]\nwait = "udp/53"\n', /wait must be a TCP access/],
       ['[host.a]\naddress = ""\n', /address must be a non-empty string/],
+      ['[host.a]\nprefix4 = 33\n', /\[host\.a\] prefix4 must be a whole number 1-32/],
+      ['[host.a]\nprefix6 = "64"\n', /prefix6 must be a whole number 1-128/],
+      ['[host.a]\nprefix6 = 0\n', /prefix6 must be/],
     ] as const) {
       assert.throws(
         () => parseProfiles(text, FILE),

@@ -6,10 +6,12 @@
  *
  * What `check` proves: the installed daemon loads a config, builds the nftables backend and reads the firewall
  * (`nft list`) inside a namespace this test creates. It does not start the daemon (test/e2e does, from source).
+ * `install-systemd` from the installed package writes units whose ExecStart= runs the installed program (not the
+ * checkout), and `systemd-analyze verify` passes on them.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -94,6 +96,9 @@ describe('the npm package', { timeout: 240_000 }, () => {
       'LICENSE',
       'package.json',
       'docs/errors.md',
+      'docs/systemd.md',
+      'systemd/spa-knockd.service',
+      'systemd/spa-knockd.socket',
     ]) {
       assert.ok(files.includes(f), `${f} missing from ${files.join(' ')}`);
     }
@@ -101,6 +106,7 @@ describe('the npm package', { timeout: 240_000 }, () => {
       (f) =>
         f.endsWith('.ts') ||
         /^(test|harness|scripts|client|server|shared|bin)\//.test(f) ||
+        (f.startsWith('systemd/') && !/^systemd\/spa-knockd\.(service|socket)$/.test(f)) ||
         f.endsWith('firewall/fake.js'),
     );
     assert.deepEqual(unwanted, []);
@@ -138,6 +144,30 @@ describe('the npm package', { timeout: 240_000 }, () => {
     const bad = await sh([join(prefix, 'bin', 'spa-knock'), 'keygen', '--out'], { env: binEnv });
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /^spa-knock: \[ERR_SPA_USAGE\] --out needs a value/);
+  });
+
+  test('installed spa-knockd install-systemd: ExecStart runs the installed program; systemd-analyze verify passes', async () => {
+    const units = join(tmp, 'units');
+    const cfg = join(tmp, 'etc-spa-knock', 'spa-knockd.toml');
+    const r = await sh([join(prefix, 'bin', 'spa-knockd'), 'install-systemd', '--unit-dir', units, '--config', cfg], {
+      env: binEnv,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const installed = realpathSync(join(prefix, 'lib', 'node_modules', pkg.name));
+    const service = readFileSync(join(units, 'spa-knockd.service'), 'utf8');
+    assert.equal(
+      /^ExecStart=(.*)$/m.exec(service)?.[1],
+      `${process.execPath} ${join(installed, 'dist', 'server', 'main.js')} --config ${cfg}`,
+    );
+    assert.match(service, new RegExp(`^Documentation=file:${installed}/docs/systemd\\.md `, 'm'));
+    assert.ok(existsSync(join(installed, 'docs', 'systemd.md')));
+    const v = await sh([
+      'systemd-analyze',
+      'verify',
+      join(units, 'spa-knockd.service'),
+      join(units, 'spa-knockd.socket'),
+    ]);
+    assert.equal(v.code, 0, v.stderr + v.stdout);
   });
 
   const skip = netnsSkip(['nft']);

@@ -42,6 +42,11 @@ test("README's first command and .ci/run install the same packages, which cover 
     fwknopd: 'fwknop-server',
     ssh: 'openssh-client',
     sshd: 'openssh-server',
+    'systemd-analyze': 'systemd',
+    'systemd-socket-activate': 'systemd',
+    'systemd-notify': 'systemd',
+    nc: 'netcat-openbsd',
+    nmap: 'nmap',
   };
   // code only (comments may name a tool no test runs), and not this file's own table
   const sources = ['test', 'harness', 'scripts']

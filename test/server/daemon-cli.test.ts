@@ -44,6 +44,8 @@ const usage: [string, string[], RegExp][] = [
   ['check --config twice', ['check', '--config', 'a', '--config', 'b'], /--config may be given only once/],
   ['--log-level not a level', ['--log-level', 'loud'], /--log-level must be one of fatal, error/],
   ['--log-level twice', ['--log-level', 'info', '--log-level', 'debug'], /--log-level may be given only once/],
+  ['--log-format not a format', ['--log-format', 'xml'], /--log-format must be one of json, pretty/],
+  ['install-systemd --unit-dir without a value', ['install-systemd', '--unit-dir'], /--unit-dir needs a value/],
   ['an unknown option', ['--config', 'x', '--bogus'], /Unknown argument: bogus/],
   ['an unknown command', ['frobnicate', '--config', 'x'], /Unknown argument: frobnicate/],
 ];

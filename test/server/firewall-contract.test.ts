@@ -7,6 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Access } from '../../shared/access.js';
+import { type IpAddress, networkOf, parseIp } from '../../shared/address.js';
 import { MIN_GRANT_MS } from '../../shared/constants.js';
 import { SpaError } from '../../shared/errors.js';
 import type { Family, FirewallBackend, FirewallPlan, GrantEntry } from '../../server/firewall/backend.js';
@@ -323,6 +324,71 @@ export function contractCases(label: string, make: () => Promise<ContractHarness
       await h.fw().install(silent, h.now());
       await h.fw().uninstall();
       if (h.traffic) assert.equal(await h.traffic.closedUdp(4), 'ECONNREFUSED', 'uninstall removes the output rule');
+    });
+
+    test('prefix grants (issue 10): the network opens, list reports prefix and owner, refresh, restart, revoke', async () => {
+      await h.reset();
+      await h.fw().install(PLAN, h.now());
+      assert.deepEqual(await h.fw().check(PLAN), []);
+      const net = (f: Family, len: number): { address: string; prefix: number } => {
+        const c = networkOf(parseIp(h.addr[f]) as IpAddress, len);
+        assert.ok(c);
+        return { address: c.network.toString(), prefix: len };
+      };
+      const pg = (f: Family, len: number, access: Access, expiresAt: number, owner?: string): GrantEntry => ({
+        family: f,
+        ...net(f, len),
+        access,
+        expiresAt,
+        ...(owner !== undefined ? { owner } : {}),
+      });
+      let now = h.now();
+      // a prefix grant and a one-address grant for the same access side by side; IPv6 /64 for UDP
+      await h.fw().grant([pg(4, 24, TCP, now + 30_000, 'alice'), pg(6, 64, UDP, now + 60_000, 'bob')], now);
+      await h.fw().grant([g(4, UDP, now + 40_000, 'carol')], now);
+      const show = (l: readonly GrantEntry[]) =>
+        byKey(l).map((x) => [x.family, x.address, x.prefix, x.access, x.owner]);
+      const want = [
+        [4, net(4, 24).address, 24, TCP, 'alice'],
+        [4, h.addr[4], undefined, UDP, 'carol'],
+        [6, net(6, 64).address, 64, UDP, 'bob'],
+      ];
+      assert.deepEqual(show(await h.fw().list(h.now())), want);
+      if (h.traffic) {
+        const t = h.traffic;
+        assert.deepEqual(await Promise.all([t.open(4, TCP), t.open(6, UDP), t.open(6, TCP)]), [true, true, false]);
+      }
+      // refresh: same key, new expiry and owner, still one element
+      now = h.now();
+      await h.fw().grant([pg(4, 24, TCP, now + 90_000, 'dave')], now);
+      const refreshed = (await h.fw().list(h.now())).filter((x) => x.prefix === 24);
+      assert.equal(refreshed.length, 1);
+      assert.equal(refreshed[0]?.owner, 'dave');
+      near(refreshed[0]?.expiresAt, now + 90_000);
+      // a restarted object reads them back, and install keeps them
+      const fw2 = await h.restart();
+      await fw2.install(PLAN, h.now());
+      const again = show(await fw2.list(h.now()));
+      assert.deepEqual(again, [[...(want[0] as unknown[]).slice(0, 4), 'dave'], want[1], want[2]]);
+      // revoke names the prefix; the one-address grant for another access stays
+      await fw2.revoke([
+        { family: 4, ...net(4, 24), access: TCP },
+        { family: 6, ...net(6, 64), access: UDP },
+      ]);
+      await fw2.revoke([{ family: 4, ...net(4, 24), access: TCP }]); // absent: not an error
+      assert.deepEqual(show(await fw2.list(h.now())), [want[1]]);
+      if (h.traffic) {
+        const t = h.traffic;
+        assert.deepEqual(await Promise.all([t.open(4, TCP), t.open(6, UDP), t.open(4, UDP)]), [false, false, true]);
+      }
+      // host bits set, or a length out of range: refused
+      for (const bad of [
+        { family: 4, address: h.addr[4], prefix: 24, access: TCP, expiresAt: now + 30_000 },
+        { family: 4, ...net(4, 24), prefix: 33, access: TCP, expiresAt: now + 30_000 },
+        { family: 6, ...net(6, 64), prefix: 0, access: TCP, expiresAt: now + 30_000 },
+        { family: 4, ...net(4, 24), prefix: '24', access: TCP, expiresAt: now + 30_000 },
+      ])
+        await rejectsFw(fw2.grant([bad as unknown as GrantEntry], h.now()), JSON.stringify(bad));
     });
 
     test('uninstall removes everything and is idempotent', async () => {

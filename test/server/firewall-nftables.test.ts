@@ -196,14 +196,17 @@ describe('nftables backend in a namespace', { skip }, () => {
 
   test('install replaces an incompatible table of the same name, keeping its grants and owners', async () => {
     await fw.uninstall();
+    const net4 = pair.cli4.replace(/\.[0-9]+$/, '.0');
     await nft(
       ['-f', '-'],
       [
         'table inet spa_knock {',
         '  set allow4 { type ipv4_addr . inet_proto . inet_service; flags timeout,interval; }',
+        '  set allow4p { type ipv4_addr . inet_proto . inet_service; flags interval,timeout; }',
         '  set protect { type inet_service; }',
         '}',
         `add element inet spa_knock allow4 { ${pair.cli4} . tcp . ${P_TCP} timeout 30s comment "alice" }`,
+        `add element inet spa_knock allow4p { ${net4}/24 . udp . ${P_UDP} timeout 30s comment "bob" }`,
         '',
       ].join('\n'),
     );
@@ -212,8 +215,12 @@ describe('nftables backend in a namespace', { skip }, () => {
     assert.deepEqual(await fw.check(PLAN), []);
     const listed = await fw.list(Date.now());
     assert.deepEqual(
-      listed.map((g) => [g.address, g.owner]),
-      [[pair.cli4, 'alice']],
+      listed.map((g) => [g.address, g.prefix, g.owner]),
+      [
+        [pair.cli4, undefined, 'alice'],
+        [net4, 24, 'bob'],
+      ],
+      'a prefix grant (issue 10) is carried over too',
     );
     assert.ok(await canTcp(pair.srv4, P_TCP));
     await fw.revoke(listed);

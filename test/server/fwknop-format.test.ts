@@ -86,7 +86,12 @@ describe('fwknop packets on the spak1 port: one verify path', () => {
     const outside = real();
     assert.deepEqual(v.verify(outside.buf, '192.0.2.1', outside.now), { ok: false, code: 'source', client: 'bob' });
     const late = real(BOB, ['-A', 'tcp/22', '-a', SRC, '--time-offset-plus', '600']);
-    assert.deepEqual(v.verify(late.buf, SRC, late.now - 600_000), { ok: false, code: 'stale', client: 'bob' });
+    assert.deepEqual(v.verify(late.buf, SRC, late.now - 600_000), {
+      ok: false,
+      code: 'stale',
+      client: 'bob',
+      offsetMs: 600_000,
+    });
     const nat = real(BOB, ['-A', 'tcp/22', '-a', SRC, '-N', '192.168.1.2:22']);
     assert.deepEqual(v.verify(nat.buf, SRC, nat.now), { ok: false, code: 'fwknop-nat' });
     const cmd = real(BOB, ['-C', 'id', '-a', SRC]);

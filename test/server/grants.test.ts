@@ -183,3 +183,65 @@ describe('grant limit per client', () => {
     assert.ok((await gm.open(dec('bob', { address: '192.0.2.2' }))).ok);
   });
 });
+
+describe('prefix grants (issue 10)', () => {
+  const NET = '203.0.113.0';
+
+  test('a prefix grant is one key with its length: opened, renewed, closed by its owner; the host key differs', async () => {
+    const { gm, backend, clock } = await setup();
+    const t0 = clock.now();
+    const r = await gm.open(dec('alice', { address: NET, prefix: 24 }));
+    assert.ok(r.ok && r.outcomes[0]?.action === 'opened');
+    assert.deepEqual(
+      backend.held.map((g) => [g.address, g.prefix, g.owner]),
+      [[NET, 24, 'alice']],
+    );
+    assert.equal(gm.isOpen(NET, TCP22), false, 'isOpen is about one address, not a prefix');
+    const again = await gm.open(dec('alice', { address: NET, prefix: 24, duration: 120 }));
+    assert.ok(again.ok && again.outcomes[0]?.action === 'renewed' && again.outcomes[0].expiresAt === t0 + 120_000);
+    // the one address inside the prefix is another grant
+    const host = await gm.open(dec('alice', { address: '203.0.113.0' }));
+    assert.ok(host.ok && host.outcomes[0]?.action === 'opened');
+    assert.equal(backend.held.length, 2);
+    const closed = await gm.close(dec('alice', { type: 'close', address: NET, prefix: 24 }));
+    assert.deepEqual(closed.revoked, [{ family: 4, address: NET, prefix: 24, access: TCP22 }]);
+    assert.deepEqual(
+      backend.held.map((g) => [g.address, g.prefix]),
+      [['203.0.113.0', undefined]],
+    );
+  });
+
+  test('max_grants counts a prefix as one address', async () => {
+    const { gm } = await setup({ maxGrants: 1 });
+    assert.ok((await gm.open(dec('alice', { address: NET, prefix: 24, accesses: [TCP22, TCP443] }))).ok);
+    assert.deepEqual(await gm.open(dec('alice', { address: '198.51.100.7' })), { ok: false, reason: 'grant-limit' });
+    assert.deepEqual(await gm.open(dec('alice', { address: NET, prefix: 25 })), { ok: false, reason: 'grant-limit' });
+  });
+
+  test('a prefix overlapping a live prefix of another length for the same access is refused (prefix-overlap)', async () => {
+    const { gm, backend, clock } = await setup();
+    assert.ok((await gm.open(dec('alice', { address: NET, prefix: 24, duration: 5 }))).ok);
+    const calls = backend.calls.length;
+    for (const [address, prefix] of [
+      ['203.0.0.0', 16],
+      ['203.0.113.128', 25],
+    ] as const) {
+      assert.deepEqual(await gm.open(dec('bob', { address, prefix })), { ok: false, reason: 'prefix-overlap' });
+    }
+    assert.equal(backend.calls.length, calls, 'nothing written');
+    // another access, a disjoint block, the same length (bob extends alice's), or a one-address grant: fine
+    assert.ok((await gm.open(dec('bob', { address: '203.0.0.0', prefix: 16, accesses: [TCP443] }))).ok);
+    assert.ok((await gm.open(dec('bob', { address: '198.51.100.0', prefix: 23 }))).ok);
+    const same = await gm.open(dec('bob', { address: NET, prefix: 24, duration: 10 }));
+    assert.ok(same.ok && same.outcomes[0]?.action === 'extended');
+    assert.ok((await gm.open(dec('bob', { address: '203.0.113.5' }))).ok);
+    // once the /24 has ended, the /16 may come
+    await clock.advance(9_999);
+    assert.deepEqual(await gm.open(dec('bob', { address: '203.0.0.0', prefix: 16 })), {
+      ok: false,
+      reason: 'prefix-overlap',
+    });
+    await clock.advance(1);
+    assert.ok((await gm.open(dec('bob', { address: '203.0.0.0', prefix: 16 }))).ok);
+  });
+});

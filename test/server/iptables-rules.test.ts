@@ -77,6 +77,16 @@ describe('iptables rule text', () => {
     assert.deepEqual(parseGrantRule(6, splitRuleLine(six)), anon6);
   });
 
+  test('a prefix grant (issue 10) is -s NETWORK/LEN and parses back with its prefix', () => {
+    const net: GrantEntry = { family: 4, address: '198.51.100.0', prefix: 24, access: TCP, expiresAt: 7, owner: 'bob' };
+    const line = grantRule(C, net);
+    assert.match(line, /^-A \S+ -s 198\.51\.100\.0\/24 -p tcp -m tcp --dport 22 .*owner=bob" -j RETURN$/);
+    assert.deepEqual(parseGrantRule(4, splitRuleLine(line)), net);
+    const net6: GrantEntry = { family: 6, address: '2001:db8:1:2::', prefix: 64, access: UDP, expiresAt: 9 };
+    assert.deepEqual(parseGrantRule(6, splitRuleLine(grantRule(C, net6))), net6);
+    assert.equal(parseGrantRule(4, splitRuleLine(grantRule(C, net6))), undefined, 'the other family');
+  });
+
   test('parseGrantRule: a comment without owner (older version) has no owner; anything we do not write is not a grant', () => {
     const old = `-A ${C} -s 10.0.0.2/32 -p tcp -m tcp --dport 22 -m comment --comment "spa-knock exp=5" -j RETURN`;
     assert.deepEqual(parseGrantRule(4, splitRuleLine(old)), {
@@ -89,7 +99,8 @@ describe('iptables rule text', () => {
     const foreign = odd(old.replace('exp=5', 'exp=5 owner=a$b'));
     assert.ok(foreign && foreign.owner === undefined, 'an owner that is no owner name: the grant, without owner');
     assert.equal(odd(old.replace('exp=5', 'exp=5 owner=a b')), undefined);
-    assert.equal(odd(old.replace('/32', '/24')), undefined, 'a network is not a grant');
+    assert.equal(odd(old.replace('/32', '/24')), undefined, 'a block with host bits set is not a grant');
+    assert.equal(odd(old.replace('10.0.0.2/32', '0.0.0.0/0')), undefined, 'nor is everything');
     assert.equal(odd(old.replace('-j RETURN', '-j ACCEPT')), undefined);
     assert.equal(odd(old.replace('spa-knock exp=5', 'by hand')), undefined);
     assert.equal(odd(old.replace('10.0.0.2', '010.0.0.2')), undefined);

@@ -17,6 +17,8 @@ const good = [
   { table: { family: 'inet', name: 'spa_knock', handle: 1 } },
   set('allow4', ['ipv4_addr', 'inet_proto', 'inet_service'], ['timeout']),
   set('allow6', ['ipv6_addr', 'inet_proto', 'inet_service'], ['timeout']),
+  set('allow4p', ['ipv4_addr', 'inet_proto', 'inet_service'], ['interval', 'timeout']),
+  set('allow6p', ['ipv6_addr', 'inet_proto', 'inet_service'], ['interval', 'timeout']),
   set('protect', ['inet_proto', 'inet_service'], [], [{ concat: ['tcp', 22] }]),
   chain('input'),
 ];
@@ -32,6 +34,8 @@ test('every difference is one line: set type and flags, protected list, chain ho
   const bad = [
     good[0],
     set('allow4', ['ipv4_addr'], []),
+    set('allow4p', ['ipv4_addr', 'inet_proto', 'inet_service'], ['timeout']),
+    set('allow6p', ['ipv6_addr', 'inet_proto', 'inet_service'], ['interval', 'timeout']),
     set('protect', ['inet_proto', 'inet_service'], [], [{ concat: ['udp', 53] }]),
     chain('input', 0, 'drop'),
     chain('output'),
@@ -42,6 +46,7 @@ test('every difference is one line: set type and flags, protected list, chain ho
     'nft set allow4 has type ipv4_addr',
     'nft set allow4 lacks flags timeout',
     'nft set inet spa_knock allow6 is missing',
+    'nft set allow4p lacks flags interval',
     'protected list differs: installed [udp/53], expected [tcp/22]',
     'nft chain input is not "type filter hook input priority filter - 10" (found filter input 0)',
     'nft chain input has policy drop',

@@ -162,6 +162,38 @@ describe('nft command text', () => {
     );
   });
 
+  test('a prefix grant is an element of allow4p/allow6p; the replace path carries it there', () => {
+    const k = { family: 4, address: '10.0.0.0', prefix: 24, access: { proto: 'tcp', port: 22 } } as const;
+    assert.equal(elemWithTimeout(k, 30_000, 'alice'), '10.0.0.0/24 . tcp . 22 timeout 30s comment "alice"');
+    const six = { family: 6, address: '2001:db8::', prefix: 64, access: { proto: 'udp', port: 53 } } as const;
+    const lines = replaceLines(
+      't',
+      { protect: [], silencePortUnreachable: false, sequences: [] },
+      [
+        { ...k, remainingMs: 5000, owner: 'bob' },
+        { ...six, remainingMs: 9000 },
+        { family: 4, address: '10.0.0.9', access: k.access, remainingMs: 7000 },
+      ],
+      1000,
+    );
+    assert.deepEqual(lines.slice(-3), [
+      'add element inet t allow4 { 10.0.0.9 . tcp . 22 timeout 7s }',
+      'add element inet t allow4p { 10.0.0.0/24 . tcp . 22 timeout 5s comment "bob" }',
+      'add element inet t allow6p { 2001:db8::/64 . udp . 53 timeout 9s }',
+    ]);
+    const install = installLines('t', { protect: [], silencePortUnreachable: false, sequences: [] });
+    assert.ok(
+      install.includes(
+        'add set inet t allow4p { type ipv4_addr . inet_proto . inet_service; flags interval,timeout; }',
+      ),
+    );
+    assert.ok(
+      install.includes(
+        'add set inet t allow6p { type ipv6_addr . inet_proto . inet_service; flags interval,timeout; }',
+      ),
+    );
+  });
+
   test('install: the output chain is filled with silence on, and added-then-deleted (absent-safe) with it off', () => {
     const on = installLines('t', {
       protect: [{ proto: 'tcp', port: 22 }],
@@ -186,5 +218,56 @@ describe('nft command text', () => {
       '                           ^^^^^^',
     ]);
     assert.equal(msg, 'Could not process rule: No such file or directory (at "allow4")');
+  });
+});
+
+describe('nft JSON: prefix grants (issue 10)', () => {
+  test('allow4p/allow6p elements with a prefix part (as nft 1.0.6 prints them) are prefix grants; other forms are not', () => {
+    const pfx = (addr: string, len: number) => ({ prefix: { addr, len } });
+    const text = doc(
+      set(
+        'allow4p',
+        ['ipv4_addr', 'inet_proto', 'inet_service'],
+        [
+          { elem: { val: { concat: [pfx('10.100.0.0', 24), 'tcp', 22] }, timeout: 30, expires: 29, comment: 'alice' } },
+          { elem: { val: { concat: ['10.100.1.7', 'tcp', 22] }, timeout: 30, expires: 29 } }, // a plain address
+          { elem: { val: { concat: [pfx('10.100.2.0', 32), 'tcp', 22] }, timeout: 30, expires: 29 } }, // a /32
+          { elem: { val: { concat: [pfx('10.100.3.1', 24), 'tcp', 22] }, timeout: 30, expires: 29 } }, // host bits
+          { elem: { val: { concat: [pfx('2001:db8::', 64), 'tcp', 22] }, timeout: 30, expires: 29 } }, // wrong family
+        ],
+      ),
+      set(
+        'allow6p',
+        ['ipv6_addr', 'inet_proto', 'inet_service'],
+        [
+          {
+            elem: { val: { concat: [pfx('2001:db8:1:2::', 64), 'udp', 53] }, timeout: 60, expires: 59, comment: 'bob' },
+          },
+        ],
+      ),
+      // a prefix in a hash set is not one we write
+      set('allow4', ['ipv4_addr', 'inet_proto', 'inet_service'], [{ concat: [pfx('10.7.0.0', 16), 'tcp', 22] }]),
+    );
+    const now = 1_800_000_000_000;
+    assert.deepEqual(grantsOfListing(parseNftTable(text, 'inet', 'spa_knock'), now), [
+      {
+        family: 4,
+        address: '10.100.0.0',
+        prefix: 24,
+        access: { proto: 'tcp', port: 22 },
+        expiresAt: now + 29_000,
+        remainingMs: 29_000,
+        owner: 'alice',
+      },
+      {
+        family: 6,
+        address: '2001:db8:1:2::',
+        prefix: 64,
+        access: { proto: 'udp', port: 53 },
+        expiresAt: now + 59_000,
+        remainingMs: 59_000,
+        owner: 'bob',
+      },
+    ]);
   });
 });

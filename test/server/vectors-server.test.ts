@@ -27,6 +27,8 @@ interface Case {
           duration_s: number;
           accesses: { proto: string; port: number }[];
           allow_address: string | null;
+          prefix4?: number;
+          prefix6?: number;
         };
       }
     | { result: 'reject'; reason: string };
@@ -47,7 +49,8 @@ function verifier(windowS: number): Verifier {
       clients: acceptKeys.map((k, i) => {
         const p = parseKey(k);
         assert.ok(p.ok);
-        return { name: `client${i}`, key: p.key, open: protect };
+        // the prefix case (open-prefix-request) asks for /24 and /64: within these caps
+        return { name: `client${i}`, key: p.key, open: protect, max_prefix4: 24, max_prefix6: 64 };
       }),
     }),
     'vectors.toml',
@@ -73,7 +76,15 @@ describe('vectors through the server receive path', () => {
       assert.ok(v.ok, `rejected: ${JSON.stringify(v)}`);
       const want = c.expect.request;
       assert.equal(v.decision.type, want.type);
-      assert.equal(v.decision.address, want.allow_address ?? '203.0.113.50');
+      // the source is IPv4: a prefix4 request grants its network, 203.0.113.0/24
+      const address = want.allow_address ?? '203.0.113.50';
+      if (want.prefix4 !== undefined && want.allow_address === null) {
+        assert.equal(v.decision.address, '203.0.113.0');
+        assert.equal(v.decision.prefix, want.prefix4);
+      } else {
+        assert.equal(v.decision.address, address);
+        assert.equal(v.decision.prefix, undefined);
+      }
       const expectAccesses =
         want.accesses.length > 0
           ? want.accesses

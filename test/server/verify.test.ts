@@ -176,7 +176,12 @@ describe('verify: reject reasons, cheapest first', () => {
     assert.deepEqual(v.verify(p, '203.0.113.9', T0 + 10), { ok: false, code: 'replay', client: 'alice' });
     assert.deepEqual(v.verify(p, '198.51.100.1', T0 + 50_000), { ok: false, code: 'replay', client: 'alice' });
     // after the window the record may go: the time check refuses it then
-    assert.deepEqual(v.verify(p, '203.0.113.9', T0 + 61_000), { ok: false, code: 'stale', client: 'alice' });
+    assert.deepEqual(v.verify(p, '203.0.113.9', T0 + 61_000), {
+      ok: false,
+      code: 'stale',
+      client: 'alice',
+      offsetMs: -61_000,
+    });
   });
 
   test('a refused packet is not remembered (refused again for the same reason, not as a replay)', () => {

@@ -6,8 +6,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { accessListDiff, dedupeAccesses, isPort, toAccess } from '../../shared/access.js';
 import {
+  type IpAddress,
   canonicalIp,
+  cidrContains,
+  cidrsOverlap,
   grantKeyString,
+  networkOf,
+  ungrantablePrefixReason,
   hostPort,
   inAnyCidr,
   ipFromBytes,
@@ -217,5 +222,43 @@ describe('grant identity and access helpers', () => {
       accessListDiff([t22], [t22, u53]),
       'protected list differs: installed [tcp/22], expected [tcp/22, udp/53]',
     );
+  });
+});
+
+describe('prefixes (issue 10): networkOf, cidrContains, cidrsOverlap, ungrantablePrefixReason, grantKeyString', () => {
+  const a = (t: string) => parseIp(t) as IpAddress;
+  const c = (t: string) => {
+    const r = parseCidr(t);
+    assert.ok(r.ok, t);
+    return r.cidr;
+  };
+  it('networkOf clears the host bits; lengths out of range give undefined', () => {
+    assert.equal(networkOf(a('10.1.2.3'), 24)?.text, '10.1.2.0/24');
+    assert.equal(networkOf(a('10.1.2.3'), 32)?.text, '10.1.2.3/32');
+    assert.equal(networkOf(a('2001:db8:1:2:3::4'), 64)?.text, '2001:db8:1:2::/64');
+    assert.equal(networkOf(a('10.1.2.3'), 33), undefined);
+    assert.equal(networkOf(a('::1'), -1), undefined);
+  });
+  it('containment and overlap', () => {
+    assert.ok(cidrContains(c('10.0.0.0/8'), c('10.1.2.0/24')));
+    assert.ok(!cidrContains(c('10.1.2.0/24'), c('10.0.0.0/8')));
+    assert.ok(!cidrContains(c('10.0.0.0/8'), c('2001:db8::/32')));
+    assert.ok(cidrsOverlap(c('10.1.2.0/24'), c('10.0.0.0/8')));
+    assert.ok(!cidrsOverlap(c('10.1.2.0/24'), c('10.1.3.0/24')));
+  });
+  it('special-purpose blocks', () => {
+    assert.equal(ungrantablePrefixReason(c('198.51.100.0/24')), undefined);
+    assert.match(ungrantablePrefixReason(c('255.255.0.0/16')) ?? '', /broadcast/);
+    assert.match(ungrantablePrefixReason(c('224.0.0.0/3')) ?? '', /multicast/);
+    assert.match(ungrantablePrefixReason(c('127.1.0.0/16')) ?? '', /loopback/);
+    assert.match(ungrantablePrefixReason(c('::/32')) ?? '', /IPv4-compatible/);
+    assert.match(ungrantablePrefixReason(c('ff02::/16')) ?? '', /multicast/);
+    assert.equal(ungrantablePrefixReason(c('2001:db8::/32')), undefined);
+    assert.match(ungrantablePrefixReason(c('127.0.0.1/32')) ?? '', /loopback/);
+  });
+  it('the grant key names the prefix; a one-address key stays as it was', () => {
+    const access = { proto: 'tcp', port: 22 } as const;
+    assert.equal(grantKeyString({ family: 4, address: '10.1.2.0', prefix: 24, access }), '4|10.1.2.0/24|tcp/22');
+    assert.equal(grantKeyString({ family: 4, address: '10.1.2.0', access }), '4|10.1.2.0|tcp/22');
   });
 });

@@ -53,6 +53,8 @@ const toRequest = (r: VectorRequest): KnockRequest => ({
   duration: r.duration_s,
   accesses: r.accesses.map((a) => ({ proto: a.proto, port: a.port })),
   ...(r.allow_address === null ? {} : { allowAddress: r.allow_address }),
+  ...(r.prefix4 !== undefined ? { prefix4: r.prefix4 } : {}),
+  ...(r.prefix6 !== undefined ? { prefix6: r.prefix6 } : {}),
 });
 
 const fromRequest = (r: KnockRequest): VectorRequest => ({
@@ -61,6 +63,8 @@ const fromRequest = (r: KnockRequest): VectorRequest => ({
   duration_s: r.duration,
   accesses: r.accesses.map((a) => ({ proto: a.proto, port: a.port })),
   allow_address: r.allowAddress ?? null,
+  ...(r.prefix4 !== undefined ? { prefix4: r.prefix4 } : {}),
+  ...(r.prefix6 !== undefined ? { prefix6: r.prefix6 } : {}),
 });
 
 function keysOf(c: VectorCase): SubKeys {

@@ -40,16 +40,26 @@ const accessArb: fc.Arbitrary<Access> = fc.record({
   port: fc.integer({ min: 1, max: 65535 }),
 });
 
-const requestArb: fc.Arbitrary<KnockRequest> = fc.record({
-  type: fc.constantFrom('open' as const, 'close' as const),
-  timestamp: fc.oneof(
-    fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
-    fc.integer({ min: NOW - 1e9, max: NOW + 1e9 }),
-  ),
-  accesses: fc.array(accessArb, { minLength: 0, maxLength: MAX_ACCESSES }),
-  duration: fc.integer({ min: 0, max: 65535 }),
-  allowAddress: fc.option(fc.oneof(fc.ipV4(), fc.ipV6()), { nil: undefined }),
-});
+const requestArb: fc.Arbitrary<KnockRequest> = fc
+  .record({
+    type: fc.constantFrom('open' as const, 'close' as const),
+    timestamp: fc.oneof(
+      fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+      fc.integer({ min: NOW - 1e9, max: NOW + 1e9 }),
+    ),
+    accesses: fc.array(accessArb, { minLength: 0, maxLength: MAX_ACCESSES }),
+    duration: fc.integer({ min: 0, max: 65535 }),
+    allowAddress: fc.option(fc.oneof(fc.ipV4(), fc.ipV6()), { nil: undefined }),
+  })
+  .chain((r) =>
+    // the prefix request (EXT_PREFIX TLV), present or not, each length or both
+    fc
+      .record(
+        { prefix4: fc.integer({ min: 1, max: 32 }), prefix6: fc.integer({ min: 1, max: 128 }) },
+        { requiredKeys: [] },
+      )
+      .map((p) => ({ ...r, ...p })),
+  );
 
 const nonceArb = fc.uint8Array({ minLength: 24, maxLength: 24 });
 
@@ -61,6 +71,8 @@ function canonical(req: KnockRequest): KnockRequest {
     accesses: req.accesses.map((a) => ({ proto: a.proto, port: a.port })),
     duration: req.duration,
     allowAddress: req.allowAddress === undefined ? undefined : canonicalIp(req.allowAddress),
+    ...(req.prefix4 !== undefined ? { prefix4: req.prefix4 } : {}),
+    ...(req.prefix6 !== undefined ? { prefix6: req.prefix6 } : {}),
   };
 }
 
@@ -340,7 +352,7 @@ describe('TLV extensions', () => {
       ['empty padding', withExt(0, 0)],
       ['padding', withExt(0, 10, ...new Array<number>(10).fill(0))],
       ['max-length padding', withExt(0, 255, ...new Array<number>(255).fill(0xaa))],
-      ['unknown 0x01', withExt(0x01, 3, 1, 2, 3)],
+      ['unknown 0x02', withExt(0x02, 3, 1, 2, 3)],
       ['unknown 0x42', withExt(0x42, 0)],
       ['unknown 0x7f', withExt(0x7f, 2, 0xff, 0xff)],
       ['several', withExt(0x10, 1, 9, 0, 2, 0, 0, 0x7f, 1, 0x80)],
@@ -360,6 +372,43 @@ describe('TLV extensions', () => {
       assert.equal(code(decodePayload(withExt(0, 1, 0, t, 1, 5))), 'malformed', `type ${t} after padding`);
       assert.equal(code(openPacket(keys, sealRaw(keys, withExt(t, 0), epochOf(base.timestamp)))), 'malformed');
     }
+  });
+
+  it('type 1 is the prefix request: IPv4 length, IPv6 length, 0 = not asked (issue 10)', () => {
+    assert.deepStrictEqual(mustDecode(withExt(0x01, 2, 24, 0)), { ...expected, prefix4: 24 });
+    assert.deepStrictEqual(mustDecode(withExt(0x01, 2, 0, 64)), { ...expected, prefix6: 64 });
+    assert.deepStrictEqual(mustDecode(withExt(0x01, 2, 32, 128)), { ...expected, prefix4: 32, prefix6: 128 });
+    assert.deepStrictEqual(mustDecode(withExt(0x01, 2, 0, 0)), expected);
+    assert.deepStrictEqual(mustDecode(withExt(0, 1, 0, 0x01, 2, 16, 48, 0x42, 0)), {
+      ...expected,
+      prefix4: 16,
+      prefix6: 48,
+    });
+    // the encoder writes exactly that TLV after the address
+    const pt = encodePayload({ ...base, prefix4: 24, prefix6: 64 });
+    assert.equal(Buffer.from(pt.subarray(basePayload.length)).toString('hex'), '01021840');
+    assert.deepStrictEqual(encodePayload({ ...base, prefix4: undefined }), basePayload);
+    const o = openPacket(keys, sealPacket(keys, { ...base, prefix6: 56 }, rand(24)));
+    assert.ok(o.ok);
+    assert.equal(o.value.prefix6, 56);
+  });
+
+  it('a prefix request of another length, out of range or given twice is malformed', () => {
+    const cases: [string, Uint8Array][] = [
+      ['length 1', withExt(0x01, 1, 24)],
+      ['length 3', withExt(0x01, 3, 24, 64, 0)],
+      ['IPv4 33', withExt(0x01, 2, 33, 0)],
+      ['IPv4 255', withExt(0x01, 2, 255, 0)],
+      ['IPv6 129', withExt(0x01, 2, 0, 129)],
+      ['twice', withExt(0x01, 2, 24, 0, 0x01, 2, 24, 0)],
+      ['truncated', withExt(0x01, 2, 24)],
+    ];
+    for (const [what, pt] of cases) assert.equal(code(decodePayload(pt)), 'malformed', what);
+  });
+
+  it('the encoder refuses prefix lengths the TLV cannot carry', () => {
+    for (const bad of [{ prefix4: 0 }, { prefix4: 33 }, { prefix6: 0 }, { prefix6: 129 }, { prefix4: 2.5 }])
+      assert.throws(() => encodePayload({ ...base, ...bad }), RangeError, JSON.stringify(bad));
   });
 
   it('a truncated TLV is malformed', () => {
