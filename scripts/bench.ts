@@ -12,6 +12,8 @@
  * 5. The cost of starting a process on this machine (process-cost.ts; it dominates the iptables backend).
  * Then every part in EXTRA_PARTS (section.ts: flood, 10k-grant scale). `--only PART,…` runs a subset.
  *
+ * `--flood` runs only the floods of issue 9 instead (scripts/bench/flood.ts): spa-knockd (nftables) and fwknopd side by
+ * side, a legitimate knock timed during each flood; 20 s per flood, 8 s with --quick. Figures: docs/flood.md.
  * `--scale` runs instead the 10,000-grant scale part alone (scripts/bench/scale.ts) and prints its own block.
  *
  * Traffic: none in part 1; in part 2 only between the two namespaces made for it. Progress goes to stderr; the table
@@ -21,6 +23,7 @@
  */
 import { cpus, loadavg, release } from 'node:os';
 import { benchColdVerify } from './bench/cold-verify.js';
+import { benchFlood, printFloodTable } from './bench/flood.js';
 import { type BackendResult, benchBackend } from './bench/knock-to-open.js';
 import { Scope, checkInterrupted, handleSignals, isInterrupted, progress, runCleanups } from './bench/lifecycle.js';
 import { type ColdStart, benchColdStart } from './bench/cold-start.js';
@@ -66,6 +69,18 @@ async function main(): Promise<void> {
   handleSignals();
   if (args.includes('--scale')) return scaleMain(opts);
   const sz = sizes(opts);
+  if (opts.flood) {
+    // `--flood`: the floods of issue 9 only, spa-knockd and fwknopd side by side (scripts/bench/flood.ts)
+    try {
+      const seconds = opts.quick ? 8 : 20;
+      const r = await benchFlood({ seconds });
+      if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+      else printFloodTable(r, seconds);
+    } finally {
+      await runCleanups();
+    }
+    return;
+  }
   const t0 = Date.now();
   const machine = {
     cpus: cpus().length,

@@ -35,6 +35,15 @@ export type { Cidr } from '../shared/address.js';
 export const DEFAULT_RECEIVE_BUFFER = 4 * 1024 * 1024;
 /** Default `grant.max_grants`: distinct addresses one client may hold live grants for at once. */
 export const DEFAULT_MAX_GRANTS = 16;
+/** Defaults of `[limit]` (server/ratelimit.ts, server/grants.ts; docs/config.md). */
+export const DEFAULT_LIMIT = {
+  source_rate: 20,
+  source_burst: 40,
+  source_table: 16384,
+  client_rate: 5,
+  client_burst: 20,
+  firewall_queue: 1024,
+} as const;
 /** Widest `max_prefix4` / `max_prefix6` a config may set: a /16 (65536 addresses) / a /32 (a whole ISP site). */
 export const MIN_PREFIX4 = 16;
 export const MIN_PREFIX6 = 32;
@@ -81,6 +90,18 @@ export interface Config {
   };
   readonly grant: { readonly duration: number; readonly maxDuration: number; readonly maxGrants: number };
   readonly replay: { readonly window: number };
+  /** Flood limits (`[limit]`): per-source and per-client token buckets, the firewall queue bound. */
+  readonly limit: {
+    /** Datagrams per second per source (IPv6: /64) that reach the MAC check; burst; most sources tracked. */
+    readonly sourceRate: number;
+    readonly sourceBurst: number;
+    readonly sourceTable: number;
+    /** Accepted knocks per second per client; burst. */
+    readonly clientRate: number;
+    readonly clientBurst: number;
+    /** Most knocks waiting for the firewall; more are shed (`busy`). */
+    readonly firewallQueue: number;
+  };
   readonly log: {
     readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
     readonly rejectSummaryInterval: number;
@@ -115,6 +136,7 @@ const expiresSchema = z
   .transform((d) => d.getTime());
 
 const seconds = (max: number) => z.number().int('must be a whole number of seconds').min(1).max(max);
+const count = (max: number) => z.number().int('must be a whole number').min(1).max(max);
 const maxGrants = z.number().int('must be a whole number').min(1).max(65535);
 
 const clientSchema = z.strictObject({
@@ -180,6 +202,16 @@ const schema = z.strictObject({
   replay: z
     .strictObject({ window: seconds(3600).default(DEFAULT_REPLAY_WINDOW_S) })
     .default({ window: DEFAULT_REPLAY_WINDOW_S }),
+  limit: z
+    .strictObject({
+      source_rate: count(1_000_000).default(DEFAULT_LIMIT.source_rate),
+      source_burst: count(1_000_000).default(DEFAULT_LIMIT.source_burst),
+      source_table: count(1 << 22).default(DEFAULT_LIMIT.source_table),
+      client_rate: count(1_000_000).default(DEFAULT_LIMIT.client_rate),
+      client_burst: count(1_000_000).default(DEFAULT_LIMIT.client_burst),
+      firewall_queue: count(1 << 20).default(DEFAULT_LIMIT.firewall_queue),
+    })
+    .default(DEFAULT_LIMIT),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
@@ -336,6 +368,14 @@ export function parseConfig(text: string, path: string): Config {
     },
     grant: { duration: c.grant.duration, maxDuration: c.grant.max_duration, maxGrants: c.grant.max_grants },
     replay: { window: c.replay.window },
+    limit: {
+      sourceRate: c.limit.source_rate,
+      sourceBurst: c.limit.source_burst,
+      sourceTable: c.limit.source_table,
+      clientRate: c.limit.client_rate,
+      clientBurst: c.limit.client_burst,
+      firewallQueue: c.limit.firewall_queue,
+    },
     log: { level: c.log.level, rejectSummaryInterval: c.log.reject_summary_interval },
     clients,
     sequences: seqs.fixed,

@@ -15,14 +15,30 @@ import { Spak1Format } from './formats/spak1.js';
 import { GateHealer } from './heal.js';
 import type { Logger } from './log.js';
 import { SequenceRotator } from './rotation.js';
+import { SourceLimiter, TokenBuckets } from './ratelimit.js';
 import type { Timers } from './timers.js';
 import { Verifier } from './verify.js';
+
+/** The flood limiters of a config's `[limit]` (server/ratelimit.ts); a reload builds new ones. */
+export interface Limiters {
+  readonly source: SourceLimiter;
+  readonly client: TokenBuckets;
+}
+
+export function limitersFor(c: Config): Limiters {
+  const l = c.limit;
+  return {
+    source: new SourceLimiter({ rate: l.sourceRate, burst: l.sourceBurst, capacity: l.sourceTable }),
+    client: new TokenBuckets({ rate: l.clientRate, burst: l.clientBurst, capacity: Math.max(1, c.clients.length) }),
+  };
+}
 
 export function verifierFor(
   c: Config,
   replay: ReplayGuard,
   broadcasts: ReadonlySet<string>,
   codeFloors: CodeFloors = new CodeFloors(),
+  limits?: Limiters,
 ): Verifier {
   const codes = new CodeFormat(c.clients, codeFloors);
   return new Verifier({
@@ -35,6 +51,12 @@ export function verifierFor(
     replay,
     defaultDuration: c.grant.duration,
     broadcasts,
+    ...(limits
+      ? {
+          admitSource: (source: string, now: number, scope: string) => limits.source.admit(source, now, scope),
+          admitClient: (client: string, now: number) => limits.client.take(client, now),
+        }
+      : {}),
   });
 }
 

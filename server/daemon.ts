@@ -17,7 +17,7 @@ import type { FirewallBackend, FirewallPlan, GrantEntry } from './firewall/backe
 import { ExpiryWatch } from './client-expiry.js';
 import { GrantManager, accessesWith, keyFields } from './grants.js';
 import type { GateHealer } from './heal.js';
-import { maxGrantsOf, startHealer, startRotator, verifierFor } from './daemon-parts.js';
+import { type Limiters, limitersFor, maxGrantsOf, startHealer, startRotator, verifierFor } from './daemon-parts.js';
 import { type Listener, openUdpListener } from './listener.js';
 import type { Logger } from './log.js';
 import type { ReplayFile } from './replay-file.js';
@@ -78,10 +78,14 @@ export class Daemon {
   readonly #codeFloors: CodeFloors;
   #config: Config;
   #verifier: Verifier;
+  /** Per-source and per-client token buckets (`[limit]`, server/ratelimit.ts). */
+  #limits: Limiters;
   #maxGrants: ReadonlyMap<string, number>;
   readonly #broadcasts: ReadonlySet<string>;
   readonly #readDrops: DropReader;
   #listener: Listener | undefined;
+  /** The knock socket's port (kept after stop closes it, for the last drop count). */
+  #port: number | undefined;
   #summaryTimer: unknown;
   /** Re-installs the plan at each time step when the config has rotating sequences. */
   rotator: SequenceRotator | undefined;
@@ -114,10 +118,12 @@ export class Daemon {
       ...(rf ? { persist: (r) => rf.append(r) } : {}),
     });
     this.#broadcasts = deps.broadcasts ?? subnetBroadcasts(networkInterfaces());
+    this.#limits = limitersFor(c);
     this.#codeFloors = deps.codeFloors ?? new CodeFloors();
-    this.#verifier = verifierFor(c, this.#replay, this.#broadcasts, this.#codeFloors);
+    this.#verifier = verifierFor(c, this.#replay, this.#broadcasts, this.#codeFloors, this.#limits);
     this.#maxGrants = maxGrantsOf(c);
     this.grants = new GrantManager({
+      maxQueue: () => this.#config.limit.firewallQueue,
       backend: deps.backend,
       now: this.#now,
       timers: this.#timers,
@@ -204,6 +210,7 @@ export class Daemon {
     this.#expiry.watch(c.clients);
     if (this.#d.warmUp !== false) warmUp(this.#now());
     this.#listener = listener;
+    this.#port = listener.port;
     this.#dropsBase = listener.port !== undefined ? this.#readDrops(listener.port) : undefined;
     this.#ready = true;
     this.#scheduleSummary();
@@ -265,7 +272,8 @@ export class Daemon {
       throw e;
     }
     this.#config = next;
-    this.#verifier = verifierFor(next, this.#replay, this.#broadcasts, this.#codeFloors);
+    this.#limits = limitersFor(next);
+    this.#verifier = verifierFor(next, this.#replay, this.#broadcasts, this.#codeFloors, this.#limits);
     this.#maxGrants = maxGrantsOf(next);
     this.#d.log.level = next.log.level;
     this.#startLoops();
@@ -314,6 +322,10 @@ export class Daemon {
     }
     const d = v.decision;
     const oneTimeCode = v.oneTimeCode;
+    if (d.type === 'close' && this.grants.full) {
+      this.rejects.add('busy');
+      return;
+    }
     // nothing before the firewall change that does not open the port: compaction (a rewrite of replay.log, rare),
     // the log line and the stats come after it
     const work =
@@ -399,7 +411,7 @@ export class Daemon {
 
   /** Kernel drops on the knock socket since the last call (undefined when /proc cannot tell). */
   #dropsSinceLast(): number | undefined {
-    const port = this.#listener?.port;
+    const port = this.#port;
     if (port === undefined) return undefined;
     const total = this.#readDrops(port);
     if (total === undefined) return undefined;
@@ -420,7 +432,9 @@ export class Daemon {
   }
 
   /**
-   * Stop listening and release the backend. The protection stays in place: protected ports stay closed. With a
+   * Stop listening and release the backend, without waiting for a backlog: knocks still waiting for the firewall are
+   * shed (`busy`, one `shed-on-stop` line), only the change in flight completes. The protection stays in place:
+   * protected ports stay closed. With a
    * backend whose kernel does not expire grants (iptables) the live grants are revoked first, since nobody would
    * revoke them on time; nftables grants keep expiring in the kernel by themselves.
    */
@@ -429,12 +443,17 @@ export class Daemon {
     this.#summaryTimer = undefined;
     this.#ready = false;
     this.#expiry.stop();
+    // no backlog is waited for (issue 9): knocks still waiting for the firewall are shed (fail closed), only the
+    // change in flight completes; the socket closes first, so a flood stops costing anything
+    const shed = this.grants.stop(); // each shed knock is counted `busy` where it was handled
+    if (shed > 0)
+      this.#d.log.warn({ event: 'shed-on-stop', knocks: shed }, 'stopping: knocks waiting for the firewall dropped');
+    const listener = this.#listener;
+    this.#listener = undefined;
+    await listener?.close();
     await this.#stopLoops();
     await this.settled();
     this.flushRejectSummary();
-    await this.#listener?.close();
-    this.#listener = undefined;
-    this.grants.stop();
     if (!this.#d.backend.kernelExpiry) {
       const live = this.grants.active().map(({ entry }) => keyFields(entry));
       if (live.length > 0) {

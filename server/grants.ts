@@ -12,6 +12,16 @@
  * an nftables interval set cannot hold both (measured, nft 1.0.6: "File exists"), and which one should decide who may
  * connect is not obvious. Every decision is taken before the firewall call; calls are serialised so each decision
  * sees the outcome of the one before.
+ *
+ * Under a flood of valid knocks (issue 9) the firewall must not become the queue:
+ * - Coalescing: a knock whose grant already exists (or is being made) with an expiry within COALESCE_SLACK_MS (at most
+ *   a tenth of the duration) of what it would give changes nothing (`unchanged`): a flood of one knock is one change
+ *   per slack interval at most.
+ * - Batching: opens that arrive while a firewall change is in flight wait together and go in one `grant` call (one
+ *   transaction), each decided in arrival order against what the ones before it wrote.
+ * - Bound: at most `maxQueue` opens wait; one more is refused at once with `busy`, and `stop()` sheds those waiting
+ *   (also `busy`) instead of letting the daemon wait for a backlog.
+ * A close, a re-install or a revoke of removed clients seals the waiting batch, so no open overtakes it.
  * @module
  */
 import { type Access, formatAccess, sameAccess } from '../shared/access.js';
@@ -32,12 +42,15 @@ export interface GrantManagerOptions {
   readonly onExpire?: (entries: readonly GrantEntry[]) => void;
   /** Called when a timed revoke failed; the manager retries on the next tick. */
   readonly onError?: (err: unknown) => void;
+  /** Most opens waiting for the firewall (default: no limit); one more is refused with `busy`. */
+  readonly maxQueue?: () => number;
 }
 
 /**
  * What a knock did to one access: `opened` (new grant, the knocker owns it), `renewed` (the knocker's own grant, new
  * expiry, possibly shorter), `extended` (another's or an ownerless grant made to last longer; owner kept),
- * `unchanged` (another's or an ownerless grant already lasting at least as long).
+ * `unchanged` (another's or an ownerless grant already lasting at least as long, or any grant already ending within
+ * the coalescing slack of the new expiry: no firewall change).
  */
 export type GrantAction = 'opened' | 'renewed' | 'extended' | 'unchanged';
 
@@ -51,7 +64,7 @@ export interface GrantOutcome {
 
 export type OpenResult =
   | { readonly ok: true; readonly outcomes: readonly GrantOutcome[] }
-  | { readonly ok: false; readonly reason: 'grant-limit' | 'prefix-overlap' };
+  | { readonly ok: false; readonly reason: 'grant-limit' | 'prefix-overlap' | 'busy' };
 
 export interface CloseResult {
   /** The knocker's live grants, now removed. */
@@ -67,6 +80,23 @@ const keyOf = grantKeyString;
 /** A timed revoke that failed (iptables) is retried after this long. */
 const REVOKE_RETRY_MS = 1000;
 
+/** A grant already ending within this much of a knock's new expiry is left as it is (coalescing), ms. */
+export const COALESCE_SLACK_MS = 1000;
+
+/** The slack for a knock of `durationS` seconds: COALESCE_SLACK_MS, at most a tenth of the duration. */
+const slackOf = (durationS: number): number => Math.min(COALESCE_SLACK_MS, durationS * 100);
+
+interface Waiting {
+  readonly d: Decision;
+  readonly resolve: (r: OpenResult) => void;
+  readonly reject: (err: unknown) => void;
+}
+
+/** Opens that go to the firewall together (one `grant` call). */
+interface Batch {
+  items: Waiting[];
+}
+
 export class GrantManager {
   readonly #o: GrantManagerOptions;
   readonly #live = new Map<string, GrantEntry>();
@@ -74,6 +104,12 @@ export class GrantManager {
   #timerAt = Infinity;
   #stopped = false;
   #queue: Promise<unknown> = Promise.resolve();
+  /** The batch new opens join (queued, not started); undefined once it starts or is sealed. */
+  #batch: Batch | undefined;
+  /** Batches queued and not started (stop() sheds them). */
+  readonly #notStarted = new Set<Batch>();
+  /** Opens in those batches. */
+  #waiting = 0;
 
   constructor(opts: GrantManagerOptions) {
     this.#o = opts;
@@ -88,14 +124,43 @@ export class GrantManager {
     return found;
   }
 
-  /** Open (or extend) what the decision grants, under the ownership rules. Atomic: on error nothing changed. */
+  /**
+   * Open (or extend) what the decision grants, under the ownership rules. Atomic: on error nothing changed (the
+   * promise rejects). Joins the waiting batch; `busy` at once when `maxQueue` opens already wait or after stop().
+   */
   open(d: Decision): Promise<OpenResult> {
-    return this.#serial(() => this.#open(d));
+    if (this.#stopped || this.full) return Promise.resolve({ ok: false, reason: 'busy' });
+    let b = this.#batch;
+    if (b === undefined) {
+      const nb: Batch = { items: [] };
+      this.#batch = b = nb;
+      this.#notStarted.add(nb);
+      void this.#serial(() => this.#flush(nb));
+    }
+    this.#waiting++;
+    const batch = b;
+    return new Promise<OpenResult>((resolve, reject) => batch.items.push({ d, resolve, reject }));
+  }
+
+  /** Are `maxQueue` opens already waiting for the firewall? (The daemon sheds a close knock then, too.) */
+  get full(): boolean {
+    return this.#waiting >= (this.#o.maxQueue?.() ?? Infinity);
+  }
+
+  /** Opens waiting for the firewall right now (not counting the change in flight). */
+  get waiting(): number {
+    return this.#waiting;
   }
 
   /** Revoke what the decision names, only where the grant is the knocker's own. */
   close(d: Decision): Promise<CloseResult> {
-    return this.#serial(() => this.#close(d));
+    return this.#serialSealed(() => this.#close(d));
+  }
+
+  /** #serial, after sealing the waiting batch: opens that come later queue behind this call. */
+  #serialSealed<T>(fn: () => Promise<T>): Promise<T> {
+    this.#batch = undefined;
+    return this.#serial(fn);
   }
 
   #serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -109,53 +174,88 @@ export class GrantManager {
     return l !== undefined && l.expiresAt > now ? l : undefined;
   }
 
-  async #open(d: Decision): Promise<OpenResult> {
+  /** Decide a batch in arrival order, write what changes in one `grant` call, then answer each knock. */
+  async #flush(b: Batch): Promise<void> {
+    if (this.#batch === b) this.#batch = undefined;
+    this.#notStarted.delete(b);
+    this.#waiting -= b.items.length;
+    const items = b.items;
+    b.items = [];
+    if (items.length === 0) return; // shed by stop()
     const now = this.#o.now();
+    /** This batch's writes by grant key (a later knock in the batch sees an earlier one's write). */
+    const writes = new Map<string, GrantEntry>();
+    const results = items.map((w) => this.#decide(w.d, now, writes));
+    if (writes.size > 0) {
+      try {
+        await this.#o.backend.grant([...writes.values()], now);
+      } catch (err) {
+        // all or nothing: every knock of the batch that needed a change failed; one that needed none still holds
+        items.forEach((w, i) => {
+          const r = results[i];
+          if (r?.wrote) w.reject(err);
+          else if (r) w.resolve(r.result);
+        });
+        return;
+      }
+      for (const e of writes.values()) this.#live.set(keyOf(e), e);
+      this.#schedule();
+    }
+    items.forEach((w, i) => {
+      const r = results[i];
+      if (r) w.resolve(r.result);
+    });
+  }
+
+  /** One knock's outcomes against the live grants and the batch's `writes` so far (which it extends). */
+  #decide(d: Decision, now: number, writes: Map<string, GrantEntry>): { result: OpenResult; wrote: boolean } {
     const expiresAt = now + d.duration * 1000;
+    const slack = slackOf(d.duration);
     const outcomes: GrantOutcome[] = [];
-    const writes: GrantEntry[] = [];
+    const mine: GrantEntry[] = [];
     const prefix = d.prefix !== undefined ? { prefix: d.prefix } : {};
     for (const access of d.accesses) {
       const key = { family: d.family, address: d.address, ...prefix, access };
-      const cur = this.#current(keyOf(key), now);
+      const k = keyOf(key);
+      const cur = writes.get(k) ?? this.#current(k, now);
       let o: GrantOutcome;
       if (cur === undefined) o = { access, action: 'opened', owner: d.client, expiresAt };
+      else if (Math.abs(cur.expiresAt - expiresAt) <= slack)
+        o = { access, action: 'unchanged', owner: cur.owner, expiresAt: cur.expiresAt };
       else if (cur.owner === d.client) o = { access, action: 'renewed', owner: d.client, expiresAt };
       else if (cur.expiresAt < expiresAt) o = { access, action: 'extended', owner: cur.owner, expiresAt };
       else o = { access, action: 'unchanged', owner: cur.owner, expiresAt: cur.expiresAt };
       outcomes.push(o);
       if (o.action !== 'unchanged')
-        writes.push({ ...key, expiresAt: o.expiresAt, ...(o.owner !== undefined ? { owner: o.owner } : {}) });
+        mine.push({ ...key, expiresAt: o.expiresAt, ...(o.owner !== undefined ? { owner: o.owner } : {}) });
     }
-    if (outcomes.some((o) => o.action === 'opened') && !this.#withinLimit(d, now))
-      return { ok: false, reason: 'grant-limit' };
-    if (d.prefix !== undefined && this.#overlaps(d, now)) return { ok: false, reason: 'prefix-overlap' };
-    if (writes.length > 0) {
-      await this.#o.backend.grant(writes, now);
-      for (const e of writes) this.#live.set(keyOf(e), e);
-      this.#schedule();
-    }
-    return { ok: true, outcomes };
+    if (outcomes.some((o) => o.action === 'opened') && !this.#withinLimit(d, now, writes))
+      return { result: { ok: false, reason: 'grant-limit' }, wrote: false };
+    if (d.prefix !== undefined && this.#overlaps(d, now, writes))
+      return { result: { ok: false, reason: 'prefix-overlap' }, wrote: false };
+    for (const e of mine) writes.set(keyOf(e), e);
+    return { result: { ok: true, outcomes }, wrote: mine.length > 0 };
   }
 
   /** Would one more address for this client stay within its limit? (An address it already holds costs nothing.) */
-  #withinLimit(d: Decision, now: number): boolean {
+  #withinLimit(d: Decision, now: number, writes: ReadonlyMap<string, GrantEntry>): boolean {
     const max = this.#o.maxGrantsOf?.(d.client) ?? Infinity;
     const held = new Set<string>();
     for (const l of this.#live.values())
       if (l.owner === d.client && l.expiresAt > now) held.add(`${l.family}|${grantSource(l)}`);
+    for (const l of writes.values()) if (l.owner === d.client) held.add(`${l.family}|${grantSource(l)}`);
     return held.has(`${d.family}|${grantSource(d)}`) || held.size < max;
   }
 
   /**
-   * Would this prefix grant overlap a live prefix grant of another length for one of the same accesses? (A grant
-   * restored from nft after a restart is listed up to 1 s early, so the kernel may hold it a moment longer than this
-   * knows: the nft change then fails, `firewall`, and a later knock succeeds.)
+   * Would this prefix grant overlap a live prefix grant (or one this batch writes) of another length for one of the
+   * same accesses? (A grant restored from nft after a restart is listed up to 1 s early, so the kernel may hold it a
+   * moment longer than this knows: the nft change then fails, `firewall`, and a later knock succeeds.)
    */
-  #overlaps(d: Decision, now: number): boolean {
+  #overlaps(d: Decision, now: number, writes: ReadonlyMap<string, GrantEntry>): boolean {
     const mine = blockOf(d);
     if (mine === undefined) return false;
-    for (const l of this.#live.values()) {
+    for (const l of [...this.#live.values(), ...writes.values()]) {
       if (l.prefix === undefined || l.family !== d.family || l.prefix === d.prefix) continue;
       if (l.expiresAt <= now || !d.accesses.some((a) => sameAccess(a, l.access))) continue;
       const other = blockOf(l);
@@ -194,7 +294,7 @@ export class GrantManager {
    * no knock interleaves. Grants without a finite expiry (made by hand) are not re-made. Resolves with the count.
    */
   reinstall(install: (now: number) => Promise<void>): Promise<number> {
-    return this.#serial(async () => {
+    return this.#serialSealed(async () => {
       const now = this.#o.now();
       await install(now);
       const live = [...this.#live.values()].filter((l) => l.expiresAt > now && Number.isFinite(l.expiresAt));
@@ -205,7 +305,7 @@ export class GrantManager {
 
   /** Revoke every live grant whose owner matches (a reload removed the client); resolves with what was revoked. */
   endOwnedBy(match: (owner: string | undefined) => boolean): Promise<GrantEntry[]> {
-    return this.#serial(async () => {
+    return this.#serialSealed(async () => {
       const now = this.#o.now();
       const ending = [...this.#live.entries()].filter(([, l]) => l.expiresAt > now && match(l.owner));
       if (ending.length === 0) return [];
@@ -231,10 +331,24 @@ export class GrantManager {
     return false;
   }
 
-  stop(): void {
+  /**
+   * Stop the expiry timer and shed every open still waiting (answered `busy`, nothing written: fail closed); later
+   * opens are `busy` too. The change in flight, if any, still completes. Returns how many opens were shed.
+   */
+  stop(): number {
     this.#stopped = true;
     if (this.#timer !== undefined) this.#o.timers.clearTimeout(this.#timer);
     this.#timer = undefined;
+    let shed = 0;
+    for (const b of this.#notStarted) {
+      for (const w of b.items) w.resolve({ ok: false, reason: 'busy' });
+      shed += b.items.length;
+      b.items = [];
+    }
+    this.#notStarted.clear();
+    this.#waiting = 0;
+    this.#batch = undefined;
+    return shed;
   }
 
   #schedule(): void {

@@ -2,13 +2,18 @@
  * The receive path, read like the spec (cf. wireguard-go device/receive.go): every stage rejects with a reason code,
  * cheapest first —
  *
- *   size → format/version → key id → HMAC → decrypt + parse   (the packet format: server/formats/*)
- *   → client expiry → time window and replay floor → replay → policy   (common to every format)
+ *   size → format/version → key id → per-source rate → HMAC → decrypt + parse   (the packet format: server/formats/*)
+ *   → client expiry → time window and replay floor → replay → policy → per-client rate   (common to every format)
  *   → replay record written                                     (`state-write` if it cannot be: fail closed)
  *
  * A one-time code (server/formats/code.ts) has its own replay rule instead of the time window and the replay record:
  * its format finds it among the live codes, and its `consume` (the client's counter floor, written durably) takes the
  * replay record's place after the policy.
+ *
+ * The two rates (server/ratelimit.ts) are optional seams: `admitSource` is asked only for packets that carry a
+ * current key id (so forged junk cannot spend a victim's tokens), `admitClient` only for authentic, allowed knocks
+ * that are not replays (so only the key holder can spend them); a knock over the client's rate is not remembered,
+ * which keeps the replay records of one client bounded by its rate.
  *
  * Only a packet that passes every stage is remembered by the replay guard. Nothing here throws (a failed replay
  * record write is a verdict), reads a clock of its own, or touches the network or the firewall.
@@ -38,12 +43,18 @@ export interface VerifierOptions {
   readonly defaultDuration: number;
   /** IPv4 directed-broadcast addresses of this host's subnets: never granted (shared/address.ts subnetBroadcasts). */
   readonly broadcasts?: ReadonlySet<string>;
+  /** Per-source limiter, asked before the MAC (reason `rate`). */
+  readonly admitSource?: (source: string, nowMs: number, scope: string) => boolean;
+  /** Per-client limiter on allowed knocks, asked before the replay record is written (reason `client-rate`). */
+  readonly admitClient?: (client: string, nowMs: number) => boolean;
 }
 
 export class Verifier {
   readonly #formats: readonly PacketFormat[];
   readonly #replay: ReplayGuard;
   readonly #policy: { defaultDuration: number; broadcasts?: ReadonlySet<string> };
+  readonly #admitSource: ((source: string, nowMs: number, scope: string) => boolean) | undefined;
+  readonly #admitClient: ((client: string, nowMs: number) => boolean) | undefined;
 
   constructor(opts: VerifierOptions) {
     this.#formats = opts.formats;
@@ -52,6 +63,8 @@ export class Verifier {
       defaultDuration: opts.defaultDuration,
       ...(opts.broadcasts ? { broadcasts: opts.broadcasts } : {}),
     };
+    this.#admitSource = opts.admitSource;
+    this.#admitClient = opts.admitClient;
   }
 
   /** `source` is the sender's address as the socket reported it (IPv4-mapped forms and zones are normalised here). */
@@ -60,7 +73,10 @@ export class Verifier {
       return { ok: false, code: 'size' };
     const format = this.#formats.find((f) => buf.length >= f.minSize && buf.length <= f.maxSize && f.claims(buf));
     if (!format) return { ok: false, code: 'version' };
-    const auth = format.authenticate(buf, nowMs);
+    const admit = this.#admitSource;
+    // spak1 in the empty scope; any other format in its own (server/ratelimit.ts SourceLimiter.admit)
+    const scope = format.name === 'spak1' ? '' : `${format.name}|`;
+    const auth = format.authenticate(buf, nowMs, admit ? () => admit(source, nowMs, scope) : undefined);
     if (!auth.ok) return auth;
     const { client, request, replayId, consume, oneTimeCode } = auth.value;
     // per client, so only after authentication; a comparison, so before the replay lookups
@@ -79,6 +95,8 @@ export class Verifier {
     if (!src) return { ok: false, code: 'source', client: client.name };
     const p = decide(client, request, src, this.#policy, nowMs);
     if (!p.ok) return { ok: false, code: p.code, client: client.name };
+    if (this.#admitClient && !this.#admitClient(client.name, nowMs))
+      return { ok: false, code: 'client-rate', client: client.name };
     try {
       if (consume) consume();
       else this.#replay.remember(replayId, ts, nowMs);

@@ -19,13 +19,17 @@ export interface Options {
   readonly only: readonly string[] | undefined;
   /** `--compare PATH`: the server/main.ts of another checkout, as an extra row of the floor part (A/B, interleaved). */
   readonly compare: string | undefined;
+  /** `--flood`: the flood benchmark (scripts/bench/flood.ts) instead of the rest. */
+  readonly flood: boolean;
 }
 
 /** Does this run include `part`? */
 export const runs = (o: Options, part: string): boolean => o.only === undefined || o.only.includes(part);
 
 const USAGE =
-  'npm run bench [-- --quick] [--json] [--backend nftables|iptables|all] [--only PART,…] [--compare OTHER/server/main.ts]';
+  'npm run bench [-- --quick] [--json] [--backend nftables|iptables|all] [--only PART,…] [--compare OTHER/server/main.ts]\n' +
+  '       npm run bench -- --flood [--quick] [--json]     the floods of issue 9 alone (docs/flood.md)\n' +
+  '       npm run bench -- --scale [--quick] [--json] [--backend …]   10,000 grants alone (docs/scale.md)';
 
 /** ms between any two knocks of the burst, and between packets to the cold verifier. */
 export const GAP_MS = 25;
@@ -88,6 +92,7 @@ export function parseOptions(argv: readonly string[] = process.argv.slice(2)): O
     only?: string;
     compare?: string;
     help?: boolean;
+    flood?: boolean;
   };
   try {
     ({ values } = parseArgs({
@@ -98,6 +103,7 @@ export function parseOptions(argv: readonly string[] = process.argv.slice(2)): O
         backend: { type: 'string' },
         only: { type: 'string' },
         compare: { type: 'string' },
+        flood: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -121,6 +127,7 @@ export function parseOptions(argv: readonly string[] = process.argv.slice(2)): O
     backends: b === 'all' ? ['nftables', 'iptables'] : [b],
     only,
     compare: values.compare,
+    flood: values.flood ?? false,
   };
 }
 

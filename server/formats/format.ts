@@ -35,6 +35,10 @@ export interface PacketFormat {
   readonly maxSize: number;
   /** Cheap test (no crypto) of whether the datagram could be this format. */
   claims(buf: Uint8Array): boolean;
-  /** Size, version, key lookup, MAC, decrypt, parse. Never throws on hostile input. */
-  authenticate(buf: Uint8Array, nowMs: number): AuthResult;
+  /**
+   * Size, version, key lookup, MAC, decrypt, parse. Never throws on hostile input. `admit` (the per-source limiter,
+   * server/ratelimit.ts) is asked once the packet passed the checks that cost no crypto, just before the first MAC:
+   * false ends it with reason `rate`.
+   */
+  authenticate(buf: Uint8Array, nowMs: number, admit?: () => boolean): AuthResult;
 }

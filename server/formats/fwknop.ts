@@ -34,10 +34,11 @@ export class FwknopFormat implements PacketFormat {
     return this.#clients.length > 0 && looksLikeFwknop(buf);
   }
 
-  authenticate(buf: Uint8Array, _nowMs: number): AuthResult {
+  authenticate(buf: Uint8Array, _nowMs: number, admit?: () => boolean): AuthResult {
     const text = Buffer.from(buf).toString('latin1');
     // fwknopd's rule: a packet that already carries the salt prefix is someone re-wrapping a seen packet
     if (text.startsWith(SALT_PREFIX_B64)) return { ok: false, code: 'version' };
+    if (admit !== undefined && !admit()) return { ok: false, code: 'rate' };
     for (const { client, keys } of this.#clients) {
       const h = checkHmac(text, keys);
       if (!h.ok) continue;

@@ -64,13 +64,14 @@ export class Spak1Format implements PacketFormat {
     this.#to = to;
   }
 
-  authenticate(buf: Uint8Array, nowMs: number): AuthResult {
+  authenticate(buf: Uint8Array, nowMs: number, admit?: () => boolean): AuthResult {
     const split = splitPacket(buf);
     if (!split.ok) return split;
     const parts = split.value;
     this.#refresh(nowMs);
     const candidates = this.#index.get(toHex(parts.keyId));
     if (!candidates) return { ok: false, code: 'unknown-key' };
+    if (admit !== undefined && !admit()) return { ok: false, code: 'rate' };
     for (const e of candidates) {
       if (!authenticate(e.keys, parts)) continue;
       const d = decryptPayload(e.keys, parts);

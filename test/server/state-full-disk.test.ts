@@ -55,7 +55,12 @@ describe('replay records on a full file system', { skip }, () => {
     const backend = new FakeBackend();
     const sink = logSink();
     const config = parseConfig(
-      configText({ stateDir, clients: [{ name: 'alice', key: ALICE, open: ['tcp/22'] }] }),
+      configText({
+        stateDir,
+        // one client knocks hundreds of times at once here: no per-client or per-source limit in the way
+        extra: '[limit]\nclient_rate = 100000\nclient_burst = 100000\nsource_burst = 100000',
+        clients: [{ name: 'alice', key: ALICE, open: ['tcp/22'] }],
+      }),
       'test.toml',
     );
     const listen: typeof openUdpListener = async (o) => ({
@@ -92,15 +97,12 @@ describe('replay records on a full file system', { skip }, () => {
     }
     await daemon.settled();
     assert.equal(daemon.rejects.totals()['state-write'], 1, `refused after ${i} knocks`);
-    const granted = backend.calls.filter((c) => c.op === 'grant').length;
+    // accepted knocks, by their log lines (repeated knocks for one address coalesce into one firewall change)
+    const granted = sink.events('grant').length;
     assert.equal(granted, i - 1);
     for (let j = 0; j < 20; j++) daemon.handle(knock(500 + j), '192.0.2.1');
     await daemon.settled();
-    assert.equal(
-      backend.calls.filter((c) => c.op === 'grant').length,
-      granted,
-      'no grant without a durable replay record',
-    );
+    assert.equal(sink.events('grant').length, granted, 'no grant without a durable replay record');
     assert.equal(daemon.rejects.totals()['state-write'], 21);
     const errs = sink.events('state-write-error');
     assert.equal(errs.length, 1);
@@ -114,7 +116,7 @@ describe('replay records on a full file system', { skip }, () => {
     const good = knock(100);
     daemon.handle(good, '192.0.2.100');
     await daemon.settled();
-    assert.equal(backend.calls.filter((c) => c.op === 'grant').length, granted + 1);
+    assert.equal(sink.events('grant').length, granted + 1);
     assert.ok(backend.isOpen(4, '192.0.2.100', TCP22, clock.now()));
     assert.equal(sink.events('state-write-recovered').length, 1);
     // the record is in the file, on a line of its own (a torn line before it does not swallow it)

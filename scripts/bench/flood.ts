@@ -1,0 +1,312 @@
+/**
+ * `npm run bench -- --flood [--quick]`: the floods of issue 9, side by side for spa-knockd (nftables) and fwknopd
+ * (UDP server mode, iptables), from outside, in namespaces made and removed here. Also runnable alone:
+ * `node --import tsx scripts/bench/flood.ts [--quick] [--json]`.
+ *
+ * Per server, per flood (none; one key holder's distinct valid knocks; junk carrying a sniffed key id — for fwknopd,
+ * which has no key id, base64 junk its HMAC check runs on; random junk): one sender process in the client namespace
+ * (harness/flood-sender.ts, from its own address) as fast as it goes for `seconds`, and meanwhile a legitimate client
+ * knocks again and again, each time for a fresh address of the client namespace (a packet naming that address, built
+ * before the timing starts), timed client side by scripts/bench/fwknop-child.ts: checked closed, packet sent, a fresh
+ * TCP connect every 1 ms until one succeeds (lost: none within 3 s). Also: datagrams the sender got out, kernel drops
+ * on the server's UDP socket (/proc/net/udp in the server namespace), the server's RSS before and after, and for
+ * spa-knockd the reject counts by reason. Figures on a loaded machine vary a lot: the load average is printed.
+ * @module
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildPacket } from '../../client/request.js';
+import { DaemonProcess } from '../../harness/daemon-process.js';
+import type { FloodKind, FloodResult } from '../../harness/flood-sender.js';
+import { type FwknopKeyText, fwknopKeyGen, fwknopPacket } from '../../harness/fwknop.js';
+import { FwknopdProcess } from '../../harness/fwknopd.js';
+import { type NetnsPair, createPair, pairNames, removePair } from '../../harness/netns.js';
+import { ROOT, runTs } from '../../harness/run.js';
+import { startRpcChild } from '../../harness/stdio-rpc.js';
+import { toHex } from '../../shared/bytes.js';
+import { formatKey, generateKey } from '../../shared/keys.js';
+import { parseProcNetUdp } from '../../server/udp-drops.js';
+import type { FwknopBenchOps } from './fwknop-child.js';
+import { Scope, progress, sleep } from './lifecycle.js';
+import { type Stats, stats } from './stats.js';
+
+const SSH = 22;
+const UDP_PORT = 62201;
+const MAX_SAMPLES = 200;
+/** ms between two knocks of the legitimate client, at least. */
+const MIN_SPACING_MS = 250;
+
+export type FloodServer = 'spa-knockd nftables' | 'fwknopd';
+export type FloodName = 'none' | 'valid knocks' | 'sniffed key id' | 'random junk';
+
+export interface FloodRow {
+  readonly server: FloodServer;
+  readonly flood: FloodName;
+  /** Datagrams the sender got out, and per second. */
+  readonly sent: number;
+  readonly perSecond: number;
+  /** Legitimate knock sent → first TCP connect, ms (the ones that opened). */
+  readonly open: Stats;
+  /** Legitimate knocks that did not open within 3 s. */
+  readonly lost: number;
+  /** Kernel drops on the server's knock socket during the flood. */
+  readonly drops: number | undefined;
+  readonly rssKb: readonly [number, number];
+  /** Server CPU time (user + system) during the flood, ms, and per datagram it received (sent − kernel drops), µs. */
+  readonly cpuMs: number;
+  readonly cpuUsPerDatagram: number | undefined;
+  readonly rejects?: Record<string, number>;
+}
+
+export interface FloodOptions {
+  readonly seconds: number;
+}
+
+const kindOf = (server: FloodServer, f: FloodName): FloodKind | undefined =>
+  f === 'none'
+    ? undefined
+    : f === 'valid knocks'
+      ? server === 'fwknopd'
+        ? 'fwknop-valid'
+        : 'valid'
+      : f === 'sniffed key id'
+        ? server === 'fwknopd'
+          ? 'b64junk'
+          : 'keyid'
+        : 'junk';
+
+function rssKb(pid: number | undefined): number {
+  try {
+    return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** utime + stime of a process, ms (/proc/PID/stat fields 14 and 15, in clock ticks of 10 ms: USER_HZ = 100). */
+function cpuMs(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+async function udpDrops(pair: NetnsPair): Promise<number | undefined> {
+  let total: number | undefined;
+  for (const f of ['/proc/net/udp', '/proc/net/udp6']) {
+    const r = await pair.exec(pair.srv, ['cat', f]);
+    for (const l of parseProcNetUdp(r.stdout)) if (l.port === UDP_PORT) total = (total ?? 0) + l.drops;
+  }
+  return total;
+}
+
+async function benchServer(
+  server: FloodServer,
+  subnet: number,
+  o: FloodOptions,
+  fk: FwknopKeyText,
+): Promise<FloodRow[]> {
+  const tag = `flood-b${subnet}`;
+  const scope = new Scope();
+  const floods: FloodName[] = ['none', 'valid knocks', 'sniffed key id', 'random junk'];
+  const perFlood = Math.min(MAX_SAMPLES, Math.max(5, Math.floor(o.seconds * 2)));
+  try {
+    progress(`flood: ${server}: namespaces ${pairNames(tag).srv}/-cli (10.251.${subnet}.0/24)`);
+    scope.defer(() => removePair(tag));
+    const pair = await createPair(tag, { subnet });
+    scope.defer(() => pair.cleanup());
+    const flooder = `10.251.${subnet}.3`;
+    const addrs = Array.from({ length: perFlood * floods.length }, (_, i) => `10.251.${subnet}.${10 + i}`);
+    if (addrs.length > 240) throw new Error('flood bench: too many samples for one /24');
+    for (const a of [flooder, ...addrs]) await pair.exec(pair.cli, ['ip', 'addr', 'add', `${a}/24`, 'dev', 'vcli']);
+    const srv = await pair.agent(pair.srv);
+    await srv.listenTcp(SSH);
+    const dir = mkdtempSync(join(tmpdir(), `spak-${tag}-`));
+    scope.defer(() => rmSync(dir, { recursive: true, force: true }));
+
+    const bobKey = generateKey();
+    const aliceKey = formatKey(generateKey());
+    let pid: () => number | undefined;
+    let rejectsFrom: ((mark: number) => Record<string, number>) | undefined;
+    let mark = () => 0;
+    if (server === 'fwknopd') {
+      await pair.exec(pair.srv, ['iptables', '-A', 'INPUT', '-p', 'tcp', '--dport', String(SSH), '-j', 'DROP']);
+      const d = new FwknopdProcess(pair.srv, {
+        keys: fk,
+        openPorts: [`tcp/${SSH}`],
+        accessTimeout: 60,
+        verbose: false,
+      });
+      scope.defer(() => d.stop());
+      await d.start();
+      pid = () => d.pid;
+    } else {
+      writeFileSync(join(dir, 'alice.key'), `${aliceKey}\n`, { mode: 0o600 });
+      writeFileSync(join(dir, 'bob.key'), `${formatKey(bobKey)}\n`, { mode: 0o600 });
+      const cfg = join(dir, 'spa-knockd.toml');
+      writeFileSync(
+        cfg,
+        [
+          `state_dir = "${join(dir, 'state')}"`,
+          `[listen]\nport = ${UDP_PORT}\naddress = "::"`,
+          `[firewall]\nbackend = "nftables"\nprotect = ["tcp/${SSH}"]\ntable = "spak_flood_bench"`,
+          `[grant]\nduration = 60\nmax_duration = 60\nmax_grants = 250`,
+          `[log]\nreject_summary_interval = 1`,
+          `[[client]]\nname = "alice"\nkey_file = "alice.key"\nopen = ["tcp/${SSH}"]`,
+          `[[client]]\nname = "bob"\nkey_file = "bob.key"\nopen = ["tcp/${SSH}"]`,
+          '',
+        ].join('\n'),
+        { mode: 0o600 },
+      );
+      const d = new DaemonProcess(pair.srv, cfg);
+      scope.defer(async () => {
+        await d.stop('SIGKILL');
+      });
+      await d.start(60_000); // a loaded machine starts tsx slowly
+      pid = () => d.pid;
+      mark = () => d.lines.length;
+      rejectsFrom = (m) => {
+        const by: Record<string, number> = {};
+        for (const l of d.events('rejects', m))
+          for (const [k, v] of Object.entries(l['by'] as Record<string, number>)) by[k] = (by[k] ?? 0) + v;
+        return by;
+      };
+    }
+    const child = await startRpcChild<FwknopBenchOps>(
+      [
+        ...pair.wrap(pair.cli),
+        process.execPath,
+        '--import',
+        'tsx',
+        fileURLToPath(new URL('./fwknop-child.ts', import.meta.url)),
+      ],
+      { name: 'fwknop-child', cwd: ROOT },
+    );
+    scope.defer(() => child.close());
+
+    const rows: FloodRow[] = [];
+    let next = 0;
+    for (const flood of floods) {
+      const kind = kindOf(server, flood);
+      progress(`flood: ${server}: ${flood}${kind ? ` (${kind}, ${o.seconds} s)` : ''}, ${perFlood} legitimate knocks`);
+      const m = mark();
+      const drops0 = await udpDrops(pair);
+      const rss0 = rssKb(pid());
+      const cpu0 = cpuMs(pid());
+      let sending: Promise<FloodResult | undefined> = Promise.resolve(undefined);
+      if (kind) {
+        const req = {
+          kind,
+          host: pair.srv4,
+          port: UDP_PORT,
+          from: flooder,
+          seconds: o.seconds,
+          max: 50_000_000,
+          key: aliceKey,
+          sniffed: toHex(buildPacket(bobKey, { type: 'open', accesses: [], duration: 0 }).bytes),
+          fwknop: { keyB64: fk.keyB64, hmacB64: fk.hmacB64 },
+        };
+        sending = runTs(`${ROOT}harness/flood-sender.ts`, [JSON.stringify(req)], {
+          prefix: pair.wrap(pair.cli),
+          timeoutMs: (o.seconds + 30) * 1000,
+        }).then((r) => {
+          if (r.code !== 0) throw new Error(`flood sender: ${r.stderr.trim()}`);
+          return JSON.parse(r.stdout) as FloodResult;
+        });
+        await sleep(1000); // the sender's start, and the flood under way
+      }
+      // the samples spread over the flood; the last one starts early enough to end (3 s at most) before it does
+      const t0 = Date.now();
+      const deadline = kind ? t0 + (o.seconds - 1) * 1000 - 3000 : Number.POSITIVE_INFINITY;
+      // never faster than the default limit.client_rate (5/s) allows one client: the legitimate client is not a flooder
+      const spacing = Math.max(MIN_SPACING_MS, kind ? (deadline - t0) / perFlood : 0);
+      const ms: number[] = [];
+      let lost = 0;
+      for (let i = 0; i < perFlood && Date.now() < deadline; i++) {
+        const from = addrs[next++] as string;
+        const hex =
+          server === 'fwknopd'
+            ? Buffer.from(fwknopPacket(fk, ['-A', `tcp/${SSH}`, '-a', from], pair.srv4).text, 'latin1').toString('hex')
+            : toHex(buildPacket(bobKey, { type: 'open', accesses: [], duration: 0, allowAddress: from }).bytes);
+        const s0 = Date.now();
+        const r = await child.call(
+          'e2e',
+          { hex, host: pair.srv4, udpPort: UDP_PORT, tcpPort: SSH, from, maxMs: 3000 },
+          20_000,
+        );
+        if (r.ok && typeof r.ms === 'number') ms.push(r.ms);
+        else lost++;
+        await sleep(Math.max(0, spacing - (Date.now() - s0)));
+      }
+      const sent = await sending;
+      await sleep(1500); // the reject summary of the last second
+      const drops1 = await udpDrops(pair);
+      const drops = drops0 !== undefined && drops1 !== undefined ? drops1 - drops0 : undefined;
+      const cpu = cpuMs(pid()) - cpu0;
+      const received = (sent?.sent ?? 0) - (drops ?? 0);
+      rows.push({
+        server,
+        flood,
+        sent: sent?.sent ?? 0,
+        perSecond: sent ? sent.sent / sent.seconds : 0,
+        open: stats(ms),
+        lost,
+        drops,
+        rssKb: [rss0, rssKb(pid())],
+        cpuMs: cpu,
+        cpuUsPerDatagram: sent && received > 0 ? (cpu * 1000) / received : undefined,
+        ...(rejectsFrom ? { rejects: rejectsFrom(m) } : {}),
+      });
+    }
+    return rows;
+  } finally {
+    await scope.close();
+  }
+}
+
+export async function benchFlood(o: FloodOptions): Promise<{ rows: FloodRow[]; loadavg: string }> {
+  const fk = fwknopKeyGen();
+  const rows = [
+    ...(await benchServer('spa-knockd nftables', 123, o, fk)),
+    ...(await benchServer('fwknopd', 124, o, fk)),
+  ];
+  return {
+    rows,
+    loadavg: loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' '),
+  };
+}
+
+export function printFloodTable(r: { rows: readonly FloodRow[]; loadavg: string }, seconds: number): void {
+  const f = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-').padStart(7);
+  const out: string[] = [
+    `Floods (${seconds} s each, one sender process; legitimate knock sent → TCP connect, ms; load average at end ${r.loadavg})`,
+    `${'server'.padEnd(20)} ${'flood'.padEnd(15)} ${'sent/s'.padStart(8)} ${'n'.padStart(4)} ${'median'.padStart(7)} ${'p99'.padStart(7)} ${'max'.padStart(7)} lost  drops  CPU ms  µs/dgram  RSS kB before→after  rejects`,
+  ];
+  for (const x of r.rows)
+    out.push(
+      `${x.server.padEnd(20)} ${x.flood.padEnd(15)} ${x.perSecond.toFixed(0).padStart(8)} ${String(x.open.n).padStart(4)} ${f(x.open.median)} ${f(x.open.p99)} ${f(x.open.max)} ${String(x.lost).padStart(4)} ${String(x.drops ?? '?').padStart(6)} ${String(x.cpuMs).padStart(7)} ${(x.cpuUsPerDatagram?.toFixed(1) ?? '-').padStart(9)}  ${x.rssKb[0]}→${x.rssKb[1]}  ${x.rejects ? JSON.stringify(x.rejects) : ''}`,
+    );
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const quick = process.argv.includes('--quick');
+  const seconds = quick ? 8 : 20;
+  benchFlood({ seconds }).then(
+    (r) => {
+      if (process.argv.includes('--json')) process.stdout.write(`${JSON.stringify(r)}\n`);
+      else printFloodTable(r, seconds);
+    },
+    (e: unknown) => {
+      process.stderr.write(`bench: flood: ${(e as Error).message}\n`);
+      process.exit(1);
+    },
+  );
+}
