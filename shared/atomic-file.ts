@@ -114,8 +114,8 @@ export function replaceFileAtomic(path: string, text: string, o: ReplaceOptions)
   syncDir(dir);
 }
 
-/** fsync the directory so the rename survives a crash (best effort: some file systems refuse it). */
-function syncDir(dir: string): void {
+/** fsync the directory so a new entry or a rename survives a crash (best effort: some file systems refuse it). */
+export function syncDir(dir: string): void {
   try {
     const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
     try {
@@ -124,6 +124,6 @@ function syncDir(dir: string): void {
       closeSync(fd);
     }
   } catch {
-    // written; only its durability across a power cut is less certain
+    // written; only its durability across a power cut is less certain (also for shared/keyfile.ts)
   }
 }

@@ -1,5 +1,6 @@
 /**
- * Key files: one key line, mode 0600. The only module in shared/ that touches the file system; the client and the
+ * Key files: one key line, mode 0600. With shared/atomic-file.ts, the only modules in shared/ that touch the file
+ * system; the client and the
  * daemon both use it. Like ssh, a key file that group or others can read is refused. Errors are SpaErrors with
  * the ERR_SPA_KEYFILE_* codes (docs/errors.md).
  * @module
@@ -20,6 +21,7 @@ import {
 } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
+import { syncDir } from './atomic-file.js';
 import { SpaError, errnoText } from './errors.js';
 import { formatKey, parseKey } from './keys.js';
 
@@ -146,19 +148,5 @@ function unlinkQuietly(path: string): void {
     unlinkSync(path);
   } catch {
     // already gone
-  }
-}
-
-/** fsync the directory so the new entry survives a crash (best effort: some file systems refuse it). */
-function syncDir(dir: string): void {
-  try {
-    const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // the key is written; only its durability across a power cut is less certain
   }
 }
