@@ -1,7 +1,7 @@
 /**
  * Key files: one key line, mode 0600. With shared/atomic-file.ts, the only modules in shared/ that touch the file
- * system; the client and the daemon both use it. Like ssh, a key file that group or others can read is refused. Errors are SpaErrors with
- * the ERR_SPA_KEYFILE_* codes (docs/errors.md).
+ * system; the client and the daemon both use it. Like ssh, a key file that group or others can read is refused.
+ * Errors are SpaErrors with the ERR_SPA_KEYFILE_* codes (docs/errors.md).
  * @module
  */
 import {
