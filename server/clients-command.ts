@@ -26,7 +26,8 @@ import { SpaError, errnoText } from '../shared/errors.js';
 import { writeKeyFile } from '../shared/keyfile.js';
 import { formatKey, generateKey } from '../shared/keys.js';
 import { CLIENT_NAME_RE, type KnockUri, formatUri, parseUri } from '../shared/uri.js';
-import { type Config, loadConfigText } from './config.js';
+import type { Config } from './config.js';
+import { loadConfigText } from './config-file.js';
 import { addClientText, removeClientText } from './config-edit.js';
 import { controlPath, controlRequest } from './control.js';
 

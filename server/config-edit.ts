@@ -9,7 +9,8 @@
 import { parse as parseToml, TomlDate } from 'smol-toml';
 import { SpaError } from '../shared/errors.js';
 import { appendBlock, removeBlock, tableBlocks, tomlString, tomlStringArray } from '../shared/toml-edit.js';
-import { type Config, checkConfigMode, parseConfig } from './config.js';
+import { type Config, parseConfig } from './config.js';
+import { checkConfigMode } from './config-file.js';
 
 export interface NewClient {
   readonly name: string;

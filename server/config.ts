@@ -1,11 +1,10 @@
 /**
  * The daemon's configuration: TOML (smol-toml), validated by a zod schema, resolved into a typed `Config` with every
- * key loaded. The only module of the daemon that reads the config file or key files. Errors are
+ * key loaded. Reading the file and its permission rules: server/config-file.ts (loadConfig). Errors are
  * `SpaError('ERR_SPA_CONFIG' | 'ERR_SPA_CONFIG_PERMS')` whose message is one line naming the file, the line (when it
  * can be found) and the key. docs/config.md lists every key.
  * @module
  */
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { isAbsolute, resolve, dirname } from 'node:path';
 import { parse as parseToml, TomlDate, TomlError } from 'smol-toml';
 import { z } from 'zod';
@@ -17,7 +16,7 @@ import {
   DEFAULT_PORT,
   DEFAULT_REPLAY_WINDOW_S,
 } from '../shared/constants.js';
-import { SpaError, errnoText } from '../shared/errors.js';
+import { SpaError } from '../shared/errors.js';
 import { readKeyFile } from '../shared/keyfile.js';
 import { parseKey } from '../shared/keys.js';
 import type { FwknopKeys } from '../shared/fwknop/codec.js';
@@ -382,79 +381,4 @@ export function parseConfig(text: string, path: string): Config {
     rotatingSequences: seqs.rotating,
     inlineKeys,
   };
-}
-
-/**
- * Read a config file: a regular file only (opened O_NONBLOCK, so a FIFO cannot block the daemon; `/dev/zero` is
- * refused instead of read without end), at most MAX_CONFIG_BYTES. Returns the text and the file's mode.
- */
-function readConfigFile(path: string): { text: string; mode: number } {
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  } catch (e) {
-    throw configError(`cannot read config ${path}: ${errnoText(e)}`);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw configError(`cannot read config ${path}: not a regular file`);
-    if (st.size > MAX_CONFIG_BYTES)
-      throw configError(`cannot read config ${path}: larger than ${MAX_CONFIG_BYTES} bytes; not a config file`);
-    // read at most one byte more than the cap: a file that grows while being read is caught too
-    const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
-    let n = 0;
-    for (;;) {
-      const got = readSync(fd, buf, n, buf.length - n, null);
-      if (got === 0) break;
-      n += got;
-      if (n > MAX_CONFIG_BYTES)
-        throw configError(`cannot read config ${path}: larger than ${MAX_CONFIG_BYTES} bytes; not a config file`);
-    }
-    return { text: buf.subarray(0, n).toString('utf8'), mode: st.mode & 0o7777 };
-  } catch (e) {
-    if (e instanceof SpaError) throw e;
-    throw configError(`cannot read config ${path}: ${errnoText(e)}`);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/**
- * Read and parse a config file. A config that others may change is refused (anyone who can write it can add a
- * client); one that holds inline keys is held to the key-file rule: no access for group or others.
- */
-export function loadConfig(path: string): Config {
-  return loadConfigText(path).config;
-}
-
-/** {@link loadConfig}, with the text and mode it read (for the commands that edit the file: server/config-edit.ts). */
-export function loadConfigText(path: string): { config: Config; text: string; mode: number } {
-  const { text, mode } = readConfigFile(path);
-  checkWritableByOthers(path, mode);
-  const config = parseConfig(text, path);
-  checkConfigMode(path, mode, config);
-  return { config, text, mode };
-}
-
-/** A config that others may change is refused: anyone who can write it can add a client. */
-function checkWritableByOthers(path: string, mode: number): void {
-  if ((mode & 0o002) !== 0) {
-    const octal = mode.toString(8).padStart(4, '0');
-    throw new SpaError(
-      'ERR_SPA_CONFIG_PERMS',
-      `config ${path} is writable by others (mode ${octal}); run: chmod o-w ${path}`,
-    );
-  }
-}
-
-/** The mode rules of {@link loadConfig} for a config with this mode (also for a config about to be written). */
-export function checkConfigMode(path: string, mode: number, config: Config): void {
-  checkWritableByOthers(path, mode);
-  if (config.inlineKeys.length > 0 && (mode & 0o077) !== 0) {
-    const octal = mode.toString(8).padStart(4, '0');
-    throw new SpaError(
-      'ERR_SPA_CONFIG_PERMS',
-      `config ${path} holds keys (client "${config.inlineKeys[0]}") but group or others have access (mode ${octal}); run: chmod 600 ${path}`,
-    );
-  }
 }

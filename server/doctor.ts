@@ -7,7 +7,8 @@
  */
 import { dedupeAccesses, formatAccess } from '../shared/access.js';
 import { isSpaError } from '../shared/errors.js';
-import { type Config, loadConfig } from './config.js';
+import type { Config } from './config.js';
+import { loadConfig } from './config-file.js';
 import { type DropTarget, type Finding, dropFindings } from './doctor-chains.js';
 import { clockFindings, configFinding, daemonFinding, familyFindings, gateFindings } from './doctor-checks.js';
 import { type GatherDeps, type Gathered, gather } from './doctor-gather.js';

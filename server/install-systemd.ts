@@ -21,7 +21,8 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hostPort } from '../shared/address.js';
 import { SpaError, errnoText } from '../shared/errors.js';
-import { type Config, loadConfig } from './config.js';
+import type { Config } from './config.js';
+import { loadConfig } from './config-file.js';
 
 export const UNIT_NAMES = ['spa-knockd.service', 'spa-knockd.socket'] as const;
 export const DEFAULT_UNIT_DIR = '/etc/systemd/system';

@@ -8,7 +8,8 @@
  */
 import { formatAccess } from '../shared/access.js';
 import { grantSource } from '../shared/address.js';
-import { type Config, loadConfig } from './config.js';
+import type { Config } from './config.js';
+import { loadConfig } from './config-file.js';
 import type { Daemon } from './daemon.js';
 import type { GrantEntry } from './firewall/backend.js';
 import type { Logger } from './log.js';

@@ -5,7 +5,7 @@
  * @module
  */
 import { usageError } from '../shared/cli.js';
-import { loadConfig } from './config.js';
+import { loadConfig } from './config-file.js';
 import { planOf } from './daemon.js';
 import { standaloneIptables, standaloneNft } from './firewall/standalone.js';
 import { checkPlan } from './firewall/validate.js';

@@ -5,7 +5,7 @@
  */
 import { formatAccess } from '../shared/access.js';
 import { grantSource } from '../shared/address.js';
-import { loadConfig } from './config.js';
+import { loadConfig } from './config-file.js';
 import { controlPath, controlRequest } from './control.js';
 import type { SkewEntry } from './clock-skew.js';
 import type { Daemon } from './daemon.js';

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { writeKeyFile } from '../../shared/keyfile.js';
 import { formatStep } from '../../shared/knock-steps.js';
 import { ROTATING_STEP_S, rotatingCounter, rotatingSteps } from '../../shared/rotating.js';
-import { loadConfig } from '../../server/config.js';
+import { loadConfig } from '../../server/config-file.js';
 import { planOf } from '../../server/daemon.js';
 import type { FirewallBackend } from '../../server/firewall/backend.js';
 import { IptablesBackend } from '../../server/firewall/iptables.js';

@@ -34,7 +34,7 @@ import {
   parseHostOption,
   removeClient,
 } from '../../server/clients-command.js';
-import { loadConfig } from '../../server/config.js';
+import { loadConfig } from '../../server/config-file.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'spak-clients-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -7,7 +7,8 @@ import { after, describe, test } from 'node:test';
 import { formatKey } from '../../shared/keys.js';
 import { parseIp } from '../../shared/address.js';
 import { SpaError } from '../../shared/errors.js';
-import { MAX_CONFIG_BYTES, loadConfig, parseConfig } from '../../server/config.js';
+import { MAX_CONFIG_BYTES, parseConfig } from '../../server/config.js';
+import { loadConfig } from '../../server/config-file.js';
 import { tableNameProblem } from '../../server/firewall/names.js';
 import { configText, keyOf } from '../../harness/config.js';
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { buildPacket } from '../../client/request.js';
 import { type TestConfigOptions, configText, keyOf } from '../../harness/config.js';
-import { loadConfig } from '../../server/config.js';
+import { loadConfig } from '../../server/config-file.js';
 import { Daemon } from '../../server/daemon.js';
 import { FakeBackend } from '../../server/firewall/fake.js';
 import type { openUdpListener } from '../../server/listener.js';
