@@ -15,7 +15,7 @@ import { CodeFloors } from './code-floor.js';
 import type { Config } from './config.js';
 import type { FirewallBackend, FirewallPlan, GrantEntry } from './firewall/backend.js';
 import { ExpiryWatch } from './client-expiry.js';
-import { GrantManager, accessesWith, keyFields } from './grants.js';
+import { GrantManager, keyFields } from './grants.js';
 import type { GateHealer } from './heal.js';
 import { type Limiters, limitersFor, maxGrantsOf, startHealer, startRotator, verifierFor } from './daemon-parts.js';
 import { type Listener, openUdpListener } from './listener.js';
@@ -29,6 +29,7 @@ import { type DropReader, procDropReader } from './udp-drops.js';
 import type { Verifier } from './verify.js';
 import { warmUp } from './warmup.js';
 import { traceMark, traceStart, traceTake } from './grant-trace.js';
+import { fmtEntries, grantLine, revokeLine } from './grant-log.js';
 
 export interface DaemonDeps {
   readonly config: Config;
@@ -63,8 +64,6 @@ export function planOf(config: Config, nowMs: number = Date.now()): FirewallPlan
     sequences: sequencesAt(config.sequences, config.rotatingSequences, nowMs),
   };
 }
-
-const fmtEntries = (entries: readonly Pick<GrantEntry, 'access'>[]) => entries.map((e) => formatAccess(e.access));
 
 export class Daemon {
   readonly rejects = new RejectCounter();
@@ -335,44 +334,14 @@ export class Daemon {
               this.rejects.add(r.reason);
               return;
             }
-            const exp = Math.max(...r.outcomes.map((o) => o.expiresAt));
+            const latencyMs = Number(process.hrtime.bigint() - t0) / 1e6;
             log.info(
-              {
-                event: 'grant',
-                client: d.client,
-                // a one-time code's number in the client's list (docs/codes.md)
-                ...(oneTimeCode !== undefined ? { one_time_code: oneTimeCode } : {}),
-                source: d.source,
-                address: grantSource(d),
-                accesses: r.outcomes.map((o) => formatAccess(o.access)),
-                opened: accessesWith(r.outcomes, 'opened'),
-                renewed: accessesWith(r.outcomes, 'renewed'),
-                // another client's (or an ownerless) grant: lengthened or left as it was, its owner kept
-                extended: accessesWith(r.outcomes, 'extended'),
-                unchanged: accessesWith(r.outcomes, 'unchanged'),
-                duration: d.duration,
-                expires: new Date(exp).toISOString(),
-                // packet handed to us → firewall change committed (verification + firewall), milliseconds
-                latency_ms: Number(process.hrtime.bigint() - t0) / 1e6,
-                trace: traceTake(),
-              },
+              grantLine(d, r.outcomes, { oneTimeCode, latencyMs, trace: traceTake() }),
               'knock accepted: access granted',
             );
           })
         : this.grants.close(d).then((r) => {
-            log.info(
-              {
-                event: 'revoke',
-                client: d.client,
-                source: d.source,
-                address: grantSource(d),
-                // what the knocker no longer holds: revoked now, or already gone
-                accesses: [...fmtEntries(r.revoked), ...r.absent.map(formatAccess)],
-                revoked: fmtEntries(r.revoked),
-                not_owned: r.notOwned.map(formatAccess),
-              },
-              'knock accepted: access revoked',
-            );
+            log.info(revokeLine(d, r), 'knock accepted: access revoked');
           });
     const p = work.catch((err: unknown) => {
       this.rejects.add('firewall');
