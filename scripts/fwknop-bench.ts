@@ -12,6 +12,7 @@
  * A closed port drops SYNs in both setups. Timing is client side, so each server's whole path is in the figure.
  * @module
  */
+import { BENCH_LIMITS } from './bench/options.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,7 +64,7 @@ async function measure(setup: Setup, subnet: number, keys: FwknopKeyText): Promi
       writeFileSync(
         config,
         `state_dir = "${join(dir, 'state')}"\n[firewall]\nbackend = "${backend}"\nprotect = ["tcp/${SSH}"]\n` +
-          `[grant]\nduration = 60\n${fwknopClientToml({ name: 'fk', keys, open: [`tcp/${SSH}`], extra: [`max_grants = ${N + 1}`] })}`,
+          `[grant]\nduration = 60\n${BENCH_LIMITS}\n${fwknopClientToml({ name: 'fk', keys, open: [`tcp/${SSH}`], extra: [`max_grants = ${N + 1}`] })}`,
         { mode: 0o600 },
       );
       daemon = new DaemonProcess(pair.srv, config);

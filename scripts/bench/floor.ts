@@ -11,6 +11,7 @@
  * first datagram). Servers are stopped by PID, namespaces removed, on every exit path (lifecycle.ts).
  * @module
  */
+import { BENCH_LIMITS } from './options.js';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -218,6 +219,7 @@ function daemonToml(dir: string, backend: 'nftables' | 'iptables', n: number): s
     `[listen]\nport = ${UDP_PORT}\naddress = "0.0.0.0"`,
     `[firewall]\nbackend = "${backend}"\nprotect = ["tcp/${SSH}"]`,
     `[grant]\nduration = 3\nmax_duration = 60`,
+    BENCH_LIMITS,
     `[replay]\nwindow = 60`,
     `[[client]]\nname = "alice"\nkey_file = "alice.key"\nopen = ["tcp/${SSH}"]\nmax_grants = ${n + 10}`,
     '',

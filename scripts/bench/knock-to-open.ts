@@ -15,7 +15,7 @@ import { startChild } from './child.js';
 import type { GrantProbeOps } from './grant-probe-child.js';
 import type { KnockerOps } from './knocker-child.js';
 import { Scope, checkInterrupted, progress, sleep } from './lifecycle.js';
-import { type BackendName, E2E, GAP_MS } from './options.js';
+import { BENCH_LIMITS, type BackendName, E2E, GAP_MS } from './options.js';
 import { type Stats, r3, stats } from './stats.js';
 
 const UDP_PORT = 62201;
@@ -65,6 +65,7 @@ function daemonConfig(dir: string, backend: BackendName): string {
     `[listen]\nport = ${UDP_PORT}\naddress = "::"`,
     `[firewall]\nbackend = "${backend}"\nprotect = ["tcp/${SSH}"]\ntable = "${backend === 'nftables' ? 'spak_bench' : 'SPAK_BENCH'}"`,
     `[grant]\nduration = ${DURATION}\nmax_duration = 60`,
+    BENCH_LIMITS,
     `[replay]\nwindow = 60`,
     `[log]\nreject_summary_interval = 1`,
     `[[client]]\nname = "alice"\nkey_file = "alice.key"\nopen = ["tcp/${SSH}"]`,

@@ -139,3 +139,11 @@ export function checkPrerequisites(opts: Options): void {
       `cannot run (it creates network namespaces and firewall rules inside them): ${missing.what} (fix: ${missing.fix})`,
     );
 }
+
+/**
+ * `[limit]` for the latency and scale parts: one bench client knocks far faster than a person (40 knocks/s), which the
+ * default per-client and per-source limits (docs/config.md `[limit]`) would refuse as `client-rate` / `rate`. These
+ * parts measure the path a knock takes, not the limits; the flood part (flood.ts) keeps the defaults.
+ */
+export const BENCH_LIMITS =
+  '[limit]\nsource_rate = 1000000\nsource_burst = 1000000\nclient_rate = 1000000\nclient_burst = 1000000';

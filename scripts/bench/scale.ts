@@ -34,7 +34,7 @@ import { NftablesBackend } from '../../server/firewall/nftables.js';
 import { toHex } from '../../shared/bytes.js';
 import { formatKey, generateKey } from '../../shared/keys.js';
 import { Scope, checkInterrupted, progress } from './lifecycle.js';
-import type { BackendName } from './options.js';
+import { BENCH_LIMITS, type BackendName } from './options.js';
 import type { ScaleProbeOps } from './scale-probe-child.js';
 import { type Stats, roundStats, stats } from './stats.js';
 
@@ -85,6 +85,7 @@ function daemonConfig(dir: string, backend: BackendName, table: string): string 
     `[listen]\nport = ${UDP_PORT}\naddress = "::"`,
     `[firewall]\nbackend = "${backend}"\nprotect = ["tcp/${SSH}"]\ntable = "${table}"`,
     '[grant]\nduration = 30\nmax_duration = 3600',
+    BENCH_LIMITS,
     '[replay]\nwindow = 60',
     `[[client]]\nname = "alice"\nkey_file = "alice.key"\nopen = ["tcp/${SSH}"]`,
     '',

@@ -25,8 +25,7 @@
  *   the queue, so it never delays a knock (docs/benchmarks.md).
  * @module
  */
-import { grantKeyString } from '../../shared/address.js';
-import { MIN_GRANT_MS, NFT_KNOWN_GRACE_MS, NFT_RECYCLE_AFTER, NFT_TIMEOUT_MS } from '../../shared/constants.js';
+import { MIN_GRANT_MS, NFT_RECYCLE_AFTER, NFT_TIMEOUT_MS } from '../../shared/constants.js';
 import type { FirewallBackend, FirewallPlan, GrantEntry } from './backend.js';
 import { tableNameProblem } from './names.js';
 import {
@@ -40,17 +39,10 @@ import { GRANT_SETS, elemKey, elemWithTimeout, installLines, replaceLines, setOf
 import { nftCheckProblems, parseChainRules } from './nft-check.js';
 import { staleSequenceObjects } from './nft-sequences.js';
 import { traceMark } from '../grant-trace.js';
+import { NftMirror } from './nft-mirror.js';
 import { NftShell, type ShellResult, nftErrorMessage } from './nft-shell.js';
 import { SerialQueue, describeFailure, run, withWrap } from './process.js';
 import { type CheckedPlan, checkGrants, checkKeys, checkNow, checkPlan, firewallError } from './validate.js';
-
-/** What this object knows of an element of allow4/allow6 (its mirror; the kernel holds the truth). */
-interface Known {
-  readonly owner: string | undefined;
-  readonly expiresAt: number;
-  /** A change to it failed: it may or may not be there, with any owner. */
-  readonly uncertain?: boolean;
-}
 
 export interface NftablesOptions {
   /** Table name in family `inet`. Default `spa_knock`. Checked by names.ts `tableNameProblem`. */
@@ -81,14 +73,8 @@ export class NftablesBackend implements FirewallBackend {
   private readonly queue = new SerialQueue();
   private shell: NftShell | undefined;
   private addRefreshes = false;
-  /** Owner and expiry of the elements this object knows the kernel holds (see the module comment). */
-  private readonly known = new Map<string, Known>();
-  /** Does `known` hold every element of the table (true after install or list in this process)? */
-  private knownComplete = false;
-  /** Do rules of the installed plan add grants themselves (classic sequences)? Then no element is surely absent. */
-  private kernelAddsGrants = false;
-  /** When prune() next walks `known`. */
-  private nextPrune = 0;
+  /** Owner and expiry of the elements this object knows the kernel holds (server/firewall/nft-mirror.ts). */
+  private readonly mirror = new NftMirror();
   /** Bumped by every install/uninstall: a check that saw it change while reading reads again (see check()). */
   private layoutGen = 0;
   /** An install/uninstall is running in the queue. */
@@ -147,7 +133,7 @@ export class NftablesBackend implements FirewallBackend {
     const existed = (await this.tableHandle()) !== undefined;
     const old = existed ? await this.readBack('it exists but') : undefined; // unreadable: change nothing
     const stale = staleSequenceObjects(old?.chains.keys() ?? [], old?.sets.keys() ?? [], plan.sequences);
-    this.kernelAddsGrants = plan.sequences.length > 0;
+    this.mirror.kernelAddsGrants = plan.sequences.length > 0;
     const first = await this.runScript(installLines(this.table, plan, stale));
     const failed = (msg: string): Error =>
       firewallError(`nft install of table ${this.t} (firewall.table) failed: ${msg}`);
@@ -168,7 +154,7 @@ export class NftablesBackend implements FirewallBackend {
           `${existed ? 'the table was there before and is left' : 'it was removed again'}: choose another firewall.table`,
       );
     }
-    this.remember(grants, true);
+    this.mirror.remember(grants, true);
   }
 
   /** Read the table with the command `list`/`check` use; throws one line naming firewall.table. */
@@ -243,10 +229,10 @@ export class NftablesBackend implements FirewallBackend {
         for (const g of grants.filter((x) => setOf(x) === name)) {
           const expiresAt = Math.max(g.expiresAt, now + MIN_GRANT_MS);
           applied.push({ ...g, expiresAt });
-          const known = this.knownAt(grantKeyString(g), now);
+          const known = this.mirror.at(g, now);
           // one `add` where it is enough: an element that cannot exist (the table is fully known and it is not in
           // it), or, where `add` refreshes timeouts, the same owner's own element; otherwise add; delete; add
-          const absent = known === undefined && this.knownComplete && !this.kernelAddsGrants;
+          const absent = this.mirror.surelyAbsent(g, now);
           const sameOwner = known !== undefined && !known.uncertain && known.owner === g.owner;
           if (absent || (fast && sameOwner)) refresh.push(elemWithTimeout(g, expiresAt - now, g.owner));
           else replace.push({ ...g, expiresAt });
@@ -266,30 +252,12 @@ export class NftablesBackend implements FirewallBackend {
         await this.change('grant', cmds);
       } catch (err) {
         // nft may have died after committing: what these elements hold is not known any more
-        for (const g of applied)
-          this.known.set(grantKeyString(g), { owner: undefined, expiresAt: g.expiresAt, uncertain: true });
+        this.mirror.uncertain(applied, (g) => g.expiresAt);
         throw err;
       }
-      this.remember(applied, false);
-      this.prune(now); // after the change: nothing that does not open the port goes before it
+      this.mirror.remember(applied, false);
+      this.mirror.prune(now); // after the change: nothing that does not open the port goes before it
     });
-  }
-
-  /**
-   * What the mirror knows of an element at `now`. The kernel may hold an element a little past our expiresAt (list()
-   * reads whole seconds), so an entry is kept for NFT_KNOWN_GRACE_MS past it; after that it is treated as absent
-   * knowledge (undefined), whether or not prune() has removed it yet.
-   */
-  private knownAt(key: string, now: number): Known | undefined {
-    const k = this.known.get(key);
-    return k !== undefined && k.expiresAt + NFT_KNOWN_GRACE_MS > now ? k : undefined;
-  }
-
-  /** Forget entries past their grace, at most once per NFT_KNOWN_GRACE_MS (a walk over every entry). */
-  private prune(now: number): void {
-    if (now < this.nextPrune) return;
-    this.nextPrune = now + NFT_KNOWN_GRACE_MS;
-    for (const [k, v] of this.known) if (v.expiresAt + NFT_KNOWN_GRACE_MS <= now) this.known.delete(k);
   }
 
   async revoke(entries: readonly Omit<GrantEntry, 'expiresAt'>[]): Promise<void> {
@@ -308,20 +276,11 @@ export class NftablesBackend implements FirewallBackend {
         await this.change('revoke', cmds);
       } catch (err) {
         // the elements may still be there, with whatever owner: never take the one-`add` path for them
-        for (const k of keys)
-          this.known.set(grantKeyString(k), { owner: undefined, expiresAt: Number.POSITIVE_INFINITY, uncertain: true });
+        this.mirror.uncertain(keys, () => Number.POSITIVE_INFINITY);
         throw err;
       }
-      for (const k of keys) this.known.delete(grantKeyString(k)); // gone from the kernel: absent
+      this.mirror.forget(keys); // gone from the kernel: absent
     });
-  }
-
-  private remember(grants: readonly GrantEntry[], replaceAll: boolean): void {
-    if (replaceAll) {
-      this.known.clear();
-      this.knownComplete = true;
-    }
-    for (const g of grants) this.known.set(grantKeyString(g), { owner: g.owner, expiresAt: g.expiresAt });
   }
 
   /** One atomic change: via the long-lived shell (restarted once if it died), or `nft -f -`. */
@@ -377,7 +336,7 @@ export class NftablesBackend implements FirewallBackend {
   list(now: number): Promise<GrantEntry[]> {
     return this.queue.run(async () => {
       const listed = (await this.readGrants(now)) ?? [];
-      this.remember(listed, true);
+      this.mirror.remember(listed, true);
       return listed.map(({ family, address, prefix, access, expiresAt, owner }) => ({
         family,
         address,
@@ -440,7 +399,7 @@ export class NftablesBackend implements FirewallBackend {
       this.changingLayout(async () => {
         const r = await this.runScript([`add table ${this.t}`, `delete table ${this.t}`]);
         if (!r.ok) throw firewallError(`nft uninstall failed: ${r.message}`);
-        this.known.clear();
+        this.mirror.clear();
       }),
     );
   }
