@@ -25,13 +25,13 @@ import { toHex } from '../shared/bytes.js';
 import { die, exitQuietlyOnClosedStdout, intOption, usageError } from '../shared/cli.js';
 import { DEFAULT_PORT } from '../shared/constants.js';
 import { SpaError } from '../shared/errors.js';
-import { readKeyFile, writeKeyFile, writeSecretFile } from '../shared/keyfile.js';
-import { formatKey, generateKey } from '../shared/keys.js';
+import { readKeyFile } from '../shared/keyfile.js';
+import { keygen } from './keygen.js';
 import { buildPacket, checkAllowIp, describe, parseAccessList } from './request.js';
 import { type RunOptions, runKnock, sendBuilt } from './knock-run.js';
 import { hostLiteral, localAddressTowards } from './send.js';
 import { resolveTargets } from './targets.js';
-import { currentRotating, formatSequence, parseSequence, printRotating, sendSequence } from './sequence.js';
+import { knockSequence, printRotating } from './sequence.js';
 import { fastKnockArgs } from './fast-args.js';
 import { withProfile } from './profile.js';
 import { printCodes } from './codes.js';
@@ -80,43 +80,6 @@ function waitOption(a: KnockArgs): RunOptions['wait'] {
 }
 
 /** `--sequence`: classic knocks instead of an SPA packet, to every family of HOST. */
-async function knockSequence(
-  a: KnockArgs,
-  sequence: string,
-  family: 0 | 4 | 6,
-  wait: RunOptions['wait'],
-): Promise<void> {
-  const other = a.close
-    ? '--close'
-    : a.dryRun
-      ? '--dry-run'
-      : a.allowIp !== undefined
-        ? '--allow-ip'
-        : a.prefix4 !== undefined || a.prefix6 !== undefined
-          ? `--prefix${a.prefix4 !== undefined ? '4' : '6'}`
-          : a.format !== 'spak1'
-            ? '--format'
-            : undefined;
-  if (other !== undefined || a.open.length > 0) throw usageError(`--sequence cannot be used with ${other ?? '--open'}`);
-  const steps = sequence === 'auto' ? currentRotating(a.key).steps : parseSequence(sequence);
-  const delay = a.delay === undefined ? 0 : intOption('--delay', a.delay, 0, 60_000, ' milliseconds');
-  const text = formatSequence(steps);
-  const o = {
-    host: a.host,
-    family,
-    port: 0,
-    json: a.json,
-    what: `sequence ${text}`,
-    allowIp: undefined,
-    wait,
-    jsonExtra: { sequence: text },
-  };
-  await runKnock(o, async (t) => {
-    await sendSequence(steps, t.address, t.family, delay);
-    return undefined;
-  });
-}
-
 const FORMATS = ['spak1', 'fwknop'] as const;
 function formatOption(v: string): 'spak1' | 'fwknop' {
   if (v === 'spak1' || v === 'fwknop') return v;
@@ -215,29 +178,6 @@ async function knock(a: KnockArgs): Promise<void> {
   }
 }
 
-async function keygen(a: { out: string | undefined; force: boolean; format: string }): Promise<void> {
-  if (formatOption(a.format) === 'fwknop') {
-    const text = (await import('../shared/fwknop/keys.js')).generateFwknopKeyText();
-    if (a.out === undefined) process.stdout.write(text);
-    else {
-      writeSecretFile(a.out, text, { force: a.force });
-      process.stderr.write(
-        `wrote new fwknop keys to ${a.out} (mode 0600); the server needs the same KEY_BASE64 and HMAC_KEY_BASE64 (key_base64, hmac_key_base64)\n`,
-      );
-    }
-    return;
-  }
-  const key = generateKey();
-  if (a.out === undefined) {
-    process.stdout.write(`${formatKey(key)}\n`);
-    return;
-  }
-  writeKeyFile(a.out, key, { force: a.force });
-  process.stderr.write(
-    `wrote a new key to ${a.out} (mode 0600); the server needs the same key line in its config (key = "..." or key_file)\n`,
-  );
-}
-
 const formatOpt = {
   type: 'string',
   default: 'spak1',
@@ -268,7 +208,7 @@ export async function main(argv: readonly string[]): Promise<void> {
             describe: 'replace an existing --out file (a regular file only)',
           })
           .option('format', formatOpt),
-      (x) => keygen({ out: x.out, force: x.force, format: x.format }),
+      (x) => keygen({ out: x.out, force: x.force, format: formatOption(x.format) }),
     )
     .command(
       'import <uri>',

@@ -8,11 +8,13 @@
  * one byte (0x00), as `knock -u` sends. Steps go in order, `delayMs` apart; nothing is read back.
  * @module
  */
+import type { KnockArgs } from './cli.js';
+import { type RunOptions, runKnock } from './knock-run.js';
 import { createSocket } from 'node:dgram';
 import { Socket } from 'node:net';
 import type { Access } from '../shared/access.js';
 import { hostPort } from '../shared/address.js';
-import { usageError } from '../shared/cli.js';
+import { intOption, usageError } from '../shared/cli.js';
 import { SpaError, errnoText } from '../shared/errors.js';
 import { readKeyFile } from '../shared/keyfile.js';
 import { formatStep, parseStep } from '../shared/knock-steps.js';
@@ -102,4 +104,45 @@ export function printRotating(keyFile: string, json: boolean): void {
   const untilIso = new Date(until).toISOString();
   if (json) process.stdout.write(`${JSON.stringify({ sequence: text, current_until: untilIso })}\n`);
   else process.stdout.write(`${text}\n`);
+}
+
+/**
+ * `spa-knock HOST --sequence …`: the knock's targets and `--wait` as for a packet, the steps sent in place of it.
+ * The options that only a packet can carry are refused (usage error).
+ */
+export async function knockSequence(
+  a: KnockArgs,
+  sequence: string,
+  family: 0 | 4 | 6,
+  wait: RunOptions['wait'],
+): Promise<void> {
+  const other = a.close
+    ? '--close'
+    : a.dryRun
+      ? '--dry-run'
+      : a.allowIp !== undefined
+        ? '--allow-ip'
+        : a.prefix4 !== undefined || a.prefix6 !== undefined
+          ? `--prefix${a.prefix4 !== undefined ? '4' : '6'}`
+          : a.format !== 'spak1'
+            ? '--format'
+            : undefined;
+  if (other !== undefined || a.open.length > 0) throw usageError(`--sequence cannot be used with ${other ?? '--open'}`);
+  const steps = sequence === 'auto' ? currentRotating(a.key).steps : parseSequence(sequence);
+  const delay = a.delay === undefined ? 0 : intOption('--delay', a.delay, 0, 60_000, ' milliseconds');
+  const text = formatSequence(steps);
+  const o = {
+    host: a.host,
+    family,
+    port: 0,
+    json: a.json,
+    what: `sequence ${text}`,
+    allowIp: undefined,
+    wait,
+    jsonExtra: { sequence: text },
+  };
+  await runKnock(o, async (t) => {
+    await sendSequence(steps, t.address, t.family, delay);
+    return undefined;
+  });
 }

@@ -6,11 +6,16 @@
 import { formatAccess } from '../shared/access.js';
 import { grantSource } from '../shared/address.js';
 import type { GrantEntry } from './firewall/backend.js';
-import { type CloseResult, type GrantOutcome, accessesWith } from './grants.js';
+import type { CloseResult, GrantAction, GrantOutcome } from './grants.js';
 import type { Decision } from './policy.js';
 
 export const fmtEntries = (entries: readonly Pick<GrantEntry, 'access'>[]): string[] =>
   entries.map((e) => formatAccess(e.access));
+
+/** `tcp/22` texts of the accesses whose outcome is `action`. */
+export function accessesWith(outcomes: readonly GrantOutcome[], action: GrantAction): string[] {
+  return outcomes.filter((o) => o.action === action).map((o) => formatAccess(o.access));
+}
 
 export interface GrantLineExtra {
   /** A one-time code's number in the client's list (docs/codes.md). */

@@ -24,9 +24,9 @@
  * A close, a re-install or a revoke of removed clients seals the waiting batch, so no open overtakes it.
  * @module
  */
-import { type Access, formatAccess, sameAccess } from '../shared/access.js';
+import { type Access, sameAccess } from '../shared/access.js';
 import { type Cidr, cidrsOverlap, grantKeyString, grantSource, parseCidr } from '../shared/address.js';
-import type { FirewallBackend, GrantEntry } from './firewall/backend.js';
+import { type FirewallBackend, type GrantEntry, keyFields } from './firewall/backend.js';
 import type { Decision } from './policy.js';
 import type { Timers } from './timers.js';
 
@@ -395,18 +395,7 @@ export class GrantManager {
   }
 }
 
-/** The identity fields of a grant (no expiry, no owner): what revoke takes. */
-export function keyFields(g: GrantEntry): Omit<GrantEntry, 'expiresAt' | 'owner'> {
-  const { family, address, access, prefix } = g;
-  return { family, address, ...(prefix !== undefined ? { prefix } : {}), access };
-}
-
 function blockOf(g: { address: string; prefix?: number | undefined }): Cidr | undefined {
   const r = parseCidr(grantSource(g));
   return r.ok ? r.cidr : undefined;
-}
-
-/** `tcp/22` texts of the accesses whose outcome is `action`. */
-export function accessesWith(outcomes: readonly GrantOutcome[], action: GrantAction): string[] {
-  return outcomes.filter((o) => o.action === action).map((o) => formatAccess(o.access));
 }

@@ -31,6 +31,12 @@ export interface GrantEntry extends GrantKey {
   readonly owner?: string | undefined;
 }
 
+/** The identity fields of a grant (no expiry, no owner): what revoke takes. */
+export function keyFields(g: GrantEntry): Omit<GrantEntry, 'expiresAt' | 'owner'> {
+  const { family, address, access, prefix } = g;
+  return { family, address, ...(prefix !== undefined ? { prefix } : {}), access };
+}
+
 /** What the backend must install: the protected accesses (and, later, knock sequences). */
 export interface FirewallPlan {
   readonly protect: readonly Access[];
