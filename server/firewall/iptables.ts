@@ -17,6 +17,9 @@
  *
  * The kernel does not expire these rules (kernelExpiry = false): the daemon revokes on time. list() reports every
  * grant rule the kernel holds, including ones already past expiresAt (so the caller can revoke them).
+ *
+ * Changes run one at a time (SerialQueue); the read-only `check` (the healer's, every heal_interval) does not take the
+ * queue, so a knock never waits behind it (see check() for why that is safe).
  * @module
  */
 import { type Access, accessListDiff } from '../../shared/access.js';
@@ -36,7 +39,7 @@ import {
 import { seqChainName, sequenceChainLines, sequenceMainLines } from './iptables-sequences.js';
 import { tableNameProblem } from './names.js';
 import { SerialQueue, describeFailure, oneLine, run, withWrap } from './process.js';
-import { checkGrants, checkKeys, checkNow, checkPlan, firewallError } from './validate.js';
+import { type CheckedPlan, checkGrants, checkKeys, checkNow, checkPlan, firewallError } from './validate.js';
 
 export interface IptablesOptions {
   /** Our chain in the filter table. Default `SPA_KNOCK`. Checked by names.ts `tableNameProblem`. */
@@ -78,6 +81,10 @@ export class IptablesBackend implements FirewallBackend {
   private readonly queue = new SerialQueue();
   /** Mirror of the chain content; undefined until install or the first lazy load. */
   private state: Mirror | undefined;
+  /** Bumped when an install/uninstall starts and ends (a check that overlapped one reads again, in the queue). */
+  private layoutGen = 0;
+  /** An install/uninstall is running in the queue. */
+  private layoutBusy = false;
 
   constructor(opts: IptablesOptions = {}) {
     const chain = opts.chain ?? 'SPA_KNOCK';
@@ -120,27 +127,41 @@ export class IptablesBackend implements FirewallBackend {
     const { protect, silencePortUnreachable: silence, sequences } = checkPlan(plan);
     checkNow(now);
     const seq = { 4: seqText(this.chain, 4, sequences), 6: seqText(this.chain, 6, sequences) };
-    await this.queue.run(async () => {
-      const snaps = new Map<Family, Snapshot>();
-      for (const f of FAMILIES) snaps.set(f, await this.snapshot(f));
-      const grants = new Map<string, GrantEntry>();
-      for (const snap of snaps.values()) {
-        for (const g of snap.grants) if (g.expiresAt > now) grants.set(grantKeyString(g), g);
-      }
-      const done: Family[] = [];
-      for (const f of FAMILIES) {
-        const snap = snaps.get(f) as Snapshot;
-        try {
-          await this.restore(f, installText(this.chain, f, snap, protect, grants.values(), silence, seq[f]));
-        } catch (err) {
-          for (const d of done)
-            await this.bestEffort(d, undoInstallText(this.chain, snaps.get(d) as Snapshot, silence, seq[d]));
-          throw err;
+    await this.queue.run(() =>
+      this.changingLayout(async () => {
+        const snaps = new Map<Family, Snapshot>();
+        for (const f of FAMILIES) snaps.set(f, await this.snapshot(f));
+        const grants = new Map<string, GrantEntry>();
+        for (const snap of snaps.values()) {
+          for (const g of snap.grants) if (g.expiresAt > now) grants.set(grantKeyString(g), g);
         }
-        done.push(f);
-      }
-      this.state = { protect, grants, seqMain: { 4: seq[4].main, 6: seq[6].main } };
-    });
+        const done: Family[] = [];
+        for (const f of FAMILIES) {
+          const snap = snaps.get(f) as Snapshot;
+          try {
+            await this.restore(f, installText(this.chain, f, snap, protect, grants.values(), silence, seq[f]));
+          } catch (err) {
+            for (const d of done)
+              await this.bestEffort(d, undoInstallText(this.chain, snaps.get(d) as Snapshot, silence, seq[d]));
+            throw err;
+          }
+          done.push(f);
+        }
+        this.state = { protect, grants, seqMain: { 4: seq[4].main, 6: seq[6].main } };
+      }),
+    );
+  }
+
+  /** Run an install/uninstall (in the queue), marking the layout as changing for check(). */
+  private async changingLayout<T>(fn: () => Promise<T>): Promise<T> {
+    this.layoutBusy = true;
+    this.layoutGen++;
+    try {
+      return await fn();
+    } finally {
+      this.layoutGen++;
+      this.layoutBusy = false;
+    }
   }
 
   private async bestEffort(f: Family, text: string): Promise<void> {
@@ -228,31 +249,51 @@ export class IptablesBackend implements FirewallBackend {
     });
   }
 
+  /**
+   * Read-only, and outside the queue, so the healer's check (two `iptables -S` runs every heal_interval) never holds
+   * up a knock. Safe because each `-S` is a snapshot of one family's table (legacy: one IPT_SO_GET_ENTRIES copy of
+   * the table; iptables-nft: a ruleset dump retried until the nftables generation did not change under it), and a
+   * grant or revoke rebuilds our input chain in ONE `iptables-restore` commit (`:CHAIN` flush and refill together),
+   * so a check racing one sees the chain before or after, never half-filled; and the chain is compared with the grant
+   * rules the same snapshot holds, never with the mirror, so a grant just committed is not a difference. Only an
+   * install or uninstall of this object changes what the check compares: a check that overlapped one is read again
+   * inside the queue (as nftables.ts does).
+   */
   async check(plan: FirewallPlan): Promise<string[]> {
-    const { protect, silencePortUnreachable, sequences } = checkPlan(plan);
-    return await this.queue.run(async () => {
-      const problems: string[] = [];
-      for (const f of FAMILIES) {
-        const snap = await this.snapshot(f);
-        const diff = accessListDiff(snap.protect, protect);
-        const seq = seqText(this.chain, f, sequences);
-        problems.push(
-          ...snapshotProblems(this.chain, f, snap, protect, silencePortUnreachable, TOOLS[f].label, diff, seq),
-        );
-      }
-      return problems;
-    });
+    const want = checkPlan(plan);
+    const gen = this.layoutGen;
+    if (!this.layoutBusy) {
+      const problems = await this.readCheck(want);
+      if (gen === this.layoutGen && !this.layoutBusy) return problems;
+    }
+    return await this.queue.run(() => this.readCheck(want));
+  }
+
+  private async readCheck(want: CheckedPlan): Promise<string[]> {
+    const { protect, silencePortUnreachable, sequences } = want;
+    const problems: string[] = [];
+    for (const f of FAMILIES) {
+      const snap = await this.snapshot(f);
+      const diff = accessListDiff(snap.protect, protect);
+      const seq = seqText(this.chain, f, sequences);
+      problems.push(
+        ...snapshotProblems(this.chain, f, snap, protect, silencePortUnreachable, TOOLS[f].label, diff, seq),
+      );
+    }
+    return problems;
   }
 
   /** Remove every jump to our chains, then flush and delete them, per family; absent = fine. */
   async uninstall(): Promise<void> {
-    await this.queue.run(async () => {
-      for (const f of FAMILIES) {
-        const text = uninstallText(this.chain, await this.snapshot(f));
-        if (text !== undefined) await this.restore(f, text);
-      }
-      this.state = undefined;
-    });
+    await this.queue.run(() =>
+      this.changingLayout(async () => {
+        for (const f of FAMILIES) {
+          const text = uninstallText(this.chain, await this.snapshot(f));
+          if (text !== undefined) await this.restore(f, text);
+        }
+        this.state = undefined;
+      }),
+    );
   }
 
   /** Nothing long-lived to release; rules stay. */
