@@ -202,6 +202,7 @@ describe('iptables backend in a namespace', { skip }, () => {
     assert.deepEqual(await fw3.check(PLAN), []);
     await fw3.revoke([v4(0), v4(0, UDP)]);
     assert.equal(await canTcp(pair.srv4, P_TCP), false);
+    await fw3.close(); // its long-lived iptables-restore children
   });
 
   test('check reports a damaged chain, a missing jump, a missing output jump', async () => {
