@@ -89,14 +89,14 @@ export class IptablesBackend implements FirewallBackend {
   private readonly timeoutMs: number;
   private readonly mode: 'persistent' | 'oneshot';
   private readonly queue = new SerialQueue();
-  /** The long-lived iptables-restore per family (persistent mode), started at the first change. */
+  /** The long-lived iptables-restore per family (persistent mode), started at install or the first change. */
   private readonly shells = new Map<Family, RestoreShell>();
   /** Mirror of the chain content; undefined until install or the first lazy load. */
   private state: Mirror | undefined;
   /** Bumped when an install/uninstall starts and ends (a check that overlapped one reads again, in the queue). */
   private layoutGen = 0;
-  /** An install/uninstall is running in the queue. */
-  private layoutBusy = false;
+  /** Installs/uninstalls queued or running. */
+  private layoutBusy = 0;
 
   constructor(opts: IptablesOptions = {}) {
     const chain = opts.chain ?? 'SPA_KNOCK';
@@ -159,29 +159,29 @@ export class IptablesBackend implements FirewallBackend {
     const { protect, silencePortUnreachable: silence, sequences } = checkPlan(plan);
     checkNow(now);
     const seq = { 4: seqText(this.chain, 4, sequences), 6: seqText(this.chain, 6, sequences) };
-    await this.queue.run(() =>
-      this.changingLayout(async () => {
-        const snaps = new Map<Family, Snapshot>();
-        for (const f of FAMILIES) snaps.set(f, await this.snapshot(f));
-        const grants = new Map<string, GrantEntry>();
-        for (const snap of snaps.values()) {
-          for (const g of snap.grants) if (g.expiresAt > now) grants.set(grantKeyString(g), g);
+    this.layoutBegin();
+    const installed = this.queue.run(async () => {
+      const snaps = new Map<Family, Snapshot>();
+      for (const f of FAMILIES) snaps.set(f, await this.snapshot(f));
+      const grants = new Map<string, GrantEntry>();
+      for (const snap of snaps.values()) {
+        for (const g of snap.grants) if (g.expiresAt > now) grants.set(grantKeyString(g), g);
+      }
+      const done: Family[] = [];
+      for (const f of FAMILIES) {
+        const snap = snaps.get(f) as Snapshot;
+        try {
+          await this.restore(f, installText(this.chain, f, snap, protect, grants.values(), silence, seq[f]));
+        } catch (err) {
+          for (const d of done)
+            await this.bestEffort(d, undoInstallText(this.chain, snaps.get(d) as Snapshot, silence, seq[d]));
+          throw err;
         }
-        const done: Family[] = [];
-        for (const f of FAMILIES) {
-          const snap = snaps.get(f) as Snapshot;
-          try {
-            await this.restore(f, installText(this.chain, f, snap, protect, grants.values(), silence, seq[f]));
-          } catch (err) {
-            for (const d of done)
-              await this.bestEffort(d, undoInstallText(this.chain, snaps.get(d) as Snapshot, silence, seq[d]));
-            throw err;
-          }
-          done.push(f);
-        }
-        this.state = { protect, grants, seqMain: { 4: seq[4].main, 6: seq[6].main } };
-      }),
-    );
+        done.push(f);
+      }
+      this.state = { protect, grants, seqMain: { 4: seq[4].main, 6: seq[6].main } };
+    });
+    await installed.finally(() => this.layoutEnd());
     await this.queue.run(() => this.prepareShells());
   }
 
@@ -205,16 +205,15 @@ export class IptablesBackend implements FirewallBackend {
     return shell;
   }
 
-  /** Run an install/uninstall (in the queue), marking the layout as changing for check(). */
-  private async changingLayout<T>(fn: () => Promise<T>): Promise<T> {
-    this.layoutBusy = true;
+  /** An install/uninstall is queued or running: check() reads inside the queue until it ends. */
+  private layoutBegin(): void {
+    this.layoutBusy++;
     this.layoutGen++;
-    try {
-      return await fn();
-    } finally {
-      this.layoutGen++;
-      this.layoutBusy = false;
-    }
+  }
+
+  private layoutEnd(): void {
+    this.layoutGen++;
+    this.layoutBusy--;
   }
 
   private async bestEffort(f: Family, text: string): Promise<void> {
@@ -315,9 +314,9 @@ export class IptablesBackend implements FirewallBackend {
   async check(plan: FirewallPlan): Promise<string[]> {
     const want = checkPlan(plan);
     const gen = this.layoutGen;
-    if (!this.layoutBusy) {
+    if (this.layoutBusy === 0) {
       const problems = await this.readCheck(want);
-      if (gen === this.layoutGen && !this.layoutBusy) return problems;
+      if (gen === this.layoutGen && this.layoutBusy === 0) return problems;
     }
     return await this.queue.run(() => this.readCheck(want));
   }
@@ -338,15 +337,15 @@ export class IptablesBackend implements FirewallBackend {
 
   /** Remove every jump to our chains, then flush and delete them, per family; absent = fine. */
   async uninstall(): Promise<void> {
-    await this.queue.run(() =>
-      this.changingLayout(async () => {
-        for (const f of FAMILIES) {
-          const text = uninstallText(this.chain, await this.snapshot(f));
-          if (text !== undefined) await this.restore(f, text);
-        }
-        this.state = undefined;
-      }),
-    );
+    this.layoutBegin();
+    const removed = this.queue.run(async () => {
+      for (const f of FAMILIES) {
+        const text = uninstallText(this.chain, await this.snapshot(f));
+        if (text !== undefined) await this.restore(f, text);
+      }
+      this.state = undefined;
+    });
+    await removed.finally(() => this.layoutEnd());
   }
 
   /** Stop the long-lived children; rules stay. */
