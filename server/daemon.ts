@@ -15,6 +15,7 @@ import { CodeFloors } from './code-floor.js';
 import type { Config } from './config.js';
 import { type FirewallBackend, type FirewallPlan, type GrantEntry, keyFields } from './firewall/backend.js';
 import { ExpiryWatch } from './client-expiry.js';
+import { prefilterOf } from './firewall/prefilter.js';
 import { GrantManager } from './grants.js';
 import type { GateHealer } from './heal.js';
 import { type Limiters, limitersFor, maxGrantsOf, startHealer, startRotator, verifierFor } from './daemon-parts.js';
@@ -54,6 +55,11 @@ export interface DaemonDeps {
   readonly broadcasts?: ReadonlySet<string>;
   /** Kernel drop counter of the knock socket by local port (default: /proc/net/udp{,6}). */
   readonly readDrops?: DropReader;
+  /**
+   * The kernel prefilter's drop counter (firewall/prefilter.ts; default: the backend's `prefilterDrops`, if it has
+   * one). Read at each summary, at start and at stop, never on the packet path.
+   */
+  readonly readPrefilterDrops?: () => Promise<number | undefined>;
 }
 
 /** The firewall plan of a config at `nowMs` (rotating sequences: the current and the previous time step's). */
@@ -62,6 +68,7 @@ export function planOf(config: Config, nowMs: number = Date.now()): FirewallPlan
     protect: config.firewall.protect,
     silencePortUnreachable: config.firewall.silencePortUnreachable,
     sequences: sequencesAt(config.sequences, config.rotatingSequences, nowMs),
+    prefilter: prefilterOf(config.listen.port, config.limit),
   };
 }
 
@@ -95,6 +102,11 @@ export class Daemon {
   #stateFailing = false;
   /** Kernel drop count at the last summary. */
   #dropsBase: number | undefined;
+  readonly #readPrefilter: (() => Promise<number | undefined>) | undefined;
+  /** The prefilter counter at start, at the last summary, and as last read. */
+  #prefilterStart: number | undefined;
+  #prefilterBase: number | undefined;
+  #prefilterNow: number | undefined;
   /** Promise of the firewall change in flight for the latest packet (tests await it). */
   #pending = new Set<Promise<void>>();
   /** Ends the grants of clients that reach their `expires` (server/client-expiry.ts). */
@@ -105,6 +117,10 @@ export class Daemon {
     this.#now = deps.now ?? Date.now;
     this.#timers = deps.timers ?? realTimers;
     this.#readDrops = deps.readDrops ?? procDropReader();
+    const b = deps.backend;
+    this.#readPrefilter =
+      deps.readPrefilterDrops ??
+      (b.prefilterDrops ? () => b.prefilterDrops?.() ?? Promise.resolve(undefined) : undefined);
     const c = deps.config;
     this.#config = c;
     const now = this.#now();
@@ -211,6 +227,9 @@ export class Daemon {
     this.#listener = listener;
     this.#port = listener.port;
     this.#dropsBase = listener.port !== undefined ? this.#readDrops(listener.port) : undefined;
+    await this.#refreshPrefilter();
+    this.#prefilterStart = this.#prefilterNow;
+    this.#prefilterBase = this.#prefilterNow;
     this.#ready = true;
     this.#scheduleSummary();
     this.#d.log.info(
@@ -373,9 +392,37 @@ export class Daemon {
   #scheduleSummary(): void {
     const ms = this.#config.log.rejectSummaryInterval * 1000;
     this.#summaryTimer = this.#timers.setTimeout(() => {
-      this.flushRejectSummary();
+      if (this.#readPrefilter === undefined) this.flushRejectSummary();
+      else void this.#refreshPrefilter().then(() => this.flushRejectSummary());
       this.#scheduleSummary();
     }, ms);
+  }
+
+  /** Read the prefilter counter into #prefilterNow (unchanged when it cannot be read). Never throws. */
+  async #refreshPrefilter(): Promise<void> {
+    if (this.#readPrefilter === undefined) return;
+    try {
+      const n = await this.#readPrefilter();
+      if (n !== undefined) this.#prefilterNow = n;
+    } catch {
+      /* the next summary tries again */
+    }
+  }
+
+  /** Datagrams the kernel prefilter dropped since this daemon started (as of the last read); undefined: none. */
+  async prefilterDrops(): Promise<number | undefined> {
+    await this.#refreshPrefilter();
+    if (this.#prefilterNow === undefined) return undefined;
+    return Math.max(0, this.#prefilterNow - (this.#prefilterStart ?? 0));
+  }
+
+  /** Prefilter drops since the last summary (undefined when there is no prefilter counter). */
+  #prefilterSinceLast(): number | undefined {
+    const now = this.#prefilterNow;
+    if (now === undefined) return undefined;
+    const since = Math.max(0, now - (this.#prefilterBase ?? 0));
+    this.#prefilterBase = now;
+    return since;
   }
 
   /** Kernel drops on the knock socket since the last call (undefined when /proc cannot tell). */
@@ -392,11 +439,22 @@ export class Daemon {
   /** Log one summary line of the rejects (and kernel drops) counted since the last one, if any. */
   flushRejectSummary(): void {
     const drops = this.#dropsSinceLast();
+    const pf = this.#prefilterSinceLast();
     const s = this.rejects.drain();
-    if (!s && !drops) return;
+    if (!s && !drops && !pf) return;
     this.#d.log.info(
-      { event: 'rejects', total: s?.total ?? 0, by: s?.by ?? {}, ...(drops !== undefined ? { drops } : {}) },
-      drops ? 'packets rejected or dropped by the kernel (receive buffer full)' : 'packets rejected',
+      {
+        event: 'rejects',
+        total: s?.total ?? 0,
+        by: s?.by ?? {},
+        ...(drops !== undefined ? { drops } : {}),
+        ...(pf !== undefined ? { prefilter_drops: pf } : {}),
+      },
+      drops
+        ? 'packets rejected or dropped by the kernel (receive buffer full)'
+        : pf
+          ? 'packets rejected or dropped by the kernel prefilter'
+          : 'packets rejected',
     );
   }
 
@@ -422,6 +480,7 @@ export class Daemon {
     await listener?.close();
     await this.#stopLoops();
     await this.settled();
+    await this.#refreshPrefilter();
     this.flushRejectSummary();
     if (!this.#d.backend.kernelExpiry) {
       const live = this.grants.active().map(({ entry }) => keyFields(entry));
