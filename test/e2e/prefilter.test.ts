@@ -18,9 +18,11 @@ import type { FloodResult } from '../../harness/flood-sender.js';
 import { requireNetns } from '../../harness/netns.js';
 import { BACKEND_TOOLS } from '../../harness/prerequisites.js';
 import { DAEMON, ROOT, runTs } from '../../harness/run.js';
+import { parsePreCounter } from '../../server/firewall/iptables-prefilter.js';
+import { parseCounterPackets } from '../../server/firewall/nft-prefilter.js';
 import { type Backend, E2eWorld, SSH, UDP_PORT } from './world.js';
 
-const FLOOD_SECONDS = 3;
+const FLOOD_SECONDS = 4;
 const FLOOD_RATE = 5000;
 /** The kernel's budget (2/s, burst 2) over a flood, with room for the sender's start and a loaded machine. */
 const DAEMON_SEES_AT_MOST = 2 + 2 * (FLOOD_SECONDS + 6);
@@ -72,6 +74,38 @@ function prefilterSuite(backend: Backend, tag: string, subnet: number): void {
       return n as number;
     }
 
+    /** The prefilter counter read straight from the kernel (fast: no daemon CLI start), both families. */
+    async function kernelCounter(): Promise<number> {
+      if (backend === 'nftables') {
+        const r = await w.pair.exec(w.pair.srv, [
+          'nft',
+          '-j',
+          'list',
+          'counter',
+          'inet',
+          'spak_e2e_nft',
+          'flood_drops',
+        ]);
+        return parseCounterPackets(r.stdout) ?? 0;
+      }
+      let n = 0;
+      for (const tool of ['iptables', 'ip6tables']) {
+        const r = await w.pair.exec(w.pair.srv, [tool, '-w', '-v', '-S', 'spak_e2e_IPT_PRE']);
+        n += parsePreCounter('spak_e2e_IPT', r.stdout) ?? 0;
+      }
+      return n;
+    }
+
+    /** Resolve once the kernel has dropped `n` more datagrams (the flood is under way), or fail after 15 s. */
+    async function floodUnderWay(n: number): Promise<void> {
+      const start = await kernelCounter();
+      const end = Date.now() + 15_000;
+      while ((await kernelCounter()) - start < n) {
+        assert.ok(Date.now() < end, 'the flood did not start within 15 s');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+
     function flood(host: string, from: string): Promise<FloodResult> {
       const req = { kind: 'junk', host, port: UDP_PORT, from, seconds: FLOOD_SECONDS, max: 100_000, rate: FLOOD_RATE };
       return runTs(`${ROOT}harness/flood-sender.ts`, [JSON.stringify(req)], {
@@ -97,7 +131,7 @@ function prefilterSuite(backend: Backend, tag: string, subnet: number): void {
         const drops0 = await prefilterDrops();
         const mark = w.daemon.lines.length;
         const flooding = flood(host, flooder);
-        await new Promise((r) => setTimeout(r, 1200)); // the sender's start (tsx) and the flood under way
+        await floodUnderWay(500); // the sender's start (tsx) can take a second or more on a loaded machine
         const blocked = !(await knockOpens(host, sameSource, 1000));
         const opened = await knockOpens(host, other, 2500);
         const sent = await flooding;
