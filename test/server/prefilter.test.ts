@@ -5,6 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { hashlimitName, parsePreCounter, preChainLines } from '../../server/firewall/iptables-prefilter.js';
+import {
+  chainText,
+  installText,
+  parseSnapshot,
+  snapshotProblems,
+  undoInstallText,
+  uninstallText,
+} from '../../server/firewall/iptables-rules.js';
 import type { NftTableListing } from '../../server/firewall/nft-json.js';
 import { parseNftTable } from '../../server/firewall/nft-json.js';
 import {
@@ -172,5 +181,91 @@ describe('nft prefilter check', () => {
     assert.equal(parseCounterPackets(out), 123456);
     assert.equal(parseCounterPackets('not json'), undefined);
     assert.equal(parseCounterPackets('{"nftables":[]}'), undefined);
+  });
+});
+
+describe('iptables prefilter text', () => {
+  const chain = 'SPA_KNOCK';
+  const snap0 = parseSnapshot(chain, 4, '-P INPUT ACCEPT\n');
+  const protect = [{ proto: 'tcp', port: 22 }] as const;
+
+  test('the rule, per address (IPv4) and per /64 (IPv6), as iptables -S prints it (1.8.9, measured)', () => {
+    const name = hashlimitName(chain, P);
+    assert.match(name, /^spak_[0-9a-f]{10}$/);
+    assert.deepEqual(preChainLines(chain, 4, P), [
+      `-A SPA_KNOCK_PRE -m hashlimit --hashlimit-above 40/sec --hashlimit-burst 80 --hashlimit-mode srcip --hashlimit-name ${name} --hashlimit-htable-max 16384 --hashlimit-htable-expire 10000 -j DROP`,
+    ]);
+    assert.match(
+      preChainLines(chain, 6, P)[0] ?? '',
+      / --hashlimit-htable-expire 10000 --hashlimit-srcmask 64 -j DROP$/,
+    );
+    assert.notEqual(hashlimitName(chain, { ...P, rate: 41 }), name, 'new parameters: a new hashlimit table');
+  });
+
+  test('install: the jump after the loopback rule, the chain declared and filled; removal leaves nothing', () => {
+    const text = installText(chain, 4, snap0, [...protect], [], false, undefined, P);
+    const lines = text.split('\n');
+    assert.ok(lines.includes(':SPA_KNOCK_PRE - [0:0]'));
+    const lo = lines.indexOf('-A SPA_KNOCK -i lo -j RETURN');
+    assert.equal(lines[lo + 1], '-A SPA_KNOCK -p udp -m udp --dport 62201 -j SPA_KNOCK_PRE');
+    assert.ok(lines.includes(preChainLines(chain, 4, P)[0] ?? ''));
+    // as the kernel then shows it
+    const shown = [
+      '-P INPUT ACCEPT',
+      '-N SPA_KNOCK',
+      '-N SPA_KNOCK_PRE',
+      '-A INPUT -j SPA_KNOCK',
+      ...lines.filter((l) => l.startsWith('-A SPA_KNOCK')),
+    ].join('\n');
+    const snap = parseSnapshot(chain, 4, shown);
+    assert.equal(snap.pre.exists, true);
+    assert.deepEqual(snap.preMain, ['-A SPA_KNOCK -p udp -m udp --dport 62201 -j SPA_KNOCK_PRE']);
+    assert.deepEqual(snap.protect, [...protect], 'the jump is not taken for a drop rule');
+    assert.deepEqual(snap.grants, []);
+    assert.deepEqual(snapshotProblems(chain, 4, snap, [...protect], false, 'IPv4', undefined, undefined, P), []);
+    // unchanged: the chain is not touched again (its counter is kept)
+    assert.ok(!installText(chain, 4, snap, [...protect], [], false, undefined, P).includes(':SPA_KNOCK_PRE'));
+    // a grant keeps the jump
+    assert.ok(chainText(chain, 4, [...protect], [], [], snap.preMain).includes('-j SPA_KNOCK_PRE'));
+    // off: the chain goes, with the jump
+    const off = installText(chain, 4, snap, [...protect], [], false);
+    assert.ok(off.includes('-X SPA_KNOCK_PRE') && !off.includes('-j SPA_KNOCK_PRE'));
+    assert.match(
+      snapshotProblems(chain, 4, snap, [...protect], false, 'IPv4', undefined).join('\n'),
+      /kernel_prefilter is off/,
+    );
+    const un = uninstallText(chain, snap) ?? '';
+    assert.ok(un.includes('-F SPA_KNOCK_PRE\n-X SPA_KNOCK_PRE'));
+    // undo of an install that created it: removed again
+    assert.ok(undoInstallText(chain, snap0, false, undefined, P).includes('-X SPA_KNOCK_PRE'));
+  });
+
+  test('check: a missing jump, a missing or changed chain are problems', () => {
+    const shown = (pre: string[], jump: boolean) =>
+      parseSnapshot(
+        chain,
+        4,
+        [
+          '-N SPA_KNOCK',
+          ...(pre.length > 0 ? ['-N SPA_KNOCK_PRE'] : []),
+          '-A INPUT -j SPA_KNOCK',
+          '-A SPA_KNOCK -i lo -j RETURN',
+          ...(jump ? ['-A SPA_KNOCK -p udp -m udp --dport 62201 -j SPA_KNOCK_PRE'] : []),
+          '-A SPA_KNOCK -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN',
+          '-A SPA_KNOCK -p tcp -m tcp --dport 22 -j DROP',
+          ...pre,
+        ].join('\n'),
+      );
+    const probs = (s: ReturnType<typeof parseSnapshot>) =>
+      snapshotProblems(chain, 4, s, [...protect], false, 'IPv4', undefined, undefined, P).join('\n');
+    assert.match(probs(shown(preChainLines(chain, 4, P), false)), /SPA_KNOCK rules differ/);
+    assert.match(probs(shown([], true)), /SPA_KNOCK_PRE is missing/);
+    assert.match(probs(shown(preChainLines(chain, 4, { ...P, burst: 3 }), true)), /SPA_KNOCK_PRE rules differ/);
+  });
+
+  test('the counter: the packets of the rule in iptables -v -S', () => {
+    const out = `-N SPA_KNOCK_PRE\n${(preChainLines(chain, 4, P)[0] ?? '').replace(' -j DROP', ' -c 14983 629286 -j DROP')}\n`;
+    assert.equal(parsePreCounter(chain, out), 14983);
+    assert.equal(parsePreCounter(chain, '-N SPA_KNOCK_PRE\n'), undefined);
   });
 });
