@@ -3,6 +3,7 @@
  * (UDP server mode, iptables), from outside, in namespaces made and removed here. Also runnable alone:
  * `node --import tsx scripts/bench/flood.ts [--quick] [--json]`.
  *
+ * Servers: spa-knockd (nftables) as configured by default, the same with `limit.kernel_prefilter = false`, fwknopd.
  * Per server, per flood (none; one key holder's distinct valid knocks; junk carrying a sniffed key id — for fwknopd,
  * which has no key id, base64 junk its HMAC check runs on; random junk): one sender process in the client namespace
  * (harness/flood-sender.ts, from its own address) as fast as it goes for `seconds`, and meanwhile a legitimate client
@@ -40,7 +41,7 @@ const MAX_SAMPLES = 200;
 /** ms between two knocks of the legitimate client, at least. */
 const MIN_SPACING_MS = 250;
 
-export type FloodServer = 'spa-knockd nftables' | 'fwknopd';
+export type FloodServer = 'spa-knockd nftables' | 'spa-knockd no prefilter' | 'fwknopd';
 export type FloodName = 'none' | 'valid knocks' | 'sniffed key id' | 'random junk';
 
 export interface FloodRow {
@@ -55,7 +56,7 @@ export interface FloodRow {
   readonly lost: number;
   /** Kernel drops on the server's knock socket during the flood. */
   readonly drops: number | undefined;
-  /** Datagrams spa-knockd's kernel prefilter dropped during the flood (undefined: fwknopd, no prefilter). */
+  /** Datagrams spa-knockd's kernel prefilter dropped during the flood (undefined: no prefilter, or fwknopd). */
   readonly prefilterDrops: number | undefined;
   readonly rssKb: readonly [number, number];
   /** Server CPU time (user + system) during the flood, ms, and per datagram it received (sent − kernel drops), µs. */
@@ -169,6 +170,7 @@ async function benchServer(
           `[firewall]\nbackend = "nftables"\nprotect = ["tcp/${SSH}"]\ntable = "${NFT_TABLE}"`,
           `[grant]\nduration = 60\nmax_duration = 60\nmax_grants = 250`,
           `[log]\nreject_summary_interval = 1`,
+          ...(server === 'spa-knockd no prefilter' ? ['[limit]\nkernel_prefilter = false'] : []),
           `[[client]]\nname = "alice"\nkey_file = "alice.key"\nopen = ["tcp/${SSH}"]`,
           `[[client]]\nname = "bob"\nkey_file = "bob.key"\nopen = ["tcp/${SSH}"]`,
           '',
@@ -208,7 +210,7 @@ async function benchServer(
       progress(`flood: ${server}: ${flood}${kind ? ` (${kind}, ${o.seconds} s)` : ''}, ${perFlood} legitimate knocks`);
       const m = mark();
       const drops0 = await udpDrops(pair);
-      const pf0 = server === 'fwknopd' ? undefined : await prefilterCount(pair, NFT_TABLE);
+      const pf0 = await prefilterCount(pair, NFT_TABLE);
       const rss0 = rssKb(pid());
       const cpu0 = cpuMs(pid());
       let sending: Promise<FloodResult | undefined> = Promise.resolve(undefined);
@@ -260,7 +262,7 @@ async function benchServer(
       await sleep(1500); // the reject summary of the last second
       const drops1 = await udpDrops(pair);
       const drops = drops0 !== undefined && drops1 !== undefined ? drops1 - drops0 : undefined;
-      const pf1 = server === 'fwknopd' ? undefined : await prefilterCount(pair, NFT_TABLE);
+      const pf1 = await prefilterCount(pair, NFT_TABLE);
       const prefilterDrops = pf0 !== undefined && pf1 !== undefined ? pf1 - pf0 : undefined;
       const cpu = cpuMs(pid()) - cpu0;
       // what reached the server's socket: sent, less what the prefilter and the full socket buffer dropped
@@ -290,6 +292,8 @@ export async function benchFlood(o: FloodOptions): Promise<{ rows: FloodRow[]; l
   const fk = fwknopKeyGen();
   const rows = [
     ...(await benchServer('spa-knockd nftables', 123, o, fk)),
+    // the same daemon without its kernel prefilter, side by side on the same machine at the same time
+    ...(await benchServer('spa-knockd no prefilter', 152, o, fk)),
     ...(await benchServer('fwknopd', 124, o, fk)),
   ];
   return {
