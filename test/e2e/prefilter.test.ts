@@ -186,6 +186,23 @@ function prefilterSuite(backend: Backend, tag: string, subnet: number): void {
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /limit rate over 2\/second burst 2 packets|--hashlimit-above 2\/sec --hashlimit-burst 2/);
     });
+
+    test('spa-knockd check finds it as configured; spa-knockd uninstall leaves nothing of it', async () => {
+      const inSrv = { prefix: w.pair.wrap(w.pair.srv) };
+      const check = await runTs(DAEMON, ['check', '--config', w.configPath], inSrv);
+      assert.equal(check.code, 0, check.stderr);
+      assert.match(check.stdout, /installed and as configured/);
+      await w.daemon.stop('SIGTERM');
+      const un = await runTs(DAEMON, ['uninstall', '--config', w.configPath], inSrv);
+      assert.equal(un.code, 0, un.stderr);
+      const left =
+        backend === 'nftables'
+          ? [(await w.pair.exec(w.pair.srv, ['nft', 'list', 'ruleset'])).stdout]
+          : await Promise.all(
+              ['iptables', 'ip6tables'].map(async (t) => (await w.pair.exec(w.pair.srv, [t, '-S'])).stdout),
+            );
+      for (const text of left) assert.doesNotMatch(text, /spak_e2e|flood|hashlimit/, text);
+    });
   });
 }
 
