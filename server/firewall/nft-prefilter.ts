@@ -23,7 +23,9 @@
  * Measured with nft 1.0.6, Linux 6.18: `nft list chain` prints the rules exactly as written above (priority as
  * `-11` in text, `prio: -11` in JSON); `add set` of an existing set with another `size` or `timeout` succeeds and keeps
  * the old declaration, so an install re-creates the two sets (`add`, `delete`, `add`: absent-safe) after flushing the
- * chain that references them, in the same transaction; the counter is `add`ed (kept) so it counts across re-installs.
+ * chain that references them, in the same transaction — unless `keepSets` (the caller saw them as planned: a heal, a
+ * rotation, a reload that changed nothing of them), so the sources' buckets live through it; the counter is `add`ed
+ * (kept) so it counts across re-installs.
  * @module
  */
 import type { NftTableListing } from './nft-json.js';
@@ -57,7 +59,7 @@ export function prefilterRules(p: Prefilter): string[] {
  * The lines of an install transaction for table `t` (`inet NAME`) that put the prefilter as the plan says: installed
  * (sets re-created, chain refilled, counter kept) or, with none, removed whole (chain, sets, counter; absent-safe).
  */
-export function prefilterLines(t: string, p: Prefilter | undefined): string[] {
+export function prefilterLines(t: string, p: Prefilter | undefined, keepSets = false): string[] {
   const chain = `${t} ${PREFILTER_CHAIN}`;
   const lines = [`add chain ${chain} ${chainSpec}`, `flush chain ${chain}`];
   if (p === undefined) {
@@ -71,10 +73,26 @@ export function prefilterLines(t: string, p: Prefilter | undefined): string[] {
   lines.push(`add counter ${t} ${PREFILTER_COUNTER}`);
   for (const f of [4, 6] as const) {
     const set = `${t} ${PREFILTER_SETS[f]}`;
-    lines.push(`add set ${set} ${setDecl(f, p)}`, `delete set ${set}`, `add set ${set} ${setDecl(f, p)}`);
+    if (keepSets) lines.push(`add set ${set} ${setDecl(f, p)}`);
+    else lines.push(`add set ${set} ${setDecl(f, p)}`, `delete set ${set}`, `add set ${set} ${setDecl(f, p)}`);
   }
   for (const r of prefilterRules(p)) lines.push(`add rule ${chain} ${r}`);
   return lines;
+}
+
+/** Are both per-source sets in the listing as `p` declares them (so an install may keep them and what they hold)? */
+export function prefilterSetsAsPlanned(listing: NftTableListing, p: Prefilter | undefined): boolean {
+  if (p === undefined) return false;
+  return ([4, 6] as const).every((f) => {
+    const set = listing.sets.get(PREFILTER_SETS[f]);
+    return (
+      set !== undefined &&
+      set.type.join(' . ') === SET_TYPE[f] &&
+      set.flags.includes('timeout') &&
+      set.size === p.size &&
+      set.timeoutS === p.timeoutS
+    );
+  });
 }
 
 /**

@@ -150,6 +150,7 @@ export function installLines(
   table: string,
   plan: CheckedPlan,
   stale: { chains: string[]; sets: string[] } = { chains: [], sets: [] },
+  keepPrefilterSets = false,
 ): string[] {
   const t = `inet ${table}`;
   const seq = sequenceLines(t, plan.sequences);
@@ -175,7 +176,7 @@ export function installLines(
     `flush chain ${t} input`,
     ...inputRules(plan).map((r) => `add rule ${t} input ${r}`),
     ...seq.after(stale),
-    ...prefilterLines(t, plan.prefilter),
+    ...prefilterLines(t, plan.prefilter, keepPrefilterSets),
     ...output,
   ];
 }

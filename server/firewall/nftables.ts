@@ -37,7 +37,7 @@ import {
 } from './nft-json.js';
 import { GRANT_SETS, elemKey, elemWithTimeout, installLines, replaceLines, setOf } from './nft-script.js';
 import { nftCheckProblems, parseChainRules } from './nft-check.js';
-import { PREFILTER_CHAIN, PREFILTER_COUNTER, parseCounterPackets } from './nft-prefilter.js';
+import { PREFILTER_CHAIN, PREFILTER_COUNTER, parseCounterPackets, prefilterSetsAsPlanned } from './nft-prefilter.js';
 import { staleSequenceObjects } from './nft-sequences.js';
 import { traceMark } from '../grant-trace.js';
 import { NftMirror } from './nft-mirror.js';
@@ -135,7 +135,9 @@ export class NftablesBackend implements FirewallBackend {
     const old = existed ? await this.readBack('it exists but') : undefined; // unreadable: change nothing
     const stale = staleSequenceObjects(old?.chains.keys() ?? [], old?.sets.keys() ?? [], plan.sequences);
     this.mirror.kernelAddsGrants = plan.sequences.length > 0;
-    const first = await this.runScript(installLines(this.table, plan, stale));
+    // the prefilter's per-source sets are kept (with what they hold) when already as planned (nft-prefilter.ts)
+    const keep = old !== undefined && prefilterSetsAsPlanned(old, plan.prefilter);
+    const first = await this.runScript(installLines(this.table, plan, stale, keep));
     const failed = (msg: string): Error =>
       firewallError(`nft install of table ${this.t} (firewall.table) failed: ${msg}`);
     if (!first.ok) {

@@ -78,9 +78,20 @@ function kernelSuite(name: 'nftables' | 'iptables', tag: string, subnet: number)
         (await fw.list(now)).some((g) => g.address === '10.9.9.9'),
         'the grant lived through every install',
       );
+      if (name === 'nftables') {
+        // a source the kernel remembers (an element of flood4, as the rule adds them) lives through an unchanged
+        // install (a heal, a rotation), and not through a changed one
+        const add = await pair.exec(pair.srv, ['nft', 'add', 'element', 'inet', 'kfl_t', 'flood4', '{ 10.1.1.1 }']);
+        assert.equal(add.code, 0, add.stderr);
+      }
       await fw.install(plan(P), now); // unchanged: nothing of it rewritten
       assert.deepEqual(await fw.check(plan(P)), []);
       assert.equal(await fw.prefilterDrops?.(), 0);
+      if (name === 'nftables') {
+        assert.match(await dump(), /elements = \{ 10\.1\.1\.1/, 'kept through an unchanged install');
+        await fw.install(plan({ ...P, size: 99 }), now);
+        assert.doesNotMatch(await dump(), /10\.1\.1\.1/, 'a changed set starts empty');
+      }
     });
 
     test('uninstall leaves nothing of it', async () => {

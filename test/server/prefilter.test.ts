@@ -21,6 +21,7 @@ import {
   prefilterLines,
   prefilterProblems,
   prefilterRules,
+  prefilterSetsAsPlanned,
 } from '../../server/firewall/nft-prefilter.js';
 import { installLines } from '../../server/firewall/nft-script.js';
 import { type Prefilter, checkPrefilter, prefilterOf } from '../../server/firewall/prefilter.js';
@@ -86,6 +87,9 @@ describe('nft prefilter text', () => {
     ]);
     assert.equal(lines.filter((l) => l.startsWith('add rule')).length, 2);
     assert.ok(!lines.some((l) => l.startsWith('delete counter')), 'the counter counts across re-installs');
+    const kept = prefilterLines('inet t', P, true);
+    assert.ok(!kept.some((l) => l.startsWith('delete set')), 'sets as planned are kept, with their sources');
+    assert.equal(kept.filter((l) => l.startsWith('add set')).length, 2);
   });
   test('off: chain, sets and counter removed, absent-safe (each added before it is deleted)', () => {
     const lines = prefilterLines('inet t', undefined);
@@ -152,6 +156,10 @@ function listing(over: { size?: number; counter?: boolean; prio?: number } = {})
 describe('nft prefilter check', () => {
   test('as installed: no problem', () => {
     assert.deepEqual(prefilterProblems('inet t', listing(), P, prefilterRules(P)), []);
+    assert.equal(prefilterSetsAsPlanned(listing(), P), true);
+    assert.equal(prefilterSetsAsPlanned(listing({ size: 99 }), P), false);
+    assert.equal(prefilterSetsAsPlanned(listing(), { ...P, timeoutS: 11 }), false);
+    assert.equal(prefilterSetsAsPlanned(listing(), undefined), false);
   });
   test('each difference is one line', () => {
     const rules = prefilterRules(P);
