@@ -17,6 +17,7 @@ import { type FirewallBackend, type FirewallPlan, type GrantEntry, keyFields } f
 import { ExpiryWatch } from './client-expiry.js';
 import { prefilterOf } from './firewall/prefilter.js';
 import { GrantManager } from './grants.js';
+import { PrefilterCount } from './prefilter-count.js';
 import type { GateHealer } from './heal.js';
 import { type Limiters, limitersFor, maxGrantsOf, startHealer, startRotator, verifierFor } from './daemon-parts.js';
 import { type Listener, openUdpListener } from './listener.js';
@@ -102,11 +103,8 @@ export class Daemon {
   #stateFailing = false;
   /** Kernel drop count at the last summary. */
   #dropsBase: number | undefined;
-  readonly #readPrefilter: (() => Promise<number | undefined>) | undefined;
-  /** The prefilter counter at start, at the last summary, and as last read. */
-  #prefilterStart: number | undefined;
-  #prefilterBase: number | undefined;
-  #prefilterNow: number | undefined;
+  /** The kernel prefilter's drops (server/prefilter-count.ts); undefined without a counter to read. */
+  readonly #prefilter: PrefilterCount | undefined;
   /** Promise of the firewall change in flight for the latest packet (tests await it). */
   #pending = new Set<Promise<void>>();
   /** Ends the grants of clients that reach their `expires` (server/client-expiry.ts). */
@@ -118,9 +116,10 @@ export class Daemon {
     this.#timers = deps.timers ?? realTimers;
     this.#readDrops = deps.readDrops ?? procDropReader();
     const b = deps.backend;
-    this.#readPrefilter =
+    const read =
       deps.readPrefilterDrops ??
       (b.prefilterDrops ? () => b.prefilterDrops?.() ?? Promise.resolve(undefined) : undefined);
+    this.#prefilter = read ? new PrefilterCount(read) : undefined;
     const c = deps.config;
     this.#config = c;
     const now = this.#now();
@@ -227,9 +226,7 @@ export class Daemon {
     this.#listener = listener;
     this.#port = listener.port;
     this.#dropsBase = listener.port !== undefined ? this.#readDrops(listener.port) : undefined;
-    await this.#refreshPrefilter();
-    this.#prefilterStart = this.#prefilterNow;
-    this.#prefilterBase = this.#prefilterNow;
+    await this.#prefilter?.refresh(); // the starting point: drops before this start do not count
     this.#ready = true;
     this.#scheduleSummary();
     this.#d.log.info(
@@ -392,37 +389,17 @@ export class Daemon {
   #scheduleSummary(): void {
     const ms = this.#config.log.rejectSummaryInterval * 1000;
     this.#summaryTimer = this.#timers.setTimeout(() => {
-      if (this.#readPrefilter === undefined) this.flushRejectSummary();
-      else void this.#refreshPrefilter().then(() => this.flushRejectSummary());
+      const pf = this.#prefilter;
+      if (pf === undefined) this.flushRejectSummary();
+      else void pf.refresh().then(() => this.flushRejectSummary());
       this.#scheduleSummary();
     }, ms);
   }
 
-  /** Read the prefilter counter into #prefilterNow (unchanged when it cannot be read). Never throws. */
-  async #refreshPrefilter(): Promise<void> {
-    if (this.#readPrefilter === undefined) return;
-    try {
-      const n = await this.#readPrefilter();
-      if (n !== undefined) this.#prefilterNow = n;
-    } catch {
-      /* the next summary tries again */
-    }
-  }
-
-  /** Datagrams the kernel prefilter dropped since this daemon started (as of the last read); undefined: none. */
+  /** Datagrams the kernel prefilter dropped since this daemon started (read now); undefined: no prefilter. */
   async prefilterDrops(): Promise<number | undefined> {
-    await this.#refreshPrefilter();
-    if (this.#prefilterNow === undefined) return undefined;
-    return Math.max(0, this.#prefilterNow - (this.#prefilterStart ?? 0));
-  }
-
-  /** Prefilter drops since the last summary (undefined when there is no prefilter counter). */
-  #prefilterSinceLast(): number | undefined {
-    const now = this.#prefilterNow;
-    if (now === undefined) return undefined;
-    const since = Math.max(0, now - (this.#prefilterBase ?? 0));
-    this.#prefilterBase = now;
-    return since;
+    await this.#prefilter?.refresh();
+    return this.#prefilter?.sinceStart;
   }
 
   /** Kernel drops on the knock socket since the last call (undefined when /proc cannot tell). */
@@ -439,7 +416,7 @@ export class Daemon {
   /** Log one summary line of the rejects (and kernel drops) counted since the last one, if any. */
   flushRejectSummary(): void {
     const drops = this.#dropsSinceLast();
-    const pf = this.#prefilterSinceLast();
+    const pf = this.#prefilter?.takeSinceLast();
     const s = this.rejects.drain();
     if (!s && !drops && !pf) return;
     this.#d.log.info(
@@ -480,7 +457,7 @@ export class Daemon {
     await listener?.close();
     await this.#stopLoops();
     await this.settled();
-    await this.#refreshPrefilter();
+    await this.#prefilter?.refresh();
     this.flushRejectSummary();
     if (!this.#d.backend.kernelExpiry) {
       const live = this.grants.active().map(({ entry }) => keyFields(entry));
