@@ -152,10 +152,11 @@ export function checkPlan(plan: unknown): CheckedPlan {
   if (silencePortUnreachable !== undefined && typeof silencePortUnreachable !== 'boolean') {
     throw firewallError('invalid plan: silencePortUnreachable is not a boolean');
   }
+  const pf = checkPrefilter(prefilter);
   return {
     protect: checkProtect(protect),
     silencePortUnreachable: silencePortUnreachable === true,
     sequences: checkSequences(sequences),
-    prefilter: checkPrefilter(prefilter),
+    ...(pf !== undefined ? { prefilter: pf } : {}),
   };
 }
