@@ -214,6 +214,9 @@ export class Daemon {
           'kept grants that were open before the restart',
         );
       }
+      // the prefilter counter's starting point (drops before this start do not count): read before the socket is
+      // adopted, since from there on nothing may be awaited until #ready (a queued knock would be ignored)
+      await this.#prefilter?.refresh();
       // the gate stays installed if adoption fails: protected ports stay closed (fail-closed)
       listener ??= await open();
     } catch (e) {
@@ -226,7 +229,6 @@ export class Daemon {
     this.#listener = listener;
     this.#port = listener.port;
     this.#dropsBase = listener.port !== undefined ? this.#readDrops(listener.port) : undefined;
-    await this.#prefilter?.refresh(); // the starting point: drops before this start do not count
     this.#ready = true;
     this.#scheduleSummary();
     this.#d.log.info(
