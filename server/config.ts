@@ -42,6 +42,7 @@ export const DEFAULT_LIMIT = {
   client_rate: 5,
   client_burst: 20,
   firewall_queue: 1024,
+  kernel_prefilter: true,
 } as const;
 /** Widest `max_prefix4` / `max_prefix6` a config may set: a /16 (65536 addresses) / a /32 (a whole ISP site). */
 export const MIN_PREFIX4 = 16;
@@ -100,6 +101,8 @@ export interface Config {
     readonly clientBurst: number;
     /** Most knocks waiting for the firewall; more are shed (`busy`). */
     readonly firewallQueue: number;
+    /** Drop a source's datagrams to the knock port in the kernel past twice its source_rate (firewall/prefilter.ts). */
+    readonly kernelPrefilter: boolean;
   };
   readonly log: {
     readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
@@ -209,6 +212,7 @@ const schema = z.strictObject({
       client_rate: count(1_000_000).default(DEFAULT_LIMIT.client_rate),
       client_burst: count(1_000_000).default(DEFAULT_LIMIT.client_burst),
       firewall_queue: count(1 << 20).default(DEFAULT_LIMIT.firewall_queue),
+      kernel_prefilter: z.boolean().default(DEFAULT_LIMIT.kernel_prefilter),
     })
     .default(DEFAULT_LIMIT),
   log: z
@@ -374,6 +378,7 @@ export function parseConfig(text: string, path: string): Config {
       clientRate: c.limit.client_rate,
       clientBurst: c.limit.client_burst,
       firewallQueue: c.limit.firewall_queue,
+      kernelPrefilter: c.limit.kernel_prefilter,
     },
     log: { level: c.log.level, rejectSummaryInterval: c.log.reject_summary_interval },
     clients,

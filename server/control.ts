@@ -22,7 +22,7 @@ const MAX_PATH_BYTES = 107;
 
 export const controlPath = (stateDir: string): string => join(stateDir, CONTROL_SOCKET_NAME);
 
-/** Answer a command: a JSON-able value, or undefined for an unknown command. */
+/** Answer a command: a JSON-able value (or a Promise of one), or undefined for an unknown command. */
 export type ControlHandler = (command: string) => unknown;
 
 export interface ControlServer {
@@ -107,14 +107,14 @@ function serve(sock: Socket, handle: ControlHandler): void {
     }
     sock.removeAllListeners('data');
     const command = buf.slice(0, nl).trim();
-    let reply: unknown;
-    try {
-      reply = /^[a-z-]{1,32}$/.test(command) ? handle(command) : undefined;
-      if (reply === undefined) reply = { error: 'unknown command' };
-    } catch (e) {
-      reply = { error: String((e as Error).message ?? e) };
-    }
-    sock.end(`${JSON.stringify(reply)}\n`);
+    // a handler may answer later (a Promise): the status reads the kernel prefilter's counter
+    Promise.resolve()
+      .then(() => (/^[a-z-]{1,32}$/.test(command) ? handle(command) : undefined))
+      .then(
+        (reply: unknown) => reply ?? { error: 'unknown command' },
+        (e: unknown) => ({ error: String((e as Error).message ?? e) }),
+      )
+      .then((reply) => sock.end(`${JSON.stringify(reply)}\n`));
   });
 }
 

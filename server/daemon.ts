@@ -15,7 +15,9 @@ import { CodeFloors } from './code-floor.js';
 import type { Config } from './config.js';
 import { type FirewallBackend, type FirewallPlan, type GrantEntry, keyFields } from './firewall/backend.js';
 import { ExpiryWatch } from './client-expiry.js';
+import { prefilterOf } from './firewall/prefilter.js';
 import { GrantManager } from './grants.js';
+import { PrefilterCount } from './prefilter-count.js';
 import type { GateHealer } from './heal.js';
 import { type Limiters, limitersFor, maxGrantsOf, startHealer, startRotator, verifierFor } from './daemon-parts.js';
 import { type Listener, openUdpListener } from './listener.js';
@@ -55,6 +57,11 @@ export interface DaemonDeps {
   readonly broadcasts?: ReadonlySet<string>;
   /** Kernel drop counter of the knock socket by local port (default: /proc/net/udp{,6}). */
   readonly readDrops?: DropReader;
+  /**
+   * The kernel prefilter's drop counter (firewall/prefilter.ts; default: the backend's `prefilterDrops`, if it has
+   * one). Read at each summary, at start and at stop, never on the packet path.
+   */
+  readonly readPrefilterDrops?: () => Promise<number | undefined>;
 }
 
 /** The firewall plan of a config at `nowMs` (rotating sequences: the current and the previous time step's). */
@@ -63,6 +70,7 @@ export function planOf(config: Config, nowMs: number = Date.now()): FirewallPlan
     protect: config.firewall.protect,
     silencePortUnreachable: config.firewall.silencePortUnreachable,
     sequences: sequencesAt(config.sequences, config.rotatingSequences, nowMs),
+    prefilter: prefilterOf(config.listen.port, config.limit),
   };
 }
 
@@ -96,6 +104,8 @@ export class Daemon {
   readonly #refusals: RejectBook;
   /** Kernel drop count at the last summary. */
   #dropsBase: number | undefined;
+  /** The kernel prefilter's drops (server/prefilter-count.ts); undefined without a counter to read. */
+  readonly #prefilter: PrefilterCount | undefined;
   /** Promise of the firewall change in flight for the latest packet (tests await it). */
   #pending = new Set<Promise<void>>();
   /** Ends the grants of clients that reach their `expires` (server/client-expiry.ts). */
@@ -107,6 +117,11 @@ export class Daemon {
     this.#timers = deps.timers ?? realTimers;
     this.#readDrops = deps.readDrops ?? procDropReader();
     this.#refusals = new RejectBook(this.rejects, this.clockSkews, deps.log);
+    const b = deps.backend;
+    const read =
+      deps.readPrefilterDrops ??
+      (b.prefilterDrops ? () => b.prefilterDrops?.() ?? Promise.resolve(undefined) : undefined);
+    this.#prefilter = read ? new PrefilterCount(read) : undefined;
     const c = deps.config;
     this.#config = c;
     const now = this.#now();
@@ -201,6 +216,9 @@ export class Daemon {
           'kept grants that were open before the restart',
         );
       }
+      // the prefilter counter's starting point (drops before this start do not count): read before the socket is
+      // adopted, since from there on nothing may be awaited until #ready (a queued knock would be ignored)
+      await this.#prefilter?.refresh();
       // the gate stays installed if adoption fails: protected ports stay closed (fail-closed)
       listener ??= await open();
     } catch (e) {
@@ -363,9 +381,17 @@ export class Daemon {
   #scheduleSummary(): void {
     const ms = this.#config.log.rejectSummaryInterval * 1000;
     this.#summaryTimer = this.#timers.setTimeout(() => {
-      this.flushRejectSummary();
+      const pf = this.#prefilter;
+      if (pf === undefined) this.flushRejectSummary();
+      else void pf.refresh().then(() => this.flushRejectSummary());
       this.#scheduleSummary();
     }, ms);
+  }
+
+  /** Datagrams the kernel prefilter dropped since this daemon started (read now); undefined: no prefilter. */
+  async prefilterDrops(): Promise<number | undefined> {
+    await this.#prefilter?.refresh();
+    return this.#prefilter?.sinceStart;
   }
 
   /** Kernel drops on the knock socket since the last call (undefined when /proc cannot tell). */
@@ -382,11 +408,22 @@ export class Daemon {
   /** Log one summary line of the rejects (and kernel drops) counted since the last one, if any. */
   flushRejectSummary(): void {
     const drops = this.#dropsSinceLast();
+    const pf = this.#prefilter?.takeSinceLast();
     const s = this.rejects.drain();
-    if (!s && !drops) return;
+    if (!s && !drops && !pf) return;
     this.#d.log.info(
-      { event: 'rejects', total: s?.total ?? 0, by: s?.by ?? {}, ...(drops !== undefined ? { drops } : {}) },
-      drops ? 'packets rejected or dropped by the kernel (receive buffer full)' : 'packets rejected',
+      {
+        event: 'rejects',
+        total: s?.total ?? 0,
+        by: s?.by ?? {},
+        ...(drops !== undefined ? { drops } : {}),
+        ...(pf !== undefined ? { prefilter_drops: pf } : {}),
+      },
+      drops
+        ? 'packets rejected or dropped by the kernel (receive buffer full)'
+        : pf
+          ? 'packets rejected or dropped by the kernel prefilter'
+          : 'packets rejected',
     );
   }
 
@@ -412,6 +449,7 @@ export class Daemon {
     await listener?.close();
     await this.#stopLoops();
     await this.settled();
+    await this.#prefilter?.refresh();
     this.flushRejectSummary();
     if (!this.#d.backend.kernelExpiry) {
       const live = this.grants.active().map(({ entry }) => keyFields(entry));

@@ -1,7 +1,7 @@
 /**
  * `spa-knockd doctor`: `nft -j list ruleset` (libnftables-json(5)) → the chain model of server/doctor-chains.ts.
  * Tables of the families that see IPv4/IPv6 input (inet, ip, ip6); spa-knockd's own objects are marked `own`:
- * the nftables backend's table `inet TABLE`, the iptables backend's chains TABLE and TABLE_OUT (iptables-nft shows
+ * the nftables backend's table `inet TABLE`, the iptables backend's chains TABLE, TABLE_OUT and TABLE_PRE (iptables-nft shows
  * them in the ruleset as tables `ip filter` / `ip6 filter`). Pure: the caller runs nft.
  * @module
  */
@@ -178,7 +178,9 @@ export function nftTables(json: unknown, own: OwnObjects): ModelTable[] {
   for (const t of tables.values()) {
     if (own.backend === 'nftables' && t.family === 'inet' && t.name === own.table) continue;
     const ownChains =
-      own.backend === 'iptables' && t.name === 'filter' ? new Set([own.table, `${own.table}_OUT`]) : undefined;
+      own.backend === 'iptables' && t.name === 'filter'
+        ? new Set([own.table, `${own.table}_OUT`, `${own.table}_PRE`])
+        : undefined;
     const fam = t.family;
     out.push({
       label: `nft table ${fam} ${t.name}`,

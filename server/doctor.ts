@@ -44,7 +44,9 @@ export function diagnose(config: Config, g: Gathered): Finding[] {
       : []),
   ];
   const own = { backend: config.firewall.backend, table: config.firewall.table };
-  const ownChains = new Set(config.firewall.backend === 'iptables' ? [own.table, `${own.table}_OUT`] : []);
+  const ownChains = new Set(
+    config.firewall.backend === 'iptables' ? [own.table, `${own.table}_OUT`, `${own.table}_PRE`] : [],
+  );
   const tables = [
     ...(g.nftRuleset !== undefined ? nftTables(g.nftRuleset, own) : []),
     ...[

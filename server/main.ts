@@ -99,7 +99,9 @@ async function run(configPath: string, logLevel: Level | undefined, logFormat: L
   try {
     // first: a second daemon on this state_dir is refused before it touches the firewall
     control = await openControl(controlPath(config.stateDir), (cmd) =>
-      cmd === 'status' ? daemonStatus(daemon, startedAt) : undefined,
+      cmd === 'status'
+        ? daemon.prefilterDrops().then((pf) => daemonStatus(daemon, startedAt, Date.now(), pf))
+        : undefined,
     );
     await daemon.start();
     // only now: the socket is bound (or adopted) and the gate is installed

@@ -33,6 +33,11 @@ export interface Status {
   /** Rejected packets since the daemon started, by reason (in verification order). */
   readonly rejects: { readonly total: number; readonly by: Partial<Record<RejectReason, number>> };
   /**
+   * Datagrams the kernel prefilter (`limit.kernel_prefilter`, server/firewall/prefilter.ts) dropped since the daemon
+   * started, before they reached it; null when there is no prefilter (or its counter cannot be read).
+   */
+  readonly prefilter_drops?: number | null;
+  /**
    * Authenticated knocks refused as `stale` (timestamp outside replay.window), per client and source, latest first:
    * how far the knocker's clock was off (offset_s > 0: ahead of this host's). spa-knockd doctor reads it.
    */
@@ -57,6 +62,7 @@ export interface StatusSource {
   readonly grants: readonly GrantEntry[];
   readonly rejects: Partial<Record<RejectReason, number>>;
   readonly skews?: readonly SkewEntry[];
+  readonly prefilterDrops?: number | undefined;
 }
 
 /** One row per (client, address, expiry), accesses together; soonest to expire first. */
@@ -99,6 +105,7 @@ export function buildStatus(src: StatusSource, now: number): Status {
     listen: src.listen ?? null,
     grants,
     rejects: { total, by },
+    prefilter_drops: src.prefilterDrops ?? null,
     clock: {
       stale: (src.skews ?? []).map((k) => ({
         client: k.client,
@@ -134,6 +141,8 @@ export function formatStatus(s: Status): string {
   }
   const by = Object.entries(s.rejects.by).map(([r, n]) => `${r} ${n}`);
   out.push(`rejected since start: ${s.rejects.total}${by.length > 0 ? ` (${by.join(', ')})` : ''}`);
+  if (s.prefilter_drops !== null && s.prefilter_drops !== undefined)
+    out.push(`dropped by the kernel prefilter since start: ${s.prefilter_drops}`);
   for (const k of s.clock?.stale ?? [])
     out.push(
       `stale knocks from ${k.client} at ${k.source}: its clock is ${Math.abs(k.offset_s)} s ${k.offset_s > 0 ? 'ahead' : 'behind'} (${k.count}, latest ${k.seen})`,
@@ -150,7 +159,7 @@ export async function statusCommand(configPath: string, json: boolean): Promise<
 }
 
 /** The status of a running daemon object (what the control socket answers to `status`). */
-export function daemonStatus(d: Daemon, startedAt: number, now: number = Date.now()): Status {
+export function daemonStatus(d: Daemon, startedAt: number, now: number = Date.now(), prefilterDrops?: number): Status {
   return buildStatus(
     {
       pid: process.pid,
@@ -160,6 +169,7 @@ export function daemonStatus(d: Daemon, startedAt: number, now: number = Date.no
       grants: d.grants.active().map((a) => a.entry),
       rejects: d.rejects.totals(),
       skews: d.clockSkews.recent(),
+      prefilterDrops,
     },
     now,
   );

@@ -3,6 +3,7 @@
  * (UDP server mode, iptables), from outside, in namespaces made and removed here. Also runnable alone:
  * `node --import tsx scripts/bench/flood.ts [--quick] [--json]`.
  *
+ * Servers: spa-knockd (nftables) as configured by default, the same with `limit.kernel_prefilter = false`, fwknopd.
  * Per server, per flood (none; one key holder's distinct valid knocks; junk carrying a sniffed key id — for fwknopd,
  * which has no key id, base64 junk its HMAC check runs on; random junk): one sender process in the client namespace
  * (harness/flood-sender.ts, from its own address) as fast as it goes for `seconds`, and meanwhile a legitimate client
@@ -10,7 +11,8 @@
  * before the timing starts), timed client side by scripts/bench/fwknop-child.ts: checked closed, packet sent, a fresh
  * TCP connect every 1 ms until one succeeds (lost: none within 3 s). Also: datagrams the sender got out, kernel drops
  * on the server's UDP socket (/proc/net/udp in the server namespace), the server's RSS before and after, and for
- * spa-knockd the reject counts by reason. Figures on a loaded machine vary a lot: the load average is printed.
+ * spa-knockd the reject counts by reason and the datagrams its kernel prefilter dropped (`limit.kernel_prefilter`,
+ * on by default: the counter `flood_drops` of its nft table, server/firewall/nft-prefilter.ts). Figures on a loaded machine vary a lot: the load average is printed.
  * @module
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,6 +29,7 @@ import { ROOT, runTs } from '../../harness/run.js';
 import { startRpcChild } from '../../harness/stdio-rpc.js';
 import { toHex } from '../../shared/bytes.js';
 import { formatKey, generateKey } from '../../shared/keys.js';
+import { PREFILTER_COUNTER, parseCounterPackets } from '../../server/firewall/nft-prefilter.js';
 import { parseProcNetUdp } from '../../server/udp-drops.js';
 import type { FwknopBenchOps } from './fwknop-child.js';
 import { Scope, progress, sleep } from './lifecycle.js';
@@ -38,7 +41,7 @@ const MAX_SAMPLES = 200;
 /** ms between two knocks of the legitimate client, at least. */
 const MIN_SPACING_MS = 250;
 
-export type FloodServer = 'spa-knockd nftables' | 'fwknopd';
+export type FloodServer = 'spa-knockd nftables' | 'spa-knockd no prefilter' | 'fwknopd';
 export type FloodName = 'none' | 'valid knocks' | 'sniffed key id' | 'random junk';
 
 export interface FloodRow {
@@ -53,6 +56,8 @@ export interface FloodRow {
   readonly lost: number;
   /** Kernel drops on the server's knock socket during the flood. */
   readonly drops: number | undefined;
+  /** Datagrams spa-knockd's kernel prefilter dropped during the flood (undefined: no prefilter, or fwknopd). */
+  readonly prefilterDrops: number | undefined;
   readonly rssKb: readonly [number, number];
   /** Server CPU time (user + system) during the flood, ms, and per datagram it received (sent − kernel drops), µs. */
   readonly cpuMs: number;
@@ -105,6 +110,14 @@ async function udpDrops(pair: NetnsPair): Promise<number | undefined> {
   return total;
 }
 
+/** The spa-knockd prefilter's counter in the server namespace (nft-prefilter.ts); undefined if there is none. */
+async function prefilterCount(pair: NetnsPair, table: string): Promise<number | undefined> {
+  const r = await pair.exec(pair.srv, ['nft', '-j', 'list', 'counter', 'inet', table, PREFILTER_COUNTER]);
+  return r.code === 0 ? parseCounterPackets(r.stdout) : undefined;
+}
+
+const NFT_TABLE = 'spak_flood_bench';
+
 async function benchServer(
   server: FloodServer,
   subnet: number,
@@ -154,9 +167,10 @@ async function benchServer(
         [
           `state_dir = "${join(dir, 'state')}"`,
           `[listen]\nport = ${UDP_PORT}\naddress = "::"`,
-          `[firewall]\nbackend = "nftables"\nprotect = ["tcp/${SSH}"]\ntable = "spak_flood_bench"`,
+          `[firewall]\nbackend = "nftables"\nprotect = ["tcp/${SSH}"]\ntable = "${NFT_TABLE}"`,
           `[grant]\nduration = 60\nmax_duration = 60\nmax_grants = 250`,
           `[log]\nreject_summary_interval = 1`,
+          ...(server === 'spa-knockd no prefilter' ? ['[limit]\nkernel_prefilter = false'] : []),
           `[[client]]\nname = "alice"\nkey_file = "alice.key"\nopen = ["tcp/${SSH}"]`,
           `[[client]]\nname = "bob"\nkey_file = "bob.key"\nopen = ["tcp/${SSH}"]`,
           '',
@@ -196,6 +210,7 @@ async function benchServer(
       progress(`flood: ${server}: ${flood}${kind ? ` (${kind}, ${o.seconds} s)` : ''}, ${perFlood} legitimate knocks`);
       const m = mark();
       const drops0 = await udpDrops(pair);
+      const pf0 = await prefilterCount(pair, NFT_TABLE);
       const rss0 = rssKb(pid());
       const cpu0 = cpuMs(pid());
       let sending: Promise<FloodResult | undefined> = Promise.resolve(undefined);
@@ -247,8 +262,11 @@ async function benchServer(
       await sleep(1500); // the reject summary of the last second
       const drops1 = await udpDrops(pair);
       const drops = drops0 !== undefined && drops1 !== undefined ? drops1 - drops0 : undefined;
+      const pf1 = await prefilterCount(pair, NFT_TABLE);
+      const prefilterDrops = pf0 !== undefined && pf1 !== undefined ? pf1 - pf0 : undefined;
       const cpu = cpuMs(pid()) - cpu0;
-      const received = (sent?.sent ?? 0) - (drops ?? 0);
+      // what reached the server's socket: sent, less what the prefilter and the full socket buffer dropped
+      const received = (sent?.sent ?? 0) - (drops ?? 0) - (prefilterDrops ?? 0);
       rows.push({
         server,
         flood,
@@ -257,6 +275,7 @@ async function benchServer(
         open: stats(ms),
         lost,
         drops,
+        prefilterDrops,
         rssKb: [rss0, rssKb(pid())],
         cpuMs: cpu,
         cpuUsPerDatagram: sent && received > 0 ? (cpu * 1000) / received : undefined,
@@ -273,6 +292,8 @@ export async function benchFlood(o: FloodOptions): Promise<{ rows: FloodRow[]; l
   const fk = fwknopKeyGen();
   const rows = [
     ...(await benchServer('spa-knockd nftables', 123, o, fk)),
+    // the same daemon without its kernel prefilter, side by side on the same machine at the same time
+    ...(await benchServer('spa-knockd no prefilter', 152, o, fk)),
     ...(await benchServer('fwknopd', 124, o, fk)),
   ];
   return {
@@ -283,15 +304,23 @@ export async function benchFlood(o: FloodOptions): Promise<{ rows: FloodRow[]; l
   };
 }
 
+/** µs/datagram, in brackets where the server read under 5 % of what was sent (the figure is then mostly other work). */
+function usText(x: FloodRow): string {
+  if (x.cpuUsPerDatagram === undefined) return '-';
+  const read = x.sent - (x.drops ?? 0) - (x.prefilterDrops ?? 0);
+  const t = x.cpuUsPerDatagram.toFixed(1);
+  return read < 0.05 * x.sent ? `(${t})` : t;
+}
+
 export function printFloodTable(r: { rows: readonly FloodRow[]; loadavg: string }, seconds: number): void {
   const f = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-').padStart(7);
   const out: string[] = [
     `Floods (${seconds} s each, one sender process; legitimate knock sent → TCP connect, ms; load average at end ${r.loadavg})`,
-    `${'server'.padEnd(20)} ${'flood'.padEnd(15)} ${'sent/s'.padStart(8)} ${'n'.padStart(4)} ${'median'.padStart(7)} ${'p99'.padStart(7)} ${'max'.padStart(7)} lost  drops  CPU ms  µs/dgram  RSS kB before→after  rejects`,
+    `${'server'.padEnd(24)} ${'flood'.padEnd(15)} ${'sent/s'.padStart(8)} ${'n'.padStart(4)} ${'median'.padStart(7)} ${'p99'.padStart(7)} ${'max'.padStart(7)} lost  drops  prefilter  CPU ms  µs/dgram  RSS kB before→after  rejects`,
   ];
   for (const x of r.rows)
     out.push(
-      `${x.server.padEnd(20)} ${x.flood.padEnd(15)} ${x.perSecond.toFixed(0).padStart(8)} ${String(x.open.n).padStart(4)} ${f(x.open.median)} ${f(x.open.p99)} ${f(x.open.max)} ${String(x.lost).padStart(4)} ${String(x.drops ?? '?').padStart(6)} ${String(x.cpuMs).padStart(7)} ${(x.cpuUsPerDatagram?.toFixed(1) ?? '-').padStart(9)}  ${x.rssKb[0]}→${x.rssKb[1]}  ${x.rejects ? JSON.stringify(x.rejects) : ''}`,
+      `${x.server.padEnd(24)} ${x.flood.padEnd(15)} ${x.perSecond.toFixed(0).padStart(8)} ${String(x.open.n).padStart(4)} ${f(x.open.median)} ${f(x.open.p99)} ${f(x.open.max)} ${String(x.lost).padStart(4)} ${String(x.drops ?? '?').padStart(6)} ${String(x.prefilterDrops ?? '-').padStart(10)} ${String(x.cpuMs).padStart(7)} ${usText(x).padStart(9)}  ${x.rssKb[0]}→${x.rssKb[1]}  ${x.rejects ? JSON.stringify(x.rejects) : ''}`,
     );
   process.stdout.write(`${out.join('\n')}\n`);
 }

@@ -13,6 +13,7 @@
  */
 import type { Access } from '../../shared/access.js';
 import type { GrantKey } from '../../shared/address.js';
+import type { Prefilter } from './prefilter.js';
 
 export type { Family, GrantKey } from '../../shared/address.js';
 
@@ -47,6 +48,8 @@ export interface FirewallPlan {
   readonly silencePortUnreachable?: boolean;
   /** Classic knock sequences recognised in the kernel (docs/classic.md); default none. */
   readonly sequences?: readonly KnockSequence[];
+  /** The kernel's per-source rate limit on the knock port (server/firewall/prefilter.ts); default none. */
+  readonly prefilter?: Prefilter | undefined;
 }
 
 /**
@@ -92,6 +95,11 @@ export interface FirewallBackend {
   list(now: number): Promise<GrantEntry[]>;
   /** Is the plan installed as expected? Returns a list of problems (empty = fine). Read-only. */
   check(plan: FirewallPlan): Promise<string[]>;
+  /**
+   * Datagrams the kernel prefilter has dropped since it was installed (its counter), or undefined when there is none
+   * or it cannot be read. Read-only; optional (the fake backend has no kernel).
+   */
+  prefilterDrops?(): Promise<number | undefined>;
   /** Remove everything the backend ever installed. */
   uninstall(): Promise<void>;
   /** Release helper processes. Leaves every rule in place (fail-closed). */

@@ -6,6 +6,7 @@
  * ```
  * -A INPUT -j SPA_KNOCK                                   (rule 1 of INPUT)
  * -A SPA_KNOCK -i lo -j RETURN
+ * -A SPA_KNOCK -p udp -m udp --dport 62201 -j SPA_KNOCK_PRE   (kernel prefilter: iptables-prefilter.ts)
  * -A SPA_KNOCK -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN
  * -A SPA_KNOCK -s 10.0.0.2/32 -p tcp -m tcp --dport 22 -m comment --comment "spa-knock exp=1700000000000 owner=alice" -j RETURN
  * -A SPA_KNOCK -s 10.0.1.0/24 -p tcp -m tcp --dport 22 -m comment --comment "spa-knock exp=1700000000000 owner=bob" -j RETURN
@@ -20,7 +21,17 @@
 import { type Access, isPort, isProto } from '../../shared/access.js';
 import { type Family, hostPrefix, parseCidr } from '../../shared/address.js';
 import type { GrantEntry } from './backend.js';
+import {
+  type PreSnapshot,
+  isPreJumpLine,
+  preChainName,
+  preInstallLines,
+  preJumpLines,
+  preProblems,
+  preUndoLines,
+} from './iptables-prefilter.js';
 import { isSeqChain, isSequenceMainLine } from './iptables-sequences.js';
+import type { Prefilter } from './prefilter.js';
 import { OWNER_RE } from './validate.js';
 
 /** The output chain of `chain`: `SPA_KNOCK` → `SPA_KNOCK_OUT` (names.ts keeps room for the suffix). */
@@ -52,15 +63,20 @@ export function silenceRule(chain: string, f: Family): string {
     : `-A ${out} -p ipv6-icmp -m icmp6 --icmpv6-type 1/4 -j DROP`;
 }
 
-/** The full content of our input chain for one family. */
+/** The full content of our input chain for one family (`preLines`: the jump to the prefilter chain, if any). */
 export function chainLines(
   chain: string,
   f: Family,
   protect: readonly Access[],
   grants: Iterable<GrantEntry>,
   seqLines: readonly string[] = [],
+  preLines: readonly string[] = [],
 ): string[] {
-  const lines = [`-A ${chain} -i lo -j RETURN`, `-A ${chain} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN`];
+  const lines = [
+    `-A ${chain} -i lo -j RETURN`,
+    ...preLines,
+    `-A ${chain} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN`,
+  ];
   for (const g of grants) if (g.family === f) lines.push(grantRule(chain, g));
   lines.push(...seqLines);
   for (const a of protect) lines.push(dropRule(chain, a));
@@ -165,6 +181,9 @@ export interface Snapshot {
   readonly seqChains: ReadonlyMap<string, readonly string[]>;
   /** The sequence lines of the input chain (grants by a completed sequence, jumps to the sequence chains). */
   readonly seqMain: readonly string[];
+  /** The kernel prefilter chain (`CHAIN_PRE`, iptables-prefilter.ts) and the input chain's jumps to it. */
+  readonly pre: PreSnapshot;
+  readonly preMain: readonly string[];
 }
 
 /** The sequence part of a plan for one family, as text: lines of the input chain and each sequence chain. */
@@ -191,11 +210,15 @@ export function parseSnapshot(chain: string, f: Family, text: string): Snapshot 
   const protect: Access[] = [];
   const seqChains = new Map<string, string[]>();
   const seqMain: string[] = [];
+  const preName = preChainName(chain);
+  const pre = { exists: false, lines: [] as string[] };
+  const preMain: string[] = [];
   const pos: Record<string, number> = { INPUT: 0, OUTPUT: 0 };
   for (const raw of text.split('\n')) {
     const line = raw.trim();
     const w = splitRuleLine(line);
     if (w[0] === '-N') {
+      if (w[1] === preName) pre.exists = true;
       if (w[1] !== undefined && isSeqChain(chain, w[1])) seqChains.set(w[1], seqChains.get(w[1]) ?? []);
       targets.forEach((t, i) => {
         if (w[1] === t.name) (snaps[i] as { exists: boolean }).exists = true;
@@ -214,6 +237,8 @@ export function parseSnapshot(chain: string, f: Family, text: string): Snapshot 
       }
     });
     if (isSeqChain(chain, w[1])) seqChains.set(w[1], [...(seqChains.get(w[1]) ?? []), line]);
+    if (w[1] === preName) pre.lines.push(line);
+    if (w[1] === chain && isPreJumpLine(chain, line)) preMain.push(line);
     if (w[1] === chain) {
       if (isSequenceMainLine(chain, line)) seqMain.push(line);
       const g = parseGrantRule(f, w);
@@ -222,7 +247,16 @@ export function parseSnapshot(chain: string, f: Family, text: string): Snapshot 
       if (d) protect.push(d);
     }
   }
-  return { input: snaps[0] as ChainSnapshot, output: snaps[1] as ChainSnapshot, grants, protect, seqChains, seqMain };
+  return {
+    input: snaps[0] as ChainSnapshot,
+    output: snaps[1] as ChainSnapshot,
+    grants,
+    protect,
+    seqChains,
+    seqMain,
+    pre,
+    preMain,
+  };
 }
 
 /** Is the chain jumped to exactly once, plainly, from rule 1 of its hook? */
@@ -252,9 +286,11 @@ export function installText(
   grants: Iterable<GrantEntry>,
   silence: boolean,
   seq: SeqText = NO_SEQ,
+  prefilter?: Prefilter,
 ): string {
   const out = outChainName(chain);
-  const lines = [`:${chain} - [0:0]`];
+  const pre = preInstallLines(chain, f, snap.pre, prefilter);
+  const lines = [`:${chain} - [0:0]`, ...pre.declare];
   const stale = [...snap.seqChains.keys()].filter((q) => !seq.chains.has(q));
   for (const q of [...seq.chains.keys(), ...stale]) lines.push(`:${q} - [0:0]`);
   if (silence || snap.output.exists) lines.push(`:${out} - [0:0]`);
@@ -262,9 +298,10 @@ export function installText(
   if (silence) lines.push(...fixJump('OUTPUT', out, snap.output));
   else if (snap.output.exists)
     lines.push(...snap.output.hookJumpPositions.map(() => `-D OUTPUT -j ${out}`), `-X ${out}`);
-  lines.push(...chainLines(chain, f, protect, grants, seq.main));
+  lines.push(...chainLines(chain, f, protect, grants, seq.main, preJumpLines(chain, prefilter)));
   for (const qLines of seq.chains.values()) lines.push(...qLines);
   for (const q of stale) lines.push(`-X ${q}`);
+  lines.push(...pre.body);
   if (silence) lines.push(silenceRule(chain, f));
   return restore(lines);
 }
@@ -276,17 +313,25 @@ export function chainText(
   protect: readonly Access[],
   grants: Iterable<GrantEntry>,
   seqMain: readonly string[] = [],
+  preMain: readonly string[] = [],
 ): string {
-  return restore([`:${chain} - [0:0]`, ...chainLines(chain, f, protect, grants, seqMain)]);
+  return restore([`:${chain} - [0:0]`, ...chainLines(chain, f, protect, grants, seqMain, preMain)]);
 }
 
 /**
  * Input that puts a family back from the state a successful {@link installText} left (one jump at rule 1 of INPUT; with
  * `silence`, the output chain and one jump at rule 1 of OUTPUT) to the state `snap` saw.
  */
-export function undoInstallText(chain: string, snap: Snapshot, silence: boolean, seq: SeqText = NO_SEQ): string {
+export function undoInstallText(
+  chain: string,
+  snap: Snapshot,
+  silence: boolean,
+  seq: SeqText = NO_SEQ,
+  prefilter?: Prefilter,
+): string {
   const out = outChainName(chain);
-  const lines = [`:${chain} - [0:0]`, `-D INPUT -j ${chain}`];
+  const pre = preUndoLines(chain, snap.pre, prefilter);
+  const lines = [`:${chain} - [0:0]`, ...pre.declare, `-D INPUT -j ${chain}`];
   const qs = new Set([...seq.chains.keys(), ...snap.seqChains.keys()]);
   for (const q of qs) lines.push(`:${q} - [0:0]`);
   if (silence || snap.output.exists) lines.push(`:${out} - [0:0]`);
@@ -294,7 +339,7 @@ export function undoInstallText(chain: string, snap: Snapshot, silence: boolean,
   if (!snap.input.exists) lines.push(`-X ${chain}`);
   if (!snap.output.exists && silence) lines.push(`-X ${out}`);
   for (const q of qs) if (!snap.seqChains.has(q)) lines.push(`-X ${q}`);
-  lines.push(...snap.input.lines, ...snap.output.lines);
+  lines.push(...snap.input.lines, ...snap.output.lines, ...pre.body);
   for (const qLines of snap.seqChains.values()) lines.push(...qLines);
   for (const p of [...snap.input.hookJumpPositions].sort((a, b) => a - b)) lines.push(`-I INPUT ${p} -j ${chain}`);
   for (const p of [...snap.output.hookJumpPositions].sort((a, b) => a - b)) lines.push(`-I OUTPUT ${p} -j ${out}`);
@@ -311,6 +356,7 @@ export function uninstallText(chain: string, snap: Snapshot): string | undefined
     if (s.exists) lines.push(`-F ${name}`, `-X ${name}`);
   }
   for (const q of snap.seqChains.keys()) lines.push(`-F ${q}`, `-X ${q}`);
+  if (snap.pre.exists) lines.push(`-F ${preChainName(chain)}`, `-X ${preChainName(chain)}`);
   return lines.length === 0 ? undefined : restore(lines);
 }
 
@@ -324,6 +370,7 @@ export function snapshotProblems(
   label: string,
   protectDiff: string | undefined,
   seq: SeqText = NO_SEQ,
+  prefilter?: Prefilter,
 ): string[] {
   const problems: string[] = [];
   if (!snap.input.exists) {
@@ -334,7 +381,10 @@ export function snapshotProblems(
   }
   problems.push(...jumpProblems('INPUT', chain, snap.input, label));
   if (protectDiff !== undefined) problems.push(`${protectDiff} (${label})`);
-  else if (chainLines(chain, f, protect, snap.grants, seq.main).join('\n') !== snap.input.lines.join('\n')) {
+  else if (
+    chainLines(chain, f, protect, snap.grants, seq.main, preJumpLines(chain, prefilter)).join('\n') !==
+    snap.input.lines.join('\n')
+  ) {
     problems.push(`iptables chain ${chain} rules differ from the plan (${label})`);
   }
   for (const [q, want] of seq.chains) {
@@ -345,6 +395,7 @@ export function snapshotProblems(
   }
   for (const q of snap.seqChains.keys())
     if (!seq.chains.has(q)) problems.push(`iptables chain ${q} is not in the plan (${label})`);
+  problems.push(...preProblems(chain, f, snap.pre, prefilter, label));
   const out = outChainName(chain);
   if (silence) {
     if (!snap.output.exists)

@@ -42,6 +42,7 @@ import {
   undoInstallText,
   uninstallText,
 } from './iptables-rules.js';
+import { parsePreCounter, preChainName, preJumpLines } from './iptables-prefilter.js';
 import { seqChainName, sequenceChainLines, sequenceMainLines } from './iptables-sequences.js';
 import { RestoreShell } from './ipt-restore-shell.js';
 import { tableNameProblem } from './names.js';
@@ -71,6 +72,8 @@ interface Mirror {
   grants: Map<string, GrantEntry>;
   /** The knock-sequence lines of the input chain, per family (kept as they are when grants change). */
   seqMain: Record<Family, readonly string[]>;
+  /** The input chain's jump to the prefilter chain, per family (iptables-prefilter.ts; kept when grants change). */
+  preMain: Record<Family, readonly string[]>;
 }
 
 /** The sequence part of the plan for one family, as iptables text. */
@@ -156,7 +159,7 @@ export class IptablesBackend implements FirewallBackend {
 
   // ------------------------------------------------------------------------------------------------ install
   async install(plan: FirewallPlan, now: number): Promise<void> {
-    const { protect, silencePortUnreachable: silence, sequences } = checkPlan(plan);
+    const { protect, silencePortUnreachable: silence, sequences, prefilter } = checkPlan(plan);
     checkNow(now);
     const seq = { 4: seqText(this.chain, 4, sequences), 6: seqText(this.chain, 6, sequences) };
     this.layoutBegin();
@@ -171,15 +174,21 @@ export class IptablesBackend implements FirewallBackend {
       for (const f of FAMILIES) {
         const snap = snaps.get(f) as Snapshot;
         try {
-          await this.restore(f, installText(this.chain, f, snap, protect, grants.values(), silence, seq[f]));
+          await this.restore(f, installText(this.chain, f, snap, protect, grants.values(), silence, seq[f], prefilter));
         } catch (err) {
           for (const d of done)
-            await this.bestEffort(d, undoInstallText(this.chain, snaps.get(d) as Snapshot, silence, seq[d]));
+            await this.bestEffort(d, undoInstallText(this.chain, snaps.get(d) as Snapshot, silence, seq[d], prefilter));
           throw err;
         }
         done.push(f);
       }
-      this.state = { protect, grants, seqMain: { 4: seq[4].main, 6: seq[6].main } };
+      const preMain = preJumpLines(this.chain, prefilter);
+      this.state = {
+        protect,
+        grants,
+        seqMain: { 4: seq[4].main, 6: seq[6].main },
+        preMain: { 4: preMain, 6: preMain },
+      };
     });
     await installed.finally(() => this.layoutEnd());
     await this.queue.run(() => this.prepareShells());
@@ -230,16 +239,18 @@ export class IptablesBackend implements FirewallBackend {
     const grants = new Map<string, GrantEntry>();
     let protect: Access[] | undefined;
     const seqMain: Record<Family, readonly string[]> = { 4: [], 6: [] };
+    const preMain: Record<Family, readonly string[]> = { 4: [], 6: [] };
     for (const f of FAMILIES) {
       const snap = await this.snapshot(f);
       seqMain[f] = snap.seqMain;
+      preMain[f] = snap.preMain;
       if (!snap.input.exists) {
         throw firewallError(`iptables chain ${this.chain} (${TOOLS[f].label}) is not installed; run install first`);
       }
       for (const g of snap.grants) grants.set(grantKeyString(g), g);
       protect ??= [...snap.protect];
     }
-    this.state = { protect: protect ?? [], grants, seqMain };
+    this.state = { protect: protect ?? [], grants, seqMain, preMain };
     return this.state;
   }
 
@@ -250,10 +261,16 @@ export class IptablesBackend implements FirewallBackend {
     for (const f of FAMILIES) {
       if (!families.has(f)) continue;
       try {
-        await this.change(f, chainText(this.chain, f, state.protect, next.values(), state.seqMain[f]));
+        await this.change(
+          f,
+          chainText(this.chain, f, state.protect, next.values(), state.seqMain[f], state.preMain[f]),
+        );
       } catch (err) {
         for (const d of done)
-          await this.bestEffort(d, chainText(this.chain, d, state.protect, state.grants.values(), state.seqMain[d]));
+          await this.bestEffort(
+            d,
+            chainText(this.chain, d, state.protect, state.grants.values(), state.seqMain[d], state.preMain[d]),
+          );
         throw err;
       }
       done.push(f);
@@ -322,17 +339,33 @@ export class IptablesBackend implements FirewallBackend {
   }
 
   private async readCheck(want: CheckedPlan): Promise<string[]> {
-    const { protect, silencePortUnreachable, sequences } = want;
+    const { protect, silencePortUnreachable, sequences, prefilter } = want;
     const problems: string[] = [];
     for (const f of FAMILIES) {
       const snap = await this.snapshot(f);
       const diff = accessListDiff(snap.protect, protect);
       const seq = seqText(this.chain, f, sequences);
       problems.push(
-        ...snapshotProblems(this.chain, f, snap, protect, silencePortUnreachable, TOOLS[f].label, diff, seq),
+        ...snapshotProblems(this.chain, f, snap, protect, silencePortUnreachable, TOOLS[f].label, diff, seq, prefilter),
       );
     }
     return problems;
+  }
+
+  /**
+   * The kernel prefilter's drops (both families): the packet counters of the prefilter chains' rules. Undefined when
+   * neither family has the chain. Read-only, outside the queue (`iptables -S` reads a snapshot).
+   */
+  async prefilterDrops(): Promise<number | undefined> {
+    let total: number | undefined;
+    for (const f of FAMILIES) {
+      const r = await run(withWrap(this.wrap, [TOOLS[f].list, '-w', '-v', '-S', preChainName(this.chain)]), {
+        timeoutMs: this.timeoutMs,
+      });
+      const n = r.code === 0 ? parsePreCounter(this.chain, r.stdout) : undefined;
+      if (n !== undefined) total = (total ?? 0) + n;
+    }
+    return total;
   }
 
   /** Remove every jump to our chains, then flush and delete them, per family; absent = fine. */

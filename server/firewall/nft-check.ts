@@ -7,6 +7,7 @@ import { accessListDiff } from '../../shared/access.js';
 import type { NftTableListing } from './nft-json.js';
 import { accessOfElem } from './nft-json.js';
 import { CHAIN_PRIO, GRANT_SETS, NFT_OUTPUT_RULES, SET_FLAGS, SET_TYPES, inputRules } from './nft-script.js';
+import { PREFILTER_CHAIN, prefilterProblems } from './nft-prefilter.js';
 import { KNOCK_CHAIN, seqChain, stageSets } from './nft-sequences.js';
 import type { CheckedPlan } from './validate.js';
 
@@ -31,7 +32,9 @@ export function nftCheckProblems(
   t: string,
   listing: NftTableListing,
   want: CheckedPlan,
-  rules: Readonly<Record<'input' | 'output', readonly string[] | undefined>>,
+  rules: Readonly<Record<'input' | 'output', readonly string[] | undefined>> & {
+    readonly [PREFILTER_CHAIN]?: readonly string[] | undefined;
+  },
 ): string[] {
   const problems: string[] = [];
   for (const name of [...GRANT_SETS, 'protect'] as const) {
@@ -66,6 +69,7 @@ export function nftCheckProblems(
     problems.push(...chainProblems(t, listing, 'output', NFT_OUTPUT_RULES, rules.output));
   else if (listing.chains.has('output'))
     problems.push(`nft chain ${t} output exists but silence_port_unreachable is off`);
+  problems.push(...prefilterProblems(t, listing, want.prefilter, rules[PREFILTER_CHAIN]));
   return problems;
 }
 

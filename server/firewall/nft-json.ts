@@ -36,6 +36,8 @@ const setSchema = z.object({
   table: z.string(),
   type: z.union([z.string(), z.array(z.string())]),
   flags: z.array(z.string()).optional(),
+  size: z.number().optional(),
+  timeout: z.number().optional(),
   elem: z.array(z.unknown()).optional(),
 });
 const chainSchema = z.object({
@@ -48,6 +50,7 @@ const chainSchema = z.object({
   prio: z.number().optional(),
   policy: z.string().optional(),
 });
+const counterSchema = z.object({ family: z.string(), table: z.string(), name: z.string() });
 const tableSchema = z.object({ family: z.string(), name: z.string(), handle: z.number() });
 const docSchema = z.object({ nftables: z.array(z.record(z.string(), z.unknown())) });
 
@@ -69,6 +72,9 @@ export interface NftSet {
   readonly type: readonly string[];
   readonly flags: readonly string[];
   readonly elems: readonly NftElem[];
+  /** The set's `size` and default element `timeout` (whole seconds), when declared. */
+  readonly size?: number | undefined;
+  readonly timeoutS?: number | undefined;
 }
 
 export interface NftChain {
@@ -83,6 +89,8 @@ export interface NftChain {
 export interface NftTableListing {
   readonly sets: ReadonlyMap<string, NftSet>;
   readonly chains: ReadonlyMap<string, NftChain>;
+  /** Names of the table's named counters (nft-prefilter.ts); undefined where a listing was built without them. */
+  readonly counters?: ReadonlySet<string>;
 }
 
 export interface NftTableRef {
@@ -125,25 +133,31 @@ function parseElem(e: unknown): NftElem {
 export function parseNftTable(stdout: string, family: string, table: string): NftTableListing {
   const sets = new Map<string, NftSet>();
   const chains = new Map<string, NftChain>();
+  const counters = new Set<string>();
   for (const item of items(stdout, 'nft list')) {
     if ('set' in item) {
       const s = setSchema.safeParse(item['set']);
       if (!s.success || s.data.table !== table || s.data.family !== family) continue;
-      const { name, type, flags, elem } = s.data;
+      const { name, type, flags, elem, size, timeout } = s.data;
       sets.set(name, {
         name,
         type: typeof type === 'string' ? [type] : type,
         flags: flags ?? [],
         elems: (elem ?? []).map(parseElem),
+        size,
+        timeoutS: timeout,
       });
     } else if ('chain' in item) {
       const c = chainSchema.safeParse(item['chain']);
       if (!c.success || c.data.table !== table || c.data.family !== family) continue;
       const { name, type, hook, prio, policy } = c.data;
       chains.set(name, { name, type, hook, prio, policy });
+    } else if ('counter' in item) {
+      const c = counterSchema.safeParse(item['counter']);
+      if (c.success && c.data.table === table && c.data.family === family) counters.add(c.data.name);
     }
   }
-  return { sets, chains };
+  return { sets, chains, counters };
 }
 
 /** Parse `nft -j list tables` output. Works for any table name, keywords included. */

@@ -20,6 +20,7 @@
  *     ip6 saddr . meta l4proto . th dport @allow6p accept
  *     meta l4proto . th dport @protect drop
  *   }
+ *   chain prefilter { … }               # the kernel prefilter on the knock port (nft-prefilter.ts)
  *   chain output {                      # only with silencePortUnreachable
  *     type filter hook output priority filter - 10; policy accept;
  *     icmp type destination-unreachable icmp code port-unreachable drop
@@ -38,6 +39,7 @@
  */
 import type { Access } from '../../shared/access.js';
 import { type Family, type GrantKey, grantSource } from '../../shared/address.js';
+import { prefilterLines } from './nft-prefilter.js';
 import { NFT_KNOCK_JUMPS, sequenceLines } from './nft-sequences.js';
 import type { CheckedPlan } from './validate.js';
 
@@ -148,6 +150,7 @@ export function installLines(
   table: string,
   plan: CheckedPlan,
   stale: { chains: string[]; sets: string[] } = { chains: [], sets: [] },
+  keepPrefilterSets = false,
 ): string[] {
   const t = `inet ${table}`;
   const seq = sequenceLines(t, plan.sequences);
@@ -173,6 +176,7 @@ export function installLines(
     `flush chain ${t} input`,
     ...inputRules(plan).map((r) => `add rule ${t} input ${r}`),
     ...seq.after(stale),
+    ...prefilterLines(t, plan.prefilter, keepPrefilterSets),
     ...output,
   ];
 }

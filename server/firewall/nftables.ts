@@ -37,6 +37,7 @@ import {
 } from './nft-json.js';
 import { GRANT_SETS, elemKey, elemWithTimeout, installLines, replaceLines, setOf } from './nft-script.js';
 import { nftCheckProblems, parseChainRules } from './nft-check.js';
+import { PREFILTER_CHAIN, PREFILTER_COUNTER, parseCounterPackets, prefilterSetsAsPlanned } from './nft-prefilter.js';
 import { staleSequenceObjects } from './nft-sequences.js';
 import { traceMark } from '../grant-trace.js';
 import { NftMirror } from './nft-mirror.js';
@@ -134,7 +135,9 @@ export class NftablesBackend implements FirewallBackend {
     const old = existed ? await this.readBack('it exists but') : undefined; // unreadable: change nothing
     const stale = staleSequenceObjects(old?.chains.keys() ?? [], old?.sets.keys() ?? [], plan.sequences);
     this.mirror.kernelAddsGrants = plan.sequences.length > 0;
-    const first = await this.runScript(installLines(this.table, plan, stale));
+    // the prefilter's per-source sets are kept (with what they hold) when already as planned (nft-prefilter.ts)
+    const keep = old !== undefined && prefilterSetsAsPlanned(old, plan.prefilter);
+    const first = await this.runScript(installLines(this.table, plan, stale, keep));
     const failed = (msg: string): Error =>
       firewallError(`nft install of table ${this.t} (firewall.table) failed: ${msg}`);
     if (!first.ok) {
@@ -370,6 +373,7 @@ export class NftablesBackend implements FirewallBackend {
     const rules = {
       input: listing.chains.has('input') ? await this.listChainRules('input') : undefined,
       output: listing.chains.has('output') ? await this.listChainRules('output') : undefined,
+      [PREFILTER_CHAIN]: listing.chains.has(PREFILTER_CHAIN) ? await this.listChainRules(PREFILTER_CHAIN) : undefined,
     };
     return nftCheckProblems(this.t, listing, want, rules);
   }
@@ -387,11 +391,19 @@ export class NftablesBackend implements FirewallBackend {
   }
 
   /** The rule lines of one of our chains, as `nft list chain` prints them. */
-  private async listChainRules(chain: 'input' | 'output'): Promise<string[]> {
+  private async listChainRules(chain: 'input' | 'output' | typeof PREFILTER_CHAIN): Promise<string[]> {
     const argv = ['nft', 'list', 'chain', 'inet', this.table, chain];
     const r = await run(withWrap(this.wrap, argv), { timeoutMs: this.timeoutMs });
     if (r.code !== 0) throw firewallError(describeFailure(argv, r));
     return parseChainRules(r.stdout);
+  }
+
+  /** The kernel prefilter's drop counter (nft-prefilter.ts); undefined when it is not installed. Outside the queue. */
+  async prefilterDrops(): Promise<number | undefined> {
+    const r = await run(this.nftArgv(['-j', 'list', 'counter', 'inet', this.table, PREFILTER_COUNTER]), {
+      timeoutMs: this.timeoutMs,
+    });
+    return r.code === 0 ? parseCounterPackets(r.stdout) : undefined;
   }
 
   uninstall(): Promise<void> {

@@ -16,6 +16,7 @@ import {
 } from '../../shared/address.js';
 import { SpaError } from '../../shared/errors.js';
 import type { GrantEntry, KnockSequence } from './backend.js';
+import { type Prefilter, checkPrefilter } from './prefilter.js';
 import { checkSequences } from './sequence-check.js';
 
 /** The error every backend throws: one line for the operator, code ERR_SPA_FIREWALL. */
@@ -136,21 +137,26 @@ export interface CheckedPlan {
   readonly protect: Access[];
   readonly silencePortUnreachable: boolean;
   readonly sequences: KnockSequence[];
+  /** The kernel prefilter on the knock port (prefilter.ts); undefined: none. */
+  readonly prefilter?: Prefilter | undefined;
 }
 
 export function checkPlan(plan: unknown): CheckedPlan {
   if (typeof plan !== 'object' || plan === null) throw firewallError('invalid plan: not an object');
-  const { protect, silencePortUnreachable, sequences } = plan as {
+  const { protect, silencePortUnreachable, sequences, prefilter } = plan as {
     protect?: unknown;
     silencePortUnreachable?: unknown;
     sequences?: unknown;
+    prefilter?: unknown;
   };
   if (silencePortUnreachable !== undefined && typeof silencePortUnreachable !== 'boolean') {
     throw firewallError('invalid plan: silencePortUnreachable is not a boolean');
   }
+  const pf = checkPrefilter(prefilter);
   return {
     protect: checkProtect(protect),
     silencePortUnreachable: silencePortUnreachable === true,
     sequences: checkSequences(sequences),
+    ...(pf !== undefined ? { prefilter: pf } : {}),
   };
 }

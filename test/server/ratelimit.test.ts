@@ -228,11 +228,12 @@ describe('[limit] in the config', () => {
       clientRate: 5,
       clientBurst: 20,
       firewallQueue: 1024,
+      kernelPrefilter: true,
     });
     const c = parseConfig(
       configText({
         extra:
-          '[limit]\nsource_rate = 1\nsource_burst = 2\nsource_table = 3\nclient_rate = 4\nclient_burst = 5\nfirewall_queue = 6',
+          '[limit]\nsource_rate = 1\nsource_burst = 2\nsource_table = 3\nclient_rate = 4\nclient_burst = 5\nfirewall_queue = 6\nkernel_prefilter = false',
       }),
       't.toml',
     );
@@ -243,6 +244,7 @@ describe('[limit] in the config', () => {
       clientRate: 4,
       clientBurst: 5,
       firewallQueue: 6,
+      kernelPrefilter: false,
     });
   });
 
@@ -259,5 +261,6 @@ describe('[limit] in the config', () => {
     assert.match(err('[limit]\nclient_burst = 1.5'), /limit\.client_burst: must be a whole number/);
     assert.match(err('[limit]\nfirewall_queue = 2000000'), /limit\.firewall_queue: /);
     assert.match(err('[limit]\nrate = 5'), /limit: unknown key "rate"/);
+    assert.match(err('[limit]\nkernel_prefilter = 1'), /limit\.kernel_prefilter: /);
   });
 });
