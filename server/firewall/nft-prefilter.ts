@@ -8,9 +8,9 @@
  * set flood4 { type ipv4_addr; size 16384; flags dynamic,timeout; timeout 10s; }
  * set flood6 { type ipv6_addr; size 16384; flags dynamic,timeout; timeout 10s; }   # keys are /64 prefixes
  * chain prefilter {
- *   type filter hook input priority filter - 11; policy accept;
- *   iif != "lo" udp dport 62201 update @flood4 { ip saddr limit rate over 40/second burst 80 packets } counter name "flood_drops" drop
- *   iif != "lo" udp dport 62201 update @flood6 { ip6 saddr & ffff:ffff:ffff:ffff:: limit rate over 40/second burst 80 packets } counter name "flood_drops" drop
+ *   type filter hook prerouting priority raw; policy accept;
+ *   iif != "lo" udp dport 62201 fib daddr type local update @flood4 { ip saddr limit rate over 40/second burst 80 packets } counter name "flood_drops" drop
+ *   iif != "lo" udp dport 62201 fib daddr type local update @flood6 { ip6 saddr & ffff:ffff:ffff:ffff:: limit rate over 40/second burst 80 packets } counter name "flood_drops" drop
  * }
  * ```
  * Each element of a dynamic set carries its own `limit` (nft(8) "SET STATEMENT": `update @set { key statement }`), so
@@ -20,8 +20,13 @@
  * of forged sources can make the prefilter let things through, never make it drop a source it has not seen over its
  * rate. Loopback is left alone, as by the gate (`iif "lo" accept`).
  *
+ * The chain hooks prerouting at priority raw (−300), ahead of connection tracking (−200; nft(8) "CHAINS", priority
+ * table): a dropped datagram never creates or looks up a conntrack entry. What the prefilter lets through is tracked
+ * as before, so the gate's `ct state` rules see it unchanged. Prerouting also sees datagrams being forwarded; `fib
+ * daddr type local` keeps the prefilter to those addressed to this host (nft(8) "FIB EXPRESSIONS").
+ *
  * Measured with nft 1.0.6, Linux 6.18: `nft list chain` prints the rules exactly as written above (priority as
- * `-11` in text, `prio: -11` in JSON); `add set` of an existing set with another `size` or `timeout` succeeds and keeps
+ * `raw` in text, `prio: -300` in JSON); `add set` of an existing set with another `size` or `timeout` succeeds and keeps
  * the old declaration, so an install re-creates the two sets (`add`, `delete`, `add`: absent-safe) after flushing the
  * chain that references them, in the same transaction — unless `keepSets` (the caller saw them as planned: a heal, a
  * rotation, a reload that changed nothing of them), so the sources' buckets live through it; the counter is `add`ed
@@ -34,13 +39,14 @@ import type { Prefilter } from './prefilter.js';
 export const PREFILTER_CHAIN = 'prefilter';
 export const PREFILTER_COUNTER = 'flood_drops';
 export const PREFILTER_SETS = { 4: 'flood4', 6: 'flood6' } as const;
-/** Priority of the prefilter chain: before the gate's input chain (`filter - 10`, nft-script.ts CHAIN_PRIO). */
-export const PREFILTER_PRIO = -11;
+/** Hook and priority of the prefilter chain: prerouting at `raw`, before conntrack (`-200`) and the gate's input chain. */
+export const PREFILTER_HOOK = 'prerouting';
+export const PREFILTER_PRIO = -300;
 
 const SET_TYPE = { 4: 'ipv4_addr', 6: 'ipv6_addr' } as const;
 const KEY = { 4: 'ip saddr', 6: 'ip6 saddr & ffff:ffff:ffff:ffff::' } as const;
 
-const chainSpec = `{ type filter hook input priority filter - 11; policy accept; }`;
+const chainSpec = `{ type filter hook prerouting priority raw; policy accept; }`;
 
 /** The set declaration of one family's sources. */
 function setDecl(f: 4 | 6, p: Prefilter): string {
@@ -51,7 +57,7 @@ function setDecl(f: 4 | 6, p: Prefilter): string {
 export function prefilterRules(p: Prefilter): string[] {
   return ([4, 6] as const).map(
     (f) =>
-      `iif != "lo" udp dport ${p.port} update @${PREFILTER_SETS[f]} { ${KEY[f]} limit rate over ${p.rate}/second burst ${p.burst} packets } counter name "${PREFILTER_COUNTER}" drop`,
+      `iif != "lo" udp dport ${p.port} fib daddr type local update @${PREFILTER_SETS[f]} { ${KEY[f]} limit rate over ${p.rate}/second burst ${p.burst} packets } counter name "${PREFILTER_COUNTER}" drop`,
   );
 }
 
@@ -61,16 +67,17 @@ export function prefilterRules(p: Prefilter): string[] {
  */
 export function prefilterLines(t: string, p: Prefilter | undefined, keepSets = false): string[] {
   const chain = `${t} ${PREFILTER_CHAIN}`;
-  const lines = [`add chain ${chain} ${chainSpec}`, `flush chain ${chain}`];
+  // `add chain` without a spec is absent-safe whatever hook an existing chain has (an older install hooked input at
+  // filter - 11: nft refuses to change a base chain's hook), so the chain is emptied, deleted and declared anew
+  const lines = [`add chain ${chain}`, `flush chain ${chain}`, `delete chain ${chain}`];
   if (p === undefined) {
     const stand = { port: 1, rate: 1, burst: 1, size: 1, timeoutS: 1 };
-    lines.push(`delete chain ${chain}`);
     for (const f of [4, 6] as const)
       lines.push(`add set ${t} ${PREFILTER_SETS[f]} ${setDecl(f, stand)}`, `delete set ${t} ${PREFILTER_SETS[f]}`);
     lines.push(`add counter ${t} ${PREFILTER_COUNTER}`, `delete counter ${t} ${PREFILTER_COUNTER}`);
     return lines;
   }
-  lines.push(`add counter ${t} ${PREFILTER_COUNTER}`);
+  lines.push(`add chain ${chain} ${chainSpec}`, `add counter ${t} ${PREFILTER_COUNTER}`);
   for (const f of [4, 6] as const) {
     const set = `${t} ${PREFILTER_SETS[f]}`;
     if (keepSets) lines.push(`add set ${set} ${setDecl(f, p)}`);
@@ -119,9 +126,14 @@ export function prefilterProblems(
   const problems: string[] = [];
   if (!chain) problems.push(`nft chain ${t} ${PREFILTER_CHAIN} is missing`);
   else {
-    if (chain.type !== 'filter' || chain.hook !== 'input' || chain.prio !== PREFILTER_PRIO || chain.policy !== 'accept')
+    if (
+      chain.type !== 'filter' ||
+      chain.hook !== PREFILTER_HOOK ||
+      chain.prio !== PREFILTER_PRIO ||
+      chain.policy !== 'accept'
+    )
       problems.push(
-        `nft chain ${PREFILTER_CHAIN} is not "type filter hook input priority filter - 11; policy accept" (found ${String(chain.type)} ${String(chain.hook)} ${String(chain.prio)} ${String(chain.policy)})`,
+        `nft chain ${PREFILTER_CHAIN} is not "type filter hook prerouting priority raw; policy accept" (found ${String(chain.type)} ${String(chain.hook)} ${String(chain.prio)} ${String(chain.policy)})`,
       );
     const want = prefilterRules(p);
     const have = rules ?? [];

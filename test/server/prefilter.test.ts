@@ -68,19 +68,22 @@ describe('prefilter from [limit]', () => {
 describe('nft prefilter text', () => {
   test('per source (IPv4 address, IPv6 /64), over the rate → counted and dropped, loopback left alone', () => {
     assert.deepEqual(prefilterRules(P), [
-      'iif != "lo" udp dport 62201 update @flood4 { ip saddr limit rate over 40/second burst 80 packets } counter name "flood_drops" drop',
-      'iif != "lo" udp dport 62201 update @flood6 { ip6 saddr & ffff:ffff:ffff:ffff:: limit rate over 40/second burst 80 packets } counter name "flood_drops" drop',
+      'iif != "lo" udp dport 62201 fib daddr type local update @flood4 { ip saddr limit rate over 40/second burst 80 packets } counter name "flood_drops" drop',
+      'iif != "lo" udp dport 62201 fib daddr type local update @flood6 { ip6 saddr & ffff:ffff:ffff:ffff:: limit rate over 40/second burst 80 packets } counter name "flood_drops" drop',
     ]);
   });
   test('install: the chain is flushed before the sets are re-created (nft keeps an old size on `add set`), counter kept', () => {
     const lines = prefilterLines('inet t', P);
-    assert.deepEqual(lines.slice(0, 3), [
-      'add chain inet t prefilter { type filter hook input priority filter - 11; policy accept; }',
+    assert.deepEqual(lines.slice(0, 5), [
+      // declared anew: an older install's chain hooked input (nft refuses to change a base chain's hook)
+      'add chain inet t prefilter',
       'flush chain inet t prefilter',
+      'delete chain inet t prefilter',
+      'add chain inet t prefilter { type filter hook prerouting priority raw; policy accept; }',
       'add counter inet t flood_drops',
     ]);
     const decl4 = '{ type ipv4_addr; flags dynamic,timeout; size 16384; timeout 10s; }';
-    assert.deepEqual(lines.slice(3, 6), [
+    assert.deepEqual(lines.slice(5, 8), [
       `add set inet t flood4 ${decl4}`,
       'delete set inet t flood4',
       `add set inet t flood4 ${decl4}`,
@@ -114,7 +117,7 @@ describe('nft prefilter text', () => {
 });
 
 /** A listing as `nft -j list table inet t` prints one with the prefilter installed (nft 1.0.6, measured). */
-function listing(over: { size?: number; counter?: boolean; prio?: number } = {}): NftTableListing {
+function listing(over: { size?: number; counter?: boolean; prio?: number; hook?: string } = {}): NftTableListing {
   const set = (name: string, type: string) => ({
     set: {
       family: 'inet',
@@ -143,8 +146,8 @@ function listing(over: { size?: number; counter?: boolean; prio?: number } = {})
           name: 'prefilter',
           handle: 4,
           type: 'filter',
-          hook: 'input',
-          prio: over.prio ?? -11,
+          hook: over.hook ?? 'prerouting',
+          prio: over.prio ?? -300,
           policy: 'accept',
         },
       },
@@ -171,6 +174,11 @@ describe('nft prefilter check', () => {
       /flood_drops is missing/,
     );
     assert.match(prefilterProblems('inet t', listing({ prio: 0 }), P, rules).join('\n'), /is not "type filter hook/);
+    // an older install's chain (input, filter - 11) is not as planned: check reports it, a heal re-installs it
+    assert.match(
+      prefilterProblems('inet t', listing({ hook: 'input', prio: -11 }), P, rules).join('\n'),
+      /is not "type filter hook prerouting priority raw/,
+    );
     const none = parseNftTable(JSON.stringify({ nftables: [] }), 'inet', 't');
     assert.equal(prefilterProblems('inet t', none, P, undefined).length, 4, 'chain, two sets, counter');
   });
