@@ -9,7 +9,6 @@ import { SpaError } from '../shared/errors.js';
 import { checkAllowIp } from './request.js';
 import { localAddressTowards, sendDatagram } from './send.js';
 import { type Target, forEachTarget, resolveTargets, showAddress } from './targets.js';
-import { knockUntilOpen, waitOutcome } from './wait.js';
 
 export interface Built {
   readonly bytes: Uint8Array;
@@ -93,6 +92,8 @@ export async function runKnock(
     return targets;
   });
   const again = (t: Target): Promise<void> => one(t).catch(lost);
+  // the probe (node:net) only for --wait: a plain knock does not load it (client cold start)
+  const { knockUntilOpen, waitOutcome } = await import('./wait.js');
   const r = await knockUntilOpen(sent, o.wait.port, o.wait.timeoutMs, again, undefined, true);
   if (o.json) {
     const list = (ts: readonly Target[]) => ts.map((t) => t.address);

@@ -26,7 +26,7 @@ import { parseAccess } from '../shared/access.js';
 import { isPort } from '../shared/access.js';
 import { DEFAULT_PORT } from '../shared/constants.js';
 import { SpaError, errnoText } from '../shared/errors.js';
-import type { KnockArgs } from './cli.js';
+import type { KnockArgs } from './knock.js';
 
 export interface Profile {
   readonly address?: string;

@@ -4,14 +4,13 @@
  * @module
  */
 import { createSocket } from 'node:dgram';
-import { isIP } from 'node:net';
-import { hostPort } from '../shared/address.js';
+import { hostPort, ipFamilyOf } from '../shared/address.js';
 import { SpaError, errnoText } from '../shared/errors.js';
 
 /** An IP literal as HOST (`[v6]` allowed) with its family, refusing one that contradicts -4/-6; undefined for a name. */
 export function hostLiteral(host: string, family: 0 | 4 | 6): { address: string; family: 4 | 6 } | undefined {
   const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-  const lit = isIP(h);
+  const lit = ipFamilyOf(h);
   if (lit === 0) return undefined;
   if (family !== 0 && family !== lit)
     throw new SpaError('ERR_SPA_USAGE', `${host} is an IPv${lit} address but -${family} was given`);

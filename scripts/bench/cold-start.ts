@@ -49,9 +49,9 @@ function timeRun(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<numbe
 export async function benchColdStart(runs: number, scope: Scope): Promise<ColdStart> {
   const dir = mkdtempSync(join(tmpdir(), 'spak-cold-start-'));
   scope.defer(() => rmSync(dir, { recursive: true, force: true }));
-  const bundle = join(dir, 'spa-knock.cjs');
+  const bundle = join(dir, 'client', 'spa-knock.cjs');
   progress('client cold start: bundling the client (scripts/build-client.ts)');
-  await buildClient(bundle);
+  await buildClient(join(dir, 'client'));
   const key = join(dir, 'k.key');
   writeFileSync(key, `${formatKey(generateKey())}\n`, { mode: 0o600 });
   const knock = ['127.0.0.1', '--port', '62299', '--key', key];

@@ -1,0 +1,132 @@
+/**
+ * The installed `spa-knock` program (package.json `bin`: dist/client/spa-knock.cjs, bundled by
+ * scripts/build-client.ts): it runs the knock bundle next to it (dist/client/knock.cjs, made from client/bin.ts)
+ * through a V8 code cache, so that a knock does not compile its code again on every start (client cold start,
+ * docs/benchmarks.md). Node 20 has no compile cache of its own for CommonJS (`module.enableCompileCache` is
+ * Node 22), so this uses `vm.Script` with `cachedData` (https://nodejs.org/api/vm.html#new-vmscriptcode-options).
+ *
+ * A cache file is `SPAKV8C1`, the length of the bundle's source (u32 LE), that source, then V8's data. It is named
+ * after the Node version, platform and architecture, and used only when the source it holds is byte for byte the
+ * bundle's (V8 itself checks only the source's length) and V8 accepts it (V8 also refuses data from another V8
+ * version or other V8 flags). Looked for in the user's cache directory first (`$XDG_CACHE_HOME/spa-knock`, else
+ * `~/.cache/spa-knock`; a file there must be the user's own and writable by nobody else), then next to the bundle
+ * (one made at build time). When neither is usable, the bundle is compiled as usual and, after a run that exits 0,
+ * a fresh cache is written to the user's cache directory (mode 0600, through a rename). Anything wrong with a cache
+ * — missing, truncated, another bundle, another Node, unreadable, a directory that cannot be written — only means
+ * a compile without it: same output, same exit status. `SPA_KNOCK_CODE_CACHE=0` turns all of it off.
+ * @module
+ */
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, isAbsolute, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Script } from 'node:vm';
+
+const MAGIC = 'SPAKV8C1';
+const HEADER_LEN = MAGIC.length + 4;
+
+/** The cache file's name for this Node: V8 data is only good for the V8 (and platform) that made it. */
+export function cacheName(): string {
+  return `knock-${process.version}-${process.platform}-${process.arch}.v8cache`;
+}
+
+/** `$XDG_CACHE_HOME/spa-knock` (when absolute, as the XDG base directory spec asks), else `~/.cache/spa-knock`. */
+export function userCacheDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const xdg = env['XDG_CACHE_HOME'];
+  if (xdg !== undefined && isAbsolute(xdg)) return join(xdg, 'spa-knock');
+  const home = env['HOME'];
+  return home !== undefined && isAbsolute(home) ? join(home, '.cache', 'spa-knock') : undefined;
+}
+
+/** A cache file's bytes as [source, V8 data], or undefined when it is not one. */
+export function splitCache(buf: Buffer): { source: Buffer; data: Buffer } | undefined {
+  if (buf.length < HEADER_LEN || buf.toString('latin1', 0, MAGIC.length) !== MAGIC) return undefined;
+  const len = buf.readUInt32LE(MAGIC.length);
+  if (buf.length <= HEADER_LEN + len) return undefined;
+  return { source: buf.subarray(HEADER_LEN, HEADER_LEN + len), data: buf.subarray(HEADER_LEN + len) };
+}
+
+export function joinCache(source: Buffer, data: Buffer): Buffer {
+  const head = Buffer.alloc(HEADER_LEN);
+  head.write(MAGIC, 0, 'latin1');
+  head.writeUInt32LE(source.length, MAGIC.length);
+  return Buffer.concat([head, source, data]);
+}
+
+/**
+ * The V8 data of the cache file at `path` if it was made from `source`; undefined otherwise. `own`: the file must
+ * belong to this user and be writable by nobody else (a cache is code: the user's cache directory could be shared).
+ */
+function readCache(path: string, source: Buffer, own: boolean): Buffer | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) return undefined;
+    if (own && ((st.mode & 0o022) !== 0 || (process.getuid !== undefined && st.uid !== process.getuid())))
+      return undefined;
+    const c = splitCache(readFileSync(fd));
+    return c?.source.equals(source) ? c.data : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Write `bytes` to dir/name through a temporary file and a rename; any failure is ignored (the cache is optional). */
+function writeCache(dir: string, name: string, bytes: Buffer): void {
+  const tmp = join(dir, `.${name}.${process.pid}.tmp`);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(tmp, bytes, { mode: 0o600, flag: 'wx' });
+    renameSync(tmp, join(dir, name));
+  } catch {
+    try {
+      rmSync(tmp, { force: true }); // a half-written temporary file; 'wx' never removes another process's
+    } catch {}
+  }
+}
+
+/** Compile and run the CommonJS file `file` with a code cache (see the module comment). */
+export function runCached(file: string, env: NodeJS.ProcessEnv = process.env): void {
+  const source = readFileSync(file);
+  const enabled = env['SPA_KNOCK_CODE_CACHE'] !== '0';
+  const name = cacheName();
+  const userDir = enabled ? userCacheDir(env) : undefined;
+  let data: Buffer | undefined;
+  if (enabled) {
+    data = userDir === undefined ? undefined : readCache(join(userDir, name), source, true);
+    data ??= readCache(join(dirname(file), name), source, false);
+  }
+  // the same wrapper as Node's own CommonJS loader: the bundle sees exports, require, module, __filename, __dirname
+  const text = `(function (exports, require, module, __filename, __dirname) { ${source.toString('utf8')}\n})`;
+  const script = new Script(text, { filename: file, ...(data !== undefined ? { cachedData: data } : {}) });
+  if (userDir !== undefined && (data === undefined || script.cachedDataRejected === true)) {
+    // after the run, when every function the knock needed has been compiled and can go into the cache
+    process.once('exit', (code) => {
+      if (code !== 0) return;
+      try {
+        writeCache(userDir, name, joinCache(source, script.createCachedData()));
+      } catch {}
+    });
+  }
+  const module = { exports: {} };
+  (script.runInThisContext() as (...a: unknown[]) => void).call(
+    module.exports,
+    module.exports,
+    createRequire(file),
+    module,
+    file,
+    dirname(file),
+  );
+}
+
+/** The bundle this program runs: knock.cjs in its own directory. */
+export function launch(from: string = import.meta.url): void {
+  runCached(join(dirname(fileURLToPath(from)), 'knock.cjs'));
+}
