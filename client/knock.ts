@@ -9,12 +9,17 @@
 import { parseIp } from '../shared/address.js';
 import { toHex } from '../shared/bytes.js';
 import { intOption, usageError } from '../shared/cli.js';
+import { NONCE_LEN } from '../shared/constants.js';
 import { SpaError } from '../shared/errors.js';
 import { readKeyFile } from '../shared/keyfile.js';
 import { type RunOptions, runKnock, sendBuilt } from './knock-run.js';
 import { buildPacket, checkAllowIp, describe, parseAccessList } from './request.js';
+import { randomBytesFast } from './random.js';
 import { hostLiteral, localAddressTowards } from './send.js';
 import { resolveTargets } from './targets.js';
+
+/** A fresh nonce for each packet (client/random.ts: without loading Node's crypto). */
+const nonce = (): Uint8Array => randomBytesFast(NONCE_LEN);
 
 /** The server's default `replay.window` (docs/config.md): how long a packet stays acceptable. */
 const DEFAULT_WINDOW_S = 60;
@@ -116,7 +121,7 @@ export async function knock(a: KnockArgs): Promise<void> {
     const req = { accesses, duration, allowAddress };
     if (fw !== undefined) return fw.buildFwknopPacket(fw.readFwknopKeyFile(a.key), { ...req, close: a.close });
     key ??= readKeyFile(a.key);
-    const p = buildPacket(key, { ...req, ...prefix, type: a.close ? 'close' : 'open' });
+    const p = buildPacket(key, { ...req, ...prefix, type: a.close ? 'close' : 'open' }, Date.now(), nonce());
     return { bytes: p.bytes, timestamp: p.request.timestamp, fields: describe(p) };
   };
   if (!a.dryRun) {

@@ -17,7 +17,6 @@
  * @module
  */
 import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
@@ -92,8 +91,11 @@ function writeCache(dir: string, name: string, bytes: Buffer): void {
   }
 }
 
-/** Compile and run the CommonJS file `file` with a code cache (see the module comment). */
-export function runCached(file: string, env: NodeJS.ProcessEnv = process.env): void {
+/**
+ * Compile and run the CommonJS file `file` with a code cache (see the module comment). `req` is the `require` it
+ * gets: one of a module in the same directory (`node:module` `createRequire` would load Node's ES module loader).
+ */
+export function runCached(file: string, req: NodeJS.Require, env: NodeJS.ProcessEnv = process.env): void {
   const source = readFileSync(file);
   const enabled = env['SPA_KNOCK_CODE_CACHE'] !== '0';
   const name = cacheName();
@@ -119,14 +121,14 @@ export function runCached(file: string, env: NodeJS.ProcessEnv = process.env): v
   (script.runInThisContext() as (...a: unknown[]) => void).call(
     module.exports,
     module.exports,
-    createRequire(file),
+    req,
     module,
     file,
     dirname(file),
   );
 }
 
-/** The bundle this program runs: knock.cjs in its own directory. */
-export function launch(from: string = import.meta.url): void {
-  runCached(join(dirname(fileURLToPath(from)), 'knock.cjs'));
+/** The bundle this program runs: knock.cjs in its own directory; `req`: this program's own `require`. */
+export function launch(req: NodeJS.Require, from: string = import.meta.url): void {
+  runCached(join(dirname(fileURLToPath(from)), 'knock.cjs'), req);
 }

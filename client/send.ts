@@ -3,7 +3,7 @@
  * never answers.
  * @module
  */
-import { createSocket } from 'node:dgram';
+import { type Socket, createSocket } from 'node:dgram';
 import { hostPort, ipFamilyOf } from '../shared/address.js';
 import { SpaError, errnoText } from '../shared/errors.js';
 
@@ -18,12 +18,32 @@ export function hostLiteral(host: string, family: 0 | 4 | 6): { address: string;
 }
 
 /**
+ * dgram's resolver here: every address this module binds or sends to is an IP literal (client/targets.ts resolved
+ * any name before), so it only names the literal's family, as `dns.lookup` would, and `node:dns` (with its
+ * resolv.conf read) is never loaded for a knock (client cold start, docs/benchmarks.md). Called back on the next
+ * tick, as `dns.lookup` does.
+ */
+export function literalLookup(
+  host: string,
+  _options: unknown,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const family = ipFamilyOf(host);
+  const err = family === 0 ? Object.assign(new Error(`${host} is not an IP address`), { code: 'EINVAL' }) : null;
+  process.nextTick(callback, err, host, family);
+}
+
+function udpSocket(family: 4 | 6): Socket {
+  return createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: literalLookup });
+}
+
+/**
  * The local address this host would send from to reach `address`: a UDP socket `connect()`ed to it (connect on a
  * datagram socket only picks the route and source address; nothing is sent), then `address()`. Behind NAT this is
  * the private address, not the one the server sees.
  */
 export function localAddressTowards(address: string, family: 4 | 6, port: number): Promise<string> {
-  const sock = createSocket(family === 6 ? 'udp6' : 'udp4');
+  const sock = udpSocket(family);
   return new Promise((resolve, reject) => {
     const fail = (e: unknown) => {
       sock.close();
@@ -41,7 +61,7 @@ export function localAddressTowards(address: string, family: 4 | 6, port: number
 }
 
 export function sendDatagram(bytes: Uint8Array, address: string, family: 4 | 6, port: number): Promise<void> {
-  const sock = createSocket(family === 6 ? 'udp6' : 'udp4');
+  const sock = udpSocket(family);
   return new Promise((resolve, reject) => {
     let done = false;
     const finish = (e: NodeJS.ErrnoException | null) => {

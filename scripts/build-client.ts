@@ -72,7 +72,8 @@ export async function buildClient(outdir = 'dist/client', opts: { cache?: boolea
   await build({ ...common, entryPoints: ['client/cli.ts'], outfile: join(out, 'spa-knock-cli.cjs') });
   await build({
     ...common,
-    stdin: { contents: "import { launch } from './launch.js';\nlaunch();\n", resolveDir: join(root, 'client') },
+    // `require`: the CommonJS one of this file, which sits next to knock.cjs
+    stdin: { contents: "import { launch } from './launch.js';\nlaunch(require);\n", resolveDir: join(root, 'client') },
     outfile: join(out, 'spa-knock.cjs'),
     banner: { js: `#!/usr/bin/env node\n${common.banner?.['js']}` },
   });
