@@ -6,6 +6,7 @@
  */
 import { parseIp } from '../shared/address.js';
 import { SpaError } from '../shared/errors.js';
+import { writeOut } from './out.js';
 import { checkAllowIp } from './request.js';
 import { localAddressTowards, sendDatagram } from './send.js';
 import { type Target, forEachTarget, resolveTargets, showAddress } from './targets.js';
@@ -39,9 +40,7 @@ export async function autoAllowFor(t: Target, port: number): Promise<string> {
   return checkAllowIp(bare, `--allow-ip auto: the route to ${t.address} leaves from ${bare}, which`);
 }
 
-const stdoutLine = (line: string): void => {
-  process.stdout.write(`${line}\n`);
-};
+const stdoutLine = (line: string): void => writeOut(`${line}\n`);
 
 /**
  * Resolve, send to each family (each its own packet), and with `wait` re-knock until the port connects.

@@ -13,6 +13,7 @@ import { NONCE_LEN } from '../shared/constants.js';
 import { SpaError } from '../shared/errors.js';
 import { readKeyFile } from '../shared/keyfile.js';
 import { type RunOptions, runKnock, sendBuilt } from './knock-run.js';
+import { writeOut } from './out.js';
 import { buildPacket, checkAllowIp, describe, parseAccessList } from './request.js';
 import { randomBytesFast } from './random.js';
 import { hostLiteral, localAddressTowards } from './send.js';
@@ -155,13 +156,14 @@ export async function knock(a: KnockArgs): Promise<void> {
       fields,
       warning,
     };
-    process.stdout.write(`${JSON.stringify(out)}\n`);
+    writeOut(`${JSON.stringify(out)}\n`);
   } else {
-    process.stdout.write(`packet for ${a.host} udp/${port} (${pkt.bytes.length} bytes, not sent)\n`);
-    if (format === 'fwknop') process.stdout.write(`text:   ${Buffer.from(pkt.bytes).toString('latin1')}\n`);
-    else process.stdout.write(`hex:    ${toHex(pkt.bytes)}\nbase64: ${b64}\n`);
+    const lines = [`packet for ${a.host} udp/${port} (${pkt.bytes.length} bytes, not sent)`];
+    if (format === 'fwknop') lines.push(`text:   ${Buffer.from(pkt.bytes).toString('latin1')}`);
+    else lines.push(`hex:    ${toHex(pkt.bytes)}`, `base64: ${b64}`);
     for (const [k, v] of Object.entries(fields))
-      process.stdout.write(`${k.padEnd(14)} ${Array.isArray(v) ? v.join(' ') : String(v)}\n`);
-    process.stdout.write(`warning: ${warning}\n`);
+      lines.push(`${k.padEnd(14)} ${Array.isArray(v) ? v.join(' ') : String(v)}`);
+    lines.push(`warning: ${warning}`);
+    writeOut(`${lines.join('\n')}\n`);
   }
 }
