@@ -126,12 +126,20 @@ export async function knock(a: KnockArgs): Promise<void> {
     return { bytes: p.bytes, timestamp: p.request.timestamp, fields: describe(p) };
   };
   if (!a.dryRun) {
-    build(a.allowIp === undefined || a.allowIp === 'auto' ? undefined : checkAllowIp(a.allowIp)); // mistakes first
+    // mistakes first: the first packet is built before anything is resolved or sent, and it is the first one sent
+    // unless that needs another allow address (--allow-ip auto); every later send gets a freshly built one
+    const explicit = a.allowIp === undefined || a.allowIp === 'auto' ? undefined : checkAllowIp(a.allowIp);
+    let first: ReturnType<typeof build> | undefined = build(explicit);
+    const next = (allow: string | undefined) => {
+      const b = first !== undefined && allow === explicit ? first : build(allow);
+      first = undefined;
+      return b;
+    };
     const what = a.close ? 'close' : 'knock';
     // the proxy writes nothing but the connection to stdout
     const log = a.proxy ? { log: () => {} } : {};
     const o = { host: a.host, family, port, json: a.json, what, allowIp: a.allowIp, wait, ...log };
-    const open = await runKnock(o, (t, allow) => sendBuilt(t, port, build(allow)));
+    const open = await runKnock(o, (t, allow) => sendBuilt(t, port, next(allow)));
     if (a.proxy && open[0] !== undefined && wait !== undefined)
       await (await import('./proxy.js')).pipeTo(open[0], wait.port);
     return;
