@@ -6,7 +6,7 @@
  * Node 22), so this uses `vm.Script` with `cachedData` (https://nodejs.org/api/vm.html#new-vmscriptcode-options).
  *
  * A cache file is `SPAKV8C1`, the length of the bundle's source (u32 LE), that source, then V8's data. It is named
- * after the Node version, platform and architecture, and used only when the source it holds is byte for byte the
+ * after the Node version, platform and architecture (and node's options: {@link cacheName}), and used only when the source it holds is byte for byte the
  * bundle's (V8 itself checks only the source's length) and V8 accepts it (V8 also refuses data from another V8
  * version or other V8 flags). Looked for in the user's cache directory first (`$XDG_CACHE_HOME/spa-knock`, else
  * `~/.cache/spa-knock`; a file there must be the user's own and writable by nobody else), then next to the bundle
@@ -24,9 +24,26 @@ import { Script } from 'node:vm';
 const MAGIC = 'SPAKV8C1';
 const HEADER_LEN = MAGIC.length + 4;
 
-/** The cache file's name for this Node: V8 data is only good for the V8 (and platform) that made it. */
-export function cacheName(): string {
-  return `knock-${process.version}-${process.platform}-${process.arch}.v8cache`;
+/**
+ * The cache file's name for this Node: V8 data is only good for the V8 (and platform) that made it, and with the
+ * same V8 flags. Options given to node (`node --… spa-knock.cjs`, NODE_OPTIONS) may change those flags, so a run
+ * with options has a file of its own (a short hash of them in the name): runs with and without them do not keep
+ * replacing each other's cache. The cache built with the package is for node without options.
+ */
+export function cacheName(
+  execArgv: readonly string[] = process.execArgv,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
+  const opts = [...execArgv, env['NODE_OPTIONS'] ?? ''].join('\0');
+  const tag = opts === '' ? '' : `-${fnv1a(opts)}`;
+  return `knock-${process.version}-${process.platform}-${process.arch}${tag}.v8cache`;
+}
+
+/** FNV-1a, 32 bits, as 8 hex digits: a file-name tag, not a security measure. */
+function fnv1a(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, '0');
 }
 
 /** `$XDG_CACHE_HOME/spa-knock` (when absolute, as the XDG base directory spec asks), else `~/.cache/spa-knock`. */
@@ -98,12 +115,12 @@ function writeCache(dir: string, name: string, bytes: Buffer): void {
 export function runCached(file: string, req: NodeJS.Require, env: NodeJS.ProcessEnv = process.env): void {
   const source = readFileSync(file);
   const enabled = env['SPA_KNOCK_CODE_CACHE'] !== '0';
-  const name = cacheName();
+  const name = cacheName(process.execArgv, env);
   const userDir = enabled ? userCacheDir(env) : undefined;
   let data: Buffer | undefined;
   if (enabled) {
     data = userDir === undefined ? undefined : readCache(join(userDir, name), source, true);
-    data ??= readCache(join(dirname(file), name), source, false);
+    data ??= readCache(join(dirname(file), cacheName([], {})), source, false);
   }
   // the same wrapper as Node's own CommonJS loader: the bundle sees exports, require, module, __filename, __dirname
   const text = `(function (exports, require, module, __filename, __dirname) { ${source.toString('utf8')}\n})`;

@@ -38,7 +38,8 @@ const dist = join(dir, 'pkg', 'dist', 'client');
 const bin = join(dist, 'spa-knock.cjs');
 const keyFile = join(dir, 'k.key');
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-const NAME = cacheName();
+/** The cache of node without options: the one built with the package (the test itself runs with --import tsx). */
+const NAME = cacheName([], {});
 let pristine: Buffer;
 
 interface Out {
@@ -220,6 +221,27 @@ describe('the built spa-knock program', { timeout: 180_000 }, () => {
     }
   });
 
+  test('node with options (other V8 flags) has its own cache: runs with and without do not replace each other', async () => {
+    rmSync(join(dist, NAME));
+    try {
+      const home = freshCacheHome();
+      await knock(home);
+      const plain = statSync(userCache(home)).ino;
+      const opts = { NODE_OPTIONS: '--max-old-space-size=96' };
+      await knock(home, opts);
+      const tagged = readdirSync(join(home, 'spa-knock')).filter((f) => f !== NAME);
+      assert.equal(tagged.length, 1, `files: ${tagged.join(', ')}`);
+      assert.equal(tagged[0], cacheName([], opts));
+      const taggedIno = statSync(join(home, 'spa-knock', tagged[0] ?? '')).ino;
+      await knock(home);
+      await knock(home, opts);
+      assert.equal(statSync(userCache(home)).ino, plain, 'each accepted on its next run');
+      assert.equal(statSync(join(home, 'spa-knock', tagged[0] ?? '')).ino, taggedIno);
+    } finally {
+      writeFileSync(join(dist, NAME), pristine);
+    }
+  });
+
   test('a cache directory that cannot be made, or SPA_KNOCK_CODE_CACHE=0: the same knock, nothing written', async () => {
     rmSync(join(dist, NAME));
     try {
@@ -253,6 +275,16 @@ describe('client/launch.ts helpers', () => {
     assert.equal(userCacheDir({ XDG_CACHE_HOME: 'rel', HOME: '/h' }), '/h/.cache/spa-knock');
     assert.equal(userCacheDir({ HOME: '/h' }), '/h/.cache/spa-knock');
     assert.equal(userCacheDir({}), undefined);
-    assert.match(cacheName(), new RegExp(`^knock-${process.version.replace(/\./g, '\\.')}-${process.platform}-`));
+    assert.equal(cacheName([], {}), `knock-${process.version}-${process.platform}-${process.arch}.v8cache`);
+    const a = cacheName(['--max-old-space-size=64'], {});
+    const b = cacheName([], { NODE_OPTIONS: '--max-old-space-size=64' });
+    assert.match(
+      a,
+      new RegExp(
+        `^knock-${process.version.replace(/\./g, '\\.')}-${process.platform}-${process.arch}-[0-9a-f]{8}\\.v8cache$`,
+      ),
+    );
+    assert.notEqual(a, b);
+    assert.notEqual(a, cacheName(['--max-old-space-size=65'], {}));
   });
 });
