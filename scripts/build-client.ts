@@ -5,7 +5,8 @@
  *
  * - `spa-knock.cjs` (package.json `bin`): client/launch.ts, which runs `knock.cjs` through a V8 code cache;
  * - `knock.cjs`: client/bin.ts — a plain knock, and only what a knock needs (no yargs; the fwknop codec, the
- *   classic sequence, `--wait` and the proxy only evaluated when the options ask for them);
+ *   classic sequence, `--wait` and the proxy only evaluated when the options ask for them; ipaddr.js and smol-toml
+ *   through the shims in scripts/lazy/, evaluated on first use: for `--allow-ip`, IPv6, a profile file);
  * - `spa-knock-cli.cjs`: client/cli.ts, the whole command line (yargs), which `knock.cjs` loads for anything but a
  *   plain knock;
  * - `knock-<node version>-<platform>-<arch>.v8cache`: the code cache of `knock.cjs` for the Node that builds,
@@ -64,6 +65,17 @@ export async function buildClient(outdir = 'dist/client', opts: { cache?: boolea
         setup(b) {
           b.onResolve({ filter: /^\.\/cli\.js$/ }, (a) =>
             a.importer === join(root, 'client', 'bin.ts') ? { path: './spa-knock-cli.cjs', external: true } : undefined,
+          );
+        },
+      },
+      {
+        // ipaddr.js and smol-toml through scripts/lazy/: evaluated when first used, which a plain knock never does
+        name: 'lazy-packages',
+        setup(b) {
+          b.onResolve({ filter: /^(ipaddr\.js|smol-toml)$/ }, (a) =>
+            a.importer.startsWith(join(root, 'scripts', 'lazy'))
+              ? undefined
+              : { path: join(root, 'scripts', 'lazy', `${a.path.replace(/\.js$/, '')}.cjs`) },
           );
         },
       },

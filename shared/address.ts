@@ -37,14 +37,18 @@ export interface Cidr {
 
 const V6_CHARS = /^[0-9A-Fa-f:.]+$/;
 
+/** Node's own IPv4 expression (lib/internal/net.js): four decimal parts 0-255, no leading zeros. */
+const V4_PART = '(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])';
+const NODE_IPV4 = new RegExp(`^(?:${V4_PART}\\.){3}${V4_PART}$`);
+
 /**
- * `node:net` `isIP`: 4, 6 or 0, as Node reads the text (an IPv6 zone is accepted). An IPv4 text is answered
- * without `node:net`, whose loading and IPv6 expression cost a fresh process ~10 ms (client cold start,
- * docs/benchmarks.md): `isValidFourPartDecimal` accepts exactly what `net.isIPv4` does (four decimal parts 0-255,
- * no leading zeros; test/shared/address.test.ts compares them). Only a text with a colon can be IPv6.
+ * `node:net` `isIP`: 4, 6 or 0, as Node reads the text (an IPv6 zone is accepted). An IPv4 text is answered with
+ * Node's own IPv4 expression, without loading `node:net` (whose loading and IPv6 expression cost a fresh process
+ * ~10 ms) or ipaddr.js (client cold start, docs/benchmarks.md); test/shared/address.test.ts compares the two. Only
+ * a text with a colon can be IPv6.
  */
 export function ipFamilyOf(text: string): 0 | 4 | 6 {
-  if (ipaddr.IPv4.isValidFourPartDecimal(text)) return 4;
+  if (NODE_IPV4.test(text)) return 4;
   if (!text.includes(':')) return 0;
   return (process.getBuiltinModule('node:net') as typeof net).isIPv6(text) ? 6 : 0;
 }

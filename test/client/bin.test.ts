@@ -30,7 +30,7 @@ import { buildClient } from '../../scripts/build-client.js';
 import { deriveKeys } from '../../shared/crypto.js';
 import { readKeyFile } from '../../shared/keyfile.js';
 import { formatKey, generateKey } from '../../shared/keys.js';
-import { openPacket } from '../../shared/wire.js';
+import { type KnockRequest, openPacket } from '../../shared/wire.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'spak-bin-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -58,14 +58,21 @@ function run(args: readonly string[], cacheHome: string, extra: NodeJS.ProcessEn
   });
 }
 
-/** A knock to a UDP socket on 127.0.0.1: the datagram received, and what the program printed. */
-async function knock(cacheHome: string, extra: NodeJS.ProcessEnv = {}): Promise<{ out: Out; port: number }> {
+/**
+ * A knock to a UDP socket on 127.0.0.1: the datagram received (checked to open with the key), and what the program
+ * printed. `args(port)`: the command line (default: `127.0.0.1 --port PORT --key KEYFILE`).
+ */
+async function knock(
+  cacheHome: string,
+  extra: NodeJS.ProcessEnv = {},
+  args = (port: number): string[] => ['127.0.0.1', '--port', String(port), '--key', keyFile],
+): Promise<{ out: Out; port: number; request: KnockRequest }> {
   const sock = createSocket('udp4');
   await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
   const port = sock.address().port;
   const got = new Promise<Buffer>((r) => sock.once('message', (m) => r(m)));
   try {
-    const out = await run(['127.0.0.1', '--port', String(port), '--key', keyFile], cacheHome, extra);
+    const out = await run(args(port), cacheHome, extra);
     assert.equal(out.code, 0, out.stderr);
     const dgram = await Promise.race([
       got,
@@ -75,7 +82,7 @@ async function knock(cacheHome: string, extra: NodeJS.ProcessEnv = {}): Promise<
     assert.ok(opened.ok, 'the key opens the datagram');
     assert.equal(out.stdout, `sent knock (${dgram.length} bytes) to 127.0.0.1:${port}\n`);
     assert.equal(out.stderr, '');
-    return { out, port };
+    return { out, port, request: opened.value };
   } finally {
     sock.close();
   }
@@ -127,6 +134,37 @@ describe('the built spa-knock program', { timeout: 180_000 }, () => {
     const home = freshCacheHome();
     await knock(home);
     assert.equal(existsSync(userCache(home)), false, 'V8 took the build-time cache: nothing written');
+  });
+
+  test('what the knock bundle loads on first use: ipaddr.js (--allow-ip, IPv6) and smol-toml (a profile file)', async () => {
+    const home = freshCacheHome();
+    const allow = await knock(home, {}, (port) => [
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--key',
+      keyFile,
+      '--allow-ip',
+      '192.0.2.7',
+    ]);
+    assert.equal(allow.request.allowAddress, '192.0.2.7');
+    const bad = await run(['127.0.0.1', '--key', keyFile, '--allow-ip', '::1'], home);
+    assert.equal(bad.code, 2);
+    assert.match(
+      bad.stderr,
+      /^spa-knock: \[ERR_SPA_USAGE\] --allow-ip ::1 is a loopback address; no server grants it\n$/,
+    );
+    const cfg = join(dir, 'profiles.toml');
+    const viaProfile = await knock(home, { SPA_KNOCK_CONFIG: cfg }, (port) => {
+      const text = `[host.lab]\naddress = "127.0.0.1"\nport = ${port}\nkey = ${JSON.stringify(keyFile)}\nopen = ["tcp/2222"]\n`;
+      writeFileSync(cfg, text);
+      return ['lab'];
+    });
+    assert.deepEqual(viaProfile.request.accesses, [{ proto: 'tcp', port: 2222 }]);
+    writeFileSync(cfg, '[host.lab\n');
+    const broken = await run(['lab'], home, { SPA_KNOCK_CONFIG: cfg });
+    assert.equal(broken.code, 1);
+    assert.match(broken.stderr, /^spa-knock: \[ERR_SPA_CONFIG\] client config .*profiles\.toml: not TOML/);
   });
 
   test('every other command line runs the whole CLI (yargs), with its output and exit statuses', async () => {
