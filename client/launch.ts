@@ -22,6 +22,8 @@ import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
 
 const MAGIC = 'SPAKV8C1';
+const WRAP_HEAD = Buffer.from('(function (exports, require, module, __filename, __dirname) { ');
+const WRAP_TAIL = Buffer.from('\n})');
 const HEADER_LEN = MAGIC.length + 4;
 
 /**
@@ -123,7 +125,8 @@ export function runCached(file: string, req: NodeJS.Require, env: NodeJS.Process
     data ??= readCache(join(dirname(file), cacheName([], {})), source, false);
   }
   // the same wrapper as Node's own CommonJS loader: the bundle sees exports, require, module, __filename, __dirname
-  const text = `(function (exports, require, module, __filename, __dirname) { ${source.toString('utf8')}\n})`;
+  // one string, decoded once (a template would make a second copy when V8 flattens it: young-generation garbage)
+  const text = Buffer.concat([WRAP_HEAD, source, WRAP_TAIL]).toString('utf8');
   const script = new Script(text, { filename: file, ...(data !== undefined ? { cachedData: data } : {}) });
   if (userDir !== undefined && (data === undefined || script.cachedDataRejected === true)) {
     // after the run, when every function the knock needed has been compiled and can go into the cache
