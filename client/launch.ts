@@ -1,14 +1,15 @@
 /**
  * The installed `spa-knock` program (package.json `bin`: dist/client/spa-knock.cjs, bundled by
- * scripts/build-client.ts): it runs the knock bundle next to it (dist/client/knock.cjs, made from client/bin.ts)
- * through a V8 code cache, so that a knock does not compile its code again on every start (client cold start,
+ * scripts/build-client.ts): it runs the knock bundle next to it (dist/client/knock.cjs, made from client/bin.ts),
+ * and for any command line that is not a plain knock the whole CLI (dist/client/spa-knock-cli.cjs, client/cli.ts),
+ * each through a V8 code cache, so that their code is not compiled again on every start (client cold start,
  * docs/benchmarks.md). Node 20 has no compile cache of its own for CommonJS (`module.enableCompileCache` is
  * Node 22), so this uses `vm.Script` with `cachedData` (https://nodejs.org/api/vm.html#new-vmscriptcode-options).
  *
  * A cache file is `SPAKV8C1`, the length of the bundle's source (u32 LE), that source, then V8's data. It is named
- * after the Node version, platform and architecture (and node's options: {@link cacheName}), and used only when the source it holds is byte for byte the
- * bundle's (V8 itself checks only the source's length) and V8 accepts it (V8 also refuses data from another V8
- * version or other V8 flags). Looked for in the user's cache directory first (`$XDG_CACHE_HOME/spa-knock`, else
+ * after the bundle, the Node version, platform and architecture (and node's options: {@link cacheName}), and used
+ * only when the source it holds is byte for byte the bundle's (V8 itself checks only the source's length) and V8
+ * accepts it (V8 also refuses data from another V8 version or other V8 flags). Looked for in the user's cache directory first (`$XDG_CACHE_HOME/spa-knock`, else
  * `~/.cache/spa-knock`; a file there must be the user's own and writable by nobody else), then next to the bundle
  * (one made at build time). When neither is usable, the bundle is compiled as usual and, after a run that exits 0,
  * a fresh cache is written to the user's cache directory (mode 0600, through a rename). Anything wrong with a cache
@@ -17,13 +18,14 @@
  * @module
  */
 import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, isAbsolute, join } from 'node:path';
+import { basename, dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
 
 const MAGIC = 'SPAKV8C1';
 const WRAP_HEAD = Buffer.from('(function (exports, require, module, __filename, __dirname) { ');
 const WRAP_TAIL = Buffer.from('\n})');
+const HASHBANG_AS_COMMENT = Buffer.from('//');
 const HEADER_LEN = MAGIC.length + 4;
 
 /**
@@ -33,12 +35,13 @@ const HEADER_LEN = MAGIC.length + 4;
  * replacing each other's cache. The cache built with the package is for node without options.
  */
 export function cacheName(
+  bundle: string,
   execArgv: readonly string[] = process.execArgv,
   env: NodeJS.ProcessEnv = process.env,
 ): string {
   const opts = [...execArgv, env['NODE_OPTIONS'] ?? ''].join('\0');
   const tag = opts === '' ? '' : `-${fnv1a(opts)}`;
-  return `knock-${process.version}-${process.platform}-${process.arch}${tag}.v8cache`;
+  return `${bundle}-${process.version}-${process.platform}-${process.arch}${tag}.v8cache`;
 }
 
 /** FNV-1a, 32 bits, as 8 hex digits: a file-name tag, not a security measure. */
@@ -111,25 +114,30 @@ function writeCache(dir: string, name: string, bytes: Buffer): void {
 }
 
 /**
- * Compile and run the CommonJS file `file` with a code cache (see the module comment). `req` is the `require` it
- * gets: one of a module in the same directory (`node:module` `createRequire` would load Node's ES module loader).
+ * Compile and run the CommonJS file `file` with a code cache (see the module comment); returns its exports. `req` is
+ * the `require` it gets: one of a module in the same directory (`node:module` `createRequire` would load Node's ES
+ * module loader).
  */
-export function runCached(file: string, req: NodeJS.Require, env: NodeJS.ProcessEnv = process.env): void {
+export function runCached(file: string, req: NodeJS.Require, env: NodeJS.ProcessEnv = process.env): unknown {
   const source = readFileSync(file);
   const enabled = env['SPA_KNOCK_CODE_CACHE'] !== '0';
-  const name = cacheName(process.execArgv, env);
+  const bundle = basename(file, '.cjs');
+  const name = cacheName(bundle, process.execArgv, env);
   const userDir = enabled ? userCacheDir(env) : undefined;
   let data: Buffer | undefined;
   if (enabled) {
     data = userDir === undefined ? undefined : readCache(join(userDir, name), source, true);
-    data ??= readCache(join(dirname(file), cacheName([], {})), source, false);
+    data ??= readCache(join(dirname(file), cacheName(bundle, [], {})), source, false);
   }
-  // the same wrapper as Node's own CommonJS loader: the bundle sees exports, require, module, __filename, __dirname
-  // one string, decoded once (a template would make a second copy when V8 flattens it: young-generation garbage)
-  const text = Buffer.concat([WRAP_HEAD, source, WRAP_TAIL]).toString('utf8');
+  // the same wrapper as Node's own CommonJS loader: the bundle sees exports, require, module, __filename, __dirname;
+  // one string, decoded once (a template would make a second copy when V8 flattens it: young-generation garbage);
+  // a `#!` line (valid only at the start of a script) becomes a comment of the same length
+  const body =
+    source[0] === 0x23 && source[1] === 0x21 ? Buffer.concat([HASHBANG_AS_COMMENT, source.subarray(2)]) : source;
+  const text = Buffer.concat([WRAP_HEAD, body, WRAP_TAIL]).toString('utf8');
   const script = new Script(text, { filename: file, ...(data !== undefined ? { cachedData: data } : {}) });
   if (userDir !== undefined && (data === undefined || script.cachedDataRejected === true)) {
-    // after the run, when every function the knock needed has been compiled and can go into the cache
+    // after the run, when every function the command needed has been compiled and can go into the cache
     process.once('exit', (code) => {
       if (code !== 0) return;
       try {
@@ -137,7 +145,7 @@ export function runCached(file: string, req: NodeJS.Require, env: NodeJS.Process
       } catch {}
     });
   }
-  const module = { exports: {} };
+  const module = { exports: {} as unknown };
   (script.runInThisContext() as (...a: unknown[]) => void).call(
     module.exports,
     module.exports,
@@ -146,9 +154,15 @@ export function runCached(file: string, req: NodeJS.Require, env: NodeJS.Process
     file,
     dirname(file),
   );
+  return module.exports;
 }
 
-/** The bundle this program runs: knock.cjs in its own directory; `req`: this program's own `require`. */
+/**
+ * The program: knock.cjs, next to this file, takes a plain knock; any other command line goes to the whole command
+ * line, spa-knock-cli.cjs. `req`: this program's own `require`.
+ */
 export function launch(req: NodeJS.Require, from: string = import.meta.url): void {
-  runCached(join(dirname(fileURLToPath(from)), 'knock.cjs'), req);
+  const dir = dirname(fileURLToPath(from));
+  const knock = runCached(join(dir, 'knock.cjs'), req) as { fastKnock?: (argv: readonly string[]) => boolean };
+  if (knock.fastKnock?.(process.argv.slice(2)) !== true) runCached(join(dir, 'spa-knock-cli.cjs'), req);
 }

@@ -3,15 +3,15 @@
  * cold start of `spa-knock HOST`, which a phone shortcut or an ssh ProxyCommand pays on every connection
  * (docs/benchmarks.md):
  *
- * - `spa-knock.cjs` (package.json `bin`): client/launch.ts, which runs `knock.cjs` through a V8 code cache;
+ * - `spa-knock.cjs` (package.json `bin`): client/launch.ts, which runs `knock.cjs` and, for anything but a plain
+ *   knock, `spa-knock-cli.cjs`, each through a V8 code cache;
  * - `knock.cjs`: client/bin.ts — a plain knock, and only what a knock needs (no yargs; the fwknop codec, the
  *   classic sequence, `--wait` and the proxy only evaluated when the options ask for them; ipaddr.js and smol-toml
  *   through the shims in scripts/lazy/, evaluated on first use: for `--allow-ip`, IPv6, a profile file);
- * - `spa-knock-cli.cjs`: client/cli.ts, the whole command line (yargs), which `knock.cjs` loads for anything but a
- *   plain knock;
- * - `knock-<node version>-<platform>-<arch>.v8cache`: the code cache of `knock.cjs` for the Node that builds,
- *   made by running the built program once (a knock to 127.0.0.1 port 9, loopback only); another Node rejects it
- *   and makes its own in the user's cache directory (client/launch.ts).
+ * - `spa-knock-cli.cjs`: client/cli.ts, the whole command line (yargs);
+ * - `knock-<node version>-<platform>-<arch>.v8cache` and `spa-knock-cli-….v8cache`: their code caches for the Node
+ *   that builds, made by running the built program (a knock to 127.0.0.1 port 9, loopback only; `--version`);
+ *   another Node rejects them and makes its own in the user's cache directory (client/launch.ts).
  *
  * CommonJS, because Node's ES module loader costs a few ms more to start; `import()` becomes `require()` so that a
  * lazily loaded module costs nothing until it is needed. `import.meta.url` (shared/cli.ts `packageVersion`,
@@ -60,15 +60,6 @@ export async function buildClient(outdir = 'dist/client', opts: { cache?: boolea
     outfile: join(out, 'knock.cjs'),
     plugins: [
       {
-        // the whole command line is its own file, loaded (and compiled) only when it is needed
-        name: 'cli-apart',
-        setup(b) {
-          b.onResolve({ filter: /^\.\/cli\.js$/ }, (a) =>
-            a.importer === join(root, 'client', 'bin.ts') ? { path: './spa-knock-cli.cjs', external: true } : undefined,
-          );
-        },
-      },
-      {
         // ipaddr.js and smol-toml through scripts/lazy/: evaluated when first used, which a plain knock never does
         name: 'lazy-packages',
         setup(b) {
@@ -108,16 +99,20 @@ async function makeCache(out: string): Promise<void> {
     const key = join(tmp, 'k.key');
     writeFileSync(key, `${formatKey(generateKey())}\n`, { mode: 0o600 });
     const env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: tmp, XDG_CACHE_HOME: join(tmp, 'cache') };
-    const argv = [join(out, 'spa-knock.cjs'), '127.0.0.1', '--port', CACHE_RUN_PORT, '--key', key];
-    await new Promise<void>((res, rej) =>
-      execFile(process.execPath, argv, { env, timeout: 30_000 }, (e, _o, stderr) =>
-        e ? rej(new Error(`the code-cache run failed: ${stderr.trim() || e.message}`)) : res(),
-      ),
-    );
+    // a knock (knock.cjs), and --version (the whole CLI: spa-knock-cli.cjs, its yargs set-up)
+    for (const args of [['127.0.0.1', '--port', CACHE_RUN_PORT, '--key', key], ['--version']]) {
+      await new Promise<void>((res, rej) =>
+        execFile(process.execPath, [join(out, 'spa-knock.cjs'), ...args], { env, timeout: 30_000 }, (e, _o, stderr) =>
+          e ? rej(new Error(`the code-cache run failed: ${stderr.trim() || e.message}`)) : res(),
+        ),
+      );
+    }
     const made = readdirSafe(join(tmp, 'cache', 'spa-knock')).filter((f) => f.endsWith('.v8cache'));
-    if (made.length !== 1 || made[0] === undefined) throw new Error(`the code-cache run wrote ${made.join(', ')}`);
-    copyFileSync(join(tmp, 'cache', 'spa-knock', made[0]), join(out, made[0])); // /tmp may be another file system
-    chmodSync(join(out, made[0]), 0o644); // part of the package, like the code it caches
+    if (made.length !== 2) throw new Error(`the code-cache runs wrote ${made.join(', ')}`);
+    for (const f of made) {
+      copyFileSync(join(tmp, 'cache', 'spa-knock', f), join(out, f)); // /tmp may be another file system
+      chmodSync(join(out, f), 0o644); // part of the package, like the code it caches
+    }
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

@@ -39,7 +39,8 @@ const bin = join(dist, 'spa-knock.cjs');
 const keyFile = join(dir, 'k.key');
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 /** The cache of node without options: the one built with the package (the test itself runs with --import tsx). */
-const NAME = cacheName([], {});
+const NAME = cacheName('knock', [], {});
+const CLI_NAME = cacheName('spa-knock-cli', [], {});
 let pristine: Buffer;
 
 interface Out {
@@ -102,7 +103,10 @@ before(async () => {
 
 describe('the built spa-knock program', { timeout: 180_000 }, () => {
   test('the build: launcher, knock bundle, whole CLI and the code cache of this Node, nothing else', () => {
-    assert.deepEqual(readdirSync(dist).sort(), [NAME, 'knock.cjs', 'spa-knock-cli.cjs', 'spa-knock.cjs'].sort());
+    assert.deepEqual(
+      readdirSync(dist).sort(),
+      [NAME, CLI_NAME, 'knock.cjs', 'spa-knock-cli.cjs', 'spa-knock.cjs'].sort(),
+    );
     assert.match(readFileSync(bin, 'utf8'), /^#!\/usr\/bin\/env node\n/);
     assert.ok((statSync(bin).mode & 0o111) !== 0, 'the bin is executable');
     const c = splitCache(pristine);
@@ -114,9 +118,13 @@ describe('the built spa-knock program', { timeout: 180_000 }, () => {
   test("a plain knock loads no yargs, nor Node's crypto, DNS or ES module loader (each costs ms at start)", async () => {
     const list = join(dir, 'modules.txt');
     const preload = join(dir, 'modules.cjs');
+    // Node's modules loaded, and the files the launcher compiles (vm.Script, recorded by a subclass)
     writeFileSync(
       preload,
-      `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, [...process.moduleLoadList, ...Object.keys(require.cache)].join('\\n')));`,
+      `const vm = require('node:vm');
+const compiled = [];
+vm.Script = class extends vm.Script { constructor(code, o) { super(code, o); compiled.push(o && o.filename); } };
+process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, [...process.moduleLoadList, ...compiled].join('\\n')));`,
     );
     await knock(freshCacheHome(), { NODE_OPTIONS: `--require ${preload}` });
     const loaded = readFileSync(list, 'utf8').split('\n');
@@ -125,7 +133,8 @@ describe('the built spa-knock program', { timeout: 180_000 }, () => {
       assert.ok(!loaded.includes(m), `${m} loaded`);
     assert.ok(!loaded.includes('NativeModule internal/modules/esm/loader'), 'the ES module loader was loaded');
     assert.ok(!loaded.includes('Internal Binding cares_wrap'), 'the resolver was loaded');
-    assert.ok(!loaded.includes(join(dist, 'spa-knock-cli.cjs')), 'the whole CLI (yargs) was loaded');
+    assert.ok(loaded.includes(join(dist, 'knock.cjs')), 'the knock bundle compiled');
+    assert.ok(!loaded.includes(join(dist, 'spa-knock-cli.cjs')), 'the whole CLI (yargs) was compiled');
     await run(['--version'], freshCacheHome(), { NODE_OPTIONS: `--require ${preload}` });
     assert.ok(readFileSync(list, 'utf8').split('\n').includes(join(dist, 'spa-knock-cli.cjs')), 'the check sees it');
   });
@@ -184,6 +193,31 @@ describe('the built spa-knock program', { timeout: 180_000 }, () => {
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /^spa-knock: \[ERR_SPA_KEYFILE_READ\] cannot read key file .*missing\.key/);
     assert.equal(missing.stderr.split('\n').length, 2, 'one line');
+  });
+
+  test('the whole CLI runs through its own code cache: the build-time one, else one written for the next run', async () => {
+    const home = freshCacheHome();
+    const v = await run(['--version'], home);
+    assert.deepEqual([v.code, v.stdout, v.stderr], [0, `${VERSION}\n`, '']);
+    assert.equal(existsSync(join(home, 'spa-knock')), false, 'both build-time caches taken: nothing written');
+    const cli = readFileSync(join(dist, CLI_NAME));
+    assert.ok(splitCache(cli)?.source.equals(readFileSync(join(dist, 'spa-knock-cli.cjs'))));
+    rmSync(join(dist, CLI_NAME));
+    try {
+      const again = await run(['--version'], home);
+      assert.deepEqual([again.code, again.stdout, again.stderr], [0, `${VERSION}\n`, '']);
+      assert.deepEqual(readdirSync(join(home, 'spa-knock')), [CLI_NAME], 'only the missing one is written');
+      const ino = statSync(join(home, 'spa-knock', CLI_NAME)).ino;
+      const usage = await run(['keygen', '--out'], home);
+      assert.equal(usage.code, 2);
+      assert.equal(statSync(join(home, 'spa-knock', CLI_NAME)).ino, ino, 'accepted on the next run');
+      writeFileSync(join(dist, CLI_NAME), Buffer.from('garbage'));
+      const k = await run(['keygen'], freshCacheHome());
+      assert.equal(k.code, 0, k.stderr);
+      assert.match(k.stdout, /^spak1_[A-Za-z0-9_-]{48}\n$/);
+    } finally {
+      writeFileSync(join(dist, CLI_NAME), cli);
+    }
   });
 
   test('no usable cache: the same knock, and a 0600 cache in the user cache directory that the next run uses', async () => {
@@ -269,7 +303,7 @@ describe('the built spa-knock program', { timeout: 180_000 }, () => {
       await knock(home, opts);
       const tagged = readdirSync(join(home, 'spa-knock')).filter((f) => f !== NAME);
       assert.equal(tagged.length, 1, `files: ${tagged.join(', ')}`);
-      assert.equal(tagged[0], cacheName([], opts));
+      assert.equal(tagged[0], cacheName('knock', [], opts));
       const taggedIno = statSync(join(home, 'spa-knock', tagged[0] ?? '')).ino;
       await knock(home);
       await knock(home, opts);
@@ -313,9 +347,9 @@ describe('client/launch.ts helpers', () => {
     assert.equal(userCacheDir({ XDG_CACHE_HOME: 'rel', HOME: '/h' }), '/h/.cache/spa-knock');
     assert.equal(userCacheDir({ HOME: '/h' }), '/h/.cache/spa-knock');
     assert.equal(userCacheDir({}), undefined);
-    assert.equal(cacheName([], {}), `knock-${process.version}-${process.platform}-${process.arch}.v8cache`);
-    const a = cacheName(['--max-old-space-size=64'], {});
-    const b = cacheName([], { NODE_OPTIONS: '--max-old-space-size=64' });
+    assert.equal(cacheName('knock', [], {}), `knock-${process.version}-${process.platform}-${process.arch}.v8cache`);
+    const a = cacheName('knock', ['--max-old-space-size=64'], {});
+    const b = cacheName('knock', [], { NODE_OPTIONS: '--max-old-space-size=64' });
     assert.match(
       a,
       new RegExp(
@@ -323,6 +357,7 @@ describe('client/launch.ts helpers', () => {
       ),
     );
     assert.notEqual(a, b);
-    assert.notEqual(a, cacheName(['--max-old-space-size=65'], {}));
+    assert.notEqual(a, cacheName('knock', ['--max-old-space-size=65'], {}));
+    assert.notEqual(cacheName('spa-knock-cli', [], {}), cacheName('knock', [], {}));
   });
 });
