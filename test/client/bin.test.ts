@@ -7,7 +7,7 @@
  * gives the same output and exit status, and a usable cache is written for the next run. Loopback only.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import {
   chmodSync,
@@ -21,6 +21,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -217,6 +218,35 @@ process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)
       assert.match(k.stdout, /^spak1_[A-Za-z0-9_-]{48}\n$/);
     } finally {
       writeFileSync(join(dist, CLI_NAME), cli);
+    }
+  });
+
+  test('spa-knock proxy (ssh ProxyCommand) through the whole CLI: knock, wait for the port, relay stdin/stdout', async () => {
+    const udp = createSocket('udp4');
+    await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
+    const knocks: Buffer[] = [];
+    udp.on('message', (m) => knocks.push(m));
+    // an "sshd" that answers what it reads in upper case, then closes (the --wait probe's own connects carry nothing)
+    const tcp = createServer((c) => c.on('data', (d) => c.end(d.toString().toUpperCase())));
+    await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
+    const tport = (tcp.address() as AddressInfo).port;
+    try {
+      const env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: dir, XDG_CACHE_HOME: freshCacheHome() };
+      const args = ['proxy', '127.0.0.1', String(tport), '--port', String(udp.address().port), '--key', keyFile];
+      const child = spawn(process.execPath, [bin, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.stdin.end('hello over the knock\n');
+      const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+      assert.equal(code, 0, stderr);
+      assert.equal(stdout, 'HELLO OVER THE KNOCK\n', 'the connection only on stdout');
+      assert.ok(knocks.length >= 1);
+      assert.ok(openPacket(deriveKeys(readKeyFile(keyFile)), new Uint8Array(knocks[0] ?? [])).ok);
+    } finally {
+      udp.close();
+      tcp.close();
     }
   });
 
