@@ -74,7 +74,8 @@ async function knock(
   const port = sock.address().port;
   const got = new Promise<Buffer>((r) => sock.once('message', (m) => r(m)));
   try {
-    const out = await run(args(port), cacheHome, extra);
+    const argv = args(port);
+    const out = await run(argv, cacheHome, extra);
     assert.equal(out.code, 0, out.stderr);
     const dgram = await Promise.race([
       got,
@@ -82,7 +83,7 @@ async function knock(
     ]);
     const opened = openPacket(deriveKeys(readKeyFile(keyFile)), new Uint8Array(dgram));
     assert.ok(opened.ok, 'the key opens the datagram');
-    assert.equal(out.stdout, `sent knock (${dgram.length} bytes) to 127.0.0.1:${port}\n`);
+    if (!argv.includes('--json')) assert.equal(out.stdout, `sent knock (${dgram.length} bytes) to 127.0.0.1:${port}\n`);
     assert.equal(out.stderr, '');
     return { out, port, request: opened.value };
   } finally {
@@ -218,6 +219,35 @@ process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)
       assert.match(k.stdout, /^spak1_[A-Za-z0-9_-]{48}\n$/);
     } finally {
       writeFileSync(join(dist, CLI_NAME), cli);
+    }
+  });
+
+  test('--wait through the knock bundle (its probe loaded on first use): knock, then the port connects', async () => {
+    const tcp = createServer((c) => c.end());
+    await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
+    const tport = (tcp.address() as AddressInfo).port;
+    try {
+      const home = freshCacheHome();
+      const r = await knock(home, {}, (port) => [
+        '127.0.0.1',
+        '--port',
+        String(port),
+        '--key',
+        keyFile,
+        '--wait',
+        `tcp/${tport}`,
+        '--json',
+      ]);
+      const lines = r.out.stdout
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      assert.equal(lines.length, 2, r.out.stdout);
+      assert.equal(lines[0]?.['sent'], true);
+      assert.deepEqual(lines[1]?.['open'], ['127.0.0.1']);
+      assert.equal(lines[1]?.['wait'], `tcp/${tport}`);
+    } finally {
+      tcp.close();
     }
   });
 
