@@ -20,163 +20,19 @@
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { parseIp } from '../shared/address.js';
-import { toHex } from '../shared/bytes.js';
-import { die, exitQuietlyOnClosedStdout, intOption, usageError } from '../shared/cli.js';
+import { die, exitQuietlyOnClosedStdout } from '../shared/cli.js';
 import { DEFAULT_PORT } from '../shared/constants.js';
-import { SpaError } from '../shared/errors.js';
-import { readKeyFile } from '../shared/keyfile.js';
-import { keygen } from './keygen.js';
-import { buildPacket, checkAllowIp, describe, parseAccessList } from './request.js';
-import { type RunOptions, runKnock, sendBuilt } from './knock-run.js';
-import { hostLiteral, localAddressTowards } from './send.js';
-import { resolveTargets } from './targets.js';
-import { knockSequence, printRotating } from './sequence.js';
-import { fastKnockArgs } from './fast-args.js';
-import { withProfile } from './profile.js';
 import { printCodes } from './codes.js';
+import { fastKnockArgs } from './fast-args.js';
 import { runImport } from './import.js';
-import { pipeTo, proxyArgs, proxyLog, proxyOptions } from './proxy.js';
-import { DEFAULT_WAIT_S, parseWait } from './wait.js';
+import { keygen } from './keygen.js';
+import { formatOption, knock } from './knock.js';
+import { withProfile } from './profile.js';
+import { proxyArgs, proxyOptions } from './proxy.js';
+import { printRotating } from './sequence.js';
+import { DEFAULT_WAIT_S } from './wait.js';
 
 const PROG = 'spa-knock';
-/** The server's default `replay.window` (docs/config.md): how long a packet stays acceptable. */
-const DEFAULT_WINDOW_S = 60;
-
-export interface KnockArgs {
-  host: string;
-  key: string;
-  open: string[];
-  port: string;
-  duration: string;
-  allowIp: string | undefined;
-  /** `--prefix4 N` / `--prefix6 N`: ask for the source's /N instead of the one address (issue 10). */
-  prefix4?: string | undefined;
-  prefix6?: string | undefined;
-  close: boolean;
-  dryRun: boolean;
-  json: boolean;
-  ipv4: boolean;
-  ipv6: boolean;
-  sequence: string | undefined;
-  delay: string | undefined;
-  format: string;
-  wait: string | undefined;
-  timeout: string | undefined;
-  /** `spa-knock proxy HOST PORT`: knock, wait for tcp/PORT, then pipe stdin/stdout to it (client/proxy.ts). */
-  proxy?: boolean;
-}
-
-/** `--wait tcp/PORT [--timeout S]` (client/wait.ts). */
-function waitOption(a: KnockArgs): RunOptions['wait'] {
-  if (a.wait === undefined) {
-    if (a.timeout !== undefined) throw usageError('--timeout needs --wait');
-    return undefined;
-  }
-  if (a.dryRun || a.close) throw usageError(`--wait cannot be used with ${a.dryRun ? '--dry-run' : '--close'}`);
-  const port = parseWait(a.wait).port;
-  const s = a.timeout === undefined ? DEFAULT_WAIT_S : intOption('--timeout', a.timeout, 1, 3600, ' seconds');
-  return { port, timeoutMs: s * 1000 };
-}
-
-/** `--sequence`: classic knocks instead of an SPA packet, to every family of HOST. */
-const FORMATS = ['spak1', 'fwknop'] as const;
-function formatOption(v: string): 'spak1' | 'fwknop' {
-  if (v === 'spak1' || v === 'fwknop') return v;
-  throw usageError(`--format "${v}" is not one of ${FORMATS.join(', ')}`);
-}
-
-/** `--allow-ip auto`: the source address of the route to the server (see localAddressTowards). */
-async function autoAllowIp(host: string, family: 0 | 4 | 6, port: number): Promise<string> {
-  // the first address the resolver gives, as a single-family knock would use
-  const [target] = await resolveTargets(host, family);
-  if (target === undefined) throw new SpaError('ERR_SPA_RESOLVE', `cannot resolve host ${host}`);
-  const local = await localAddressTowards(target.address, target.family, port);
-  const bare = parseIp(local, { zone: 'strip' })?.text ?? local;
-  return checkAllowIp(bare, `--allow-ip auto: the route to ${target.address} leaves from ${bare}, which`);
-}
-
-/**
- * `--prefix4 N` (1-32) / `--prefix6 N` (1-128): the prefix lengths the knock asks for (spak1 only: fwknop packets
- * cannot carry them). A knock to close names the same prefix as the one that opened.
- */
-function prefixOptions(a: KnockArgs, format: 'spak1' | 'fwknop'): { prefix4?: number; prefix6?: number } {
-  if (a.prefix4 === undefined && a.prefix6 === undefined) return {};
-  if (format !== 'spak1') throw usageError(`--prefix${a.prefix4 !== undefined ? '4' : '6'} needs --format spak1`);
-  return {
-    ...(a.prefix4 !== undefined ? { prefix4: intOption('--prefix4', a.prefix4, 1, 32) } : {}),
-    ...(a.prefix6 !== undefined ? { prefix6: intOption('--prefix6', a.prefix6, 1, 128) } : {}),
-  };
-}
-
-function liveWarning(timestamp: number): string {
-  const until = new Date(timestamp + DEFAULT_WINDOW_S * 1000).toISOString();
-  return (
-    `this is a LIVE knock until about ${until} (the server's replay window, ${DEFAULT_WINDOW_S} s by default): ` +
-    'whoever sends these bytes first opens the port for their own address, unless the server sets ' +
-    'require_source_address for this client and the packet names your address (--allow-ip)'
-  );
-}
-
-async function knock(a: KnockArgs): Promise<void> {
-  const port = intOption('--port', a.port, 1, 65535);
-  const duration = intOption('--duration', a.duration, 0, 65535, ' seconds (0 = server default)');
-  if (a.ipv4 && a.ipv6) throw usageError('-4 and -6 cannot be used together');
-  const family: 0 | 4 | 6 = a.ipv4 ? 4 : a.ipv6 ? 6 : 0;
-  hostLiteral(a.host, family); // a literal that contradicts -4/-6 is a mistake even with --dry-run
-  const wait = waitOption(a);
-  if (a.sequence !== undefined) return knockSequence(a, a.sequence, family, wait);
-  if (a.delay !== undefined) throw usageError('--delay needs --sequence');
-  const accesses = parseAccessList(a.open);
-  const format = formatOption(a.format);
-  const prefix = prefixOptions(a, format);
-  // the fwknop codec (AES tables, SHA-512/SHA-3/MD5/SHA-1) only when asked for: its module set-up is most of what a
-  // plain knock would otherwise spend loading (client cold start, docs/benchmarks.md)
-  const fw = format === 'fwknop' ? await import('./fwknop.js') : undefined;
-  const build = (allowAddress: string | undefined) => {
-    const req = { accesses, duration, allowAddress };
-    if (fw !== undefined) return fw.buildFwknopPacket(fw.readFwknopKeyFile(a.key), { ...req, close: a.close });
-    const p = buildPacket(readKeyFile(a.key), { ...req, ...prefix, type: a.close ? 'close' : 'open' });
-    return { bytes: p.bytes, timestamp: p.request.timestamp, fields: describe(p) };
-  };
-  if (!a.dryRun) {
-    build(a.allowIp === undefined || a.allowIp === 'auto' ? undefined : checkAllowIp(a.allowIp)); // mistakes first
-    const what = a.close ? 'close' : 'knock';
-    const o = { host: a.host, family, port, json: a.json, what, allowIp: a.allowIp, wait, ...proxyLog(a) };
-    const open = await runKnock(o, (t, allow) => sendBuilt(t, port, build(allow)));
-    if (a.proxy && open[0] !== undefined && wait !== undefined) await pipeTo(open[0], wait.port);
-    return;
-  }
-  let allowAddress: string | undefined;
-  if (a.allowIp === 'auto') allowAddress = await autoAllowIp(a.host, family, port);
-  else if (a.allowIp !== undefined) allowAddress = checkAllowIp(a.allowIp);
-  const pkt = build(allowAddress);
-  const fields = pkt.fields;
-  const b64 = Buffer.from(pkt.bytes).toString('base64');
-  const warning = liveWarning(pkt.timestamp);
-  if (a.json) {
-    const out = {
-      host: a.host,
-      port,
-      sent: false,
-      bytes: pkt.bytes.length,
-      hex: toHex(pkt.bytes),
-      base64: b64,
-      // an fwknop packet is text already: what `fwknop -B FILE` would save
-      ...(format === 'fwknop' ? { text: Buffer.from(pkt.bytes).toString('latin1') } : {}),
-      fields,
-      warning,
-    };
-    process.stdout.write(`${JSON.stringify(out)}\n`);
-  } else {
-    process.stdout.write(`packet for ${a.host} udp/${port} (${pkt.bytes.length} bytes, not sent)\n`);
-    if (format === 'fwknop') process.stdout.write(`text:   ${Buffer.from(pkt.bytes).toString('latin1')}\n`);
-    else process.stdout.write(`hex:    ${toHex(pkt.bytes)}\nbase64: ${b64}\n`);
-    for (const [k, v] of Object.entries(fields))
-      process.stdout.write(`${k.padEnd(14)} ${Array.isArray(v) ? v.join(' ') : String(v)}\n`);
-    process.stdout.write(`warning: ${warning}\n`);
-  }
-}
 
 const formatOpt = {
   type: 'string',

@@ -6,10 +6,10 @@
  */
 import { parseIp } from '../shared/address.js';
 import { SpaError } from '../shared/errors.js';
+import { writeOut } from './out.js';
 import { checkAllowIp } from './request.js';
 import { localAddressTowards, sendDatagram } from './send.js';
 import { type Target, forEachTarget, resolveTargets, showAddress } from './targets.js';
-import { knockUntilOpen, waitOutcome } from './wait.js';
 
 export interface Built {
   readonly bytes: Uint8Array;
@@ -40,9 +40,7 @@ export async function autoAllowFor(t: Target, port: number): Promise<string> {
   return checkAllowIp(bare, `--allow-ip auto: the route to ${t.address} leaves from ${bare}, which`);
 }
 
-const stdoutLine = (line: string): void => {
-  process.stdout.write(`${line}\n`);
-};
+const stdoutLine = (line: string): void => writeOut(`${line}\n`);
 
 /**
  * Resolve, send to each family (each its own packet), and with `wait` re-knock until the port connects.
@@ -93,6 +91,8 @@ export async function runKnock(
     return targets;
   });
   const again = (t: Target): Promise<void> => one(t).catch(lost);
+  // the probe (node:net) only for --wait: a plain knock does not load it (client cold start)
+  const { knockUntilOpen, waitOutcome } = await import('./wait.js');
   const r = await knockUntilOpen(sent, o.wait.port, o.wait.timeoutMs, again, undefined, true);
   if (o.json) {
     const list = (ts: readonly Target[]) => ts.map((t) => t.address);

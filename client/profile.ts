@@ -19,14 +19,13 @@
  * @module
  */
 import { readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { parseAccess } from '../shared/access.js';
 import { isPort } from '../shared/access.js';
 import { DEFAULT_PORT } from '../shared/constants.js';
 import { SpaError, errnoText } from '../shared/errors.js';
-import type { KnockArgs } from './cli.js';
+import type { KnockArgs } from './knock.js';
 
 export interface Profile {
   readonly address?: string;
@@ -43,6 +42,14 @@ export interface Profile {
 const KEYS = new Set(['address', 'key', 'port', 'open', 'families', 'format', 'wait', 'prefix4', 'prefix6']);
 /** A profile file is a few lines; anything bigger is a mistake. */
 const MAX_BYTES = 256 * 1024;
+
+/**
+ * The home directory: $HOME when set, as `os.homedir()` itself answers (libuv uv_os_homedir), without loading
+ * `node:os` for it (client cold start); else `os.homedir()` (the password database).
+ */
+export function homedir(): string {
+  return process.env['HOME'] ?? (process.getBuiltinModule('node:os') as typeof import('node:os')).homedir();
+}
 
 /** Where the profiles are: SPA_KNOCK_CONFIG, else $XDG_CONFIG_HOME/spa-knock/config.toml, else ~/.config/…. */
 export function profilePath(env: NodeJS.ProcessEnv = process.env, home: string = homedir()): string {

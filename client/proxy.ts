@@ -15,7 +15,6 @@ import { hostPort } from '../shared/address.js';
 import { intOption } from '../shared/cli.js';
 import { DEFAULT_PORT } from '../shared/constants.js';
 import { SpaError, errnoText } from '../shared/errors.js';
-import type { KnockArgs } from './cli.js';
 import type { GivenArgs } from './profile.js';
 import type { Target } from './targets.js';
 import { DEFAULT_WAIT_S } from './wait.js';
@@ -79,11 +78,6 @@ export function proxyArgs(x: ProxyParsed): GivenArgs {
     timeout: x.timeout,
     proxy: true,
   };
-}
-
-/** The proxy writes nothing but the connection to stdout. */
-export function proxyLog(a: KnockArgs): { log?: (line: string) => void } {
-  return a.proxy ? { log: () => {} } : {};
 }
 
 /** Connect to t:port and relay stdin/stdout until the connection closes. */

@@ -3,19 +3,38 @@
  * never answers.
  * @module
  */
-import { createSocket } from 'node:dgram';
-import { isIP } from 'node:net';
-import { hostPort } from '../shared/address.js';
+import { type Socket, createSocket } from 'node:dgram';
+import { hostPort, ipFamilyOf } from '../shared/address.js';
 import { SpaError, errnoText } from '../shared/errors.js';
 
 /** An IP literal as HOST (`[v6]` allowed) with its family, refusing one that contradicts -4/-6; undefined for a name. */
 export function hostLiteral(host: string, family: 0 | 4 | 6): { address: string; family: 4 | 6 } | undefined {
   const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-  const lit = isIP(h);
+  const lit = ipFamilyOf(h);
   if (lit === 0) return undefined;
   if (family !== 0 && family !== lit)
     throw new SpaError('ERR_SPA_USAGE', `${host} is an IPv${lit} address but -${family} was given`);
   return { address: h, family: lit as 4 | 6 };
+}
+
+/**
+ * dgram's resolver here: every address this module binds or sends to is an IP literal (client/targets.ts resolved
+ * any name before), so it only names the literal's family, as `dns.lookup` would, and `node:dns` (with its
+ * resolv.conf read) is never loaded for a knock (client cold start, docs/benchmarks.md). Called back on the next
+ * tick, as `dns.lookup` does.
+ */
+export function literalLookup(
+  host: string,
+  _options: unknown,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const family = ipFamilyOf(host);
+  const err = family === 0 ? Object.assign(new Error(`${host} is not an IP address`), { code: 'EINVAL' }) : null;
+  process.nextTick(callback, err, host, family);
+}
+
+function udpSocket(family: 4 | 6): Socket {
+  return createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: literalLookup });
 }
 
 /**
@@ -24,7 +43,7 @@ export function hostLiteral(host: string, family: 0 | 4 | 6): { address: string;
  * the private address, not the one the server sees.
  */
 export function localAddressTowards(address: string, family: 4 | 6, port: number): Promise<string> {
-  const sock = createSocket(family === 6 ? 'udp6' : 'udp4');
+  const sock = udpSocket(family);
   return new Promise((resolve, reject) => {
     const fail = (e: unknown) => {
       sock.close();
@@ -42,7 +61,7 @@ export function localAddressTowards(address: string, family: 4 | 6, port: number
 }
 
 export function sendDatagram(bytes: Uint8Array, address: string, family: 4 | 6, port: number): Promise<void> {
-  const sock = createSocket(family === 6 ? 'udp6' : 'udp4');
+  const sock = udpSocket(family);
   return new Promise((resolve, reject) => {
     let done = false;
     const finish = (e: NodeJS.ErrnoException | null) => {

@@ -8,7 +8,7 @@
  * one byte (0x00), as `knock -u` sends. Steps go in order, `delayMs` apart; nothing is read back.
  * @module
  */
-import type { KnockArgs } from './cli.js';
+import type { KnockArgs } from './knock.js';
 import { type RunOptions, runKnock } from './knock-run.js';
 import { createSocket } from 'node:dgram';
 import { Socket } from 'node:net';

@@ -5,7 +5,6 @@
  * sent twice would be refused by the server's replay check the second time.
  * @module
  */
-import { lookup as dnsLookup } from 'node:dns/promises';
 import { SpaError, errnoText } from '../shared/errors.js';
 import { hostLiteral } from './send.js';
 
@@ -17,7 +16,9 @@ export interface Target {
 /** The resolver seam: `dns.lookup(host, { all: true })` by default; tests inject their own. */
 export type LookupAll = (host: string, family: 0 | 4 | 6) => Promise<readonly { address: string; family: number }[]>;
 
-export const systemLookupAll: LookupAll = (host, family) => dnsLookup(host, { all: true, family, verbatim: true });
+/** `node:dns` is loaded only for a name: an IP literal (the common knock) never needs it (client cold start). */
+export const systemLookupAll: LookupAll = async (host, family) =>
+  (await import('node:dns/promises')).lookup(host, { all: true, family, verbatim: true });
 
 /**
  * The addresses to knock: an IP literal as given; for a name, the first address of each family the resolver

@@ -12,7 +12,7 @@
  *   manager and every backend.
  * @module
  */
-import { isIP } from 'node:net';
+import type * as net from 'node:net';
 import ipaddr from 'ipaddr.js';
 import { type Access, formatAccess } from './access.js';
 
@@ -37,11 +37,27 @@ export interface Cidr {
 
 const V6_CHARS = /^[0-9A-Fa-f:.]+$/;
 
+/** Node's own IPv4 expression (lib/internal/net.js): four decimal parts 0-255, no leading zeros. */
+const V4_PART = '(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])';
+const NODE_IPV4 = new RegExp(`^(?:${V4_PART}\\.){3}${V4_PART}$`);
+
+/**
+ * `node:net` `isIP`: 4, 6 or 0, as Node reads the text (an IPv6 zone is accepted). An IPv4 text is answered with
+ * Node's own IPv4 expression, without loading `node:net` (whose loading and IPv6 expression cost a fresh process
+ * ~10 ms) or ipaddr.js (client cold start, docs/benchmarks.md); test/shared/address.test.ts compares the two. Only
+ * a text with a colon can be IPv6.
+ */
+export function ipFamilyOf(text: string): 0 | 4 | 6 {
+  if (NODE_IPV4.test(text)) return 4;
+  if (!text.includes(':')) return 0;
+  return (process.getBuiltinModule('node:net') as typeof net).isIPv6(text) ? 6 : 0;
+}
+
 /** Strict syntax check of an address without a zone. Pure syntax: no range is refused here. */
 export function isStrictIp(text: string): boolean {
   if (typeof text !== 'string' || text.length > 45) return false;
   if (ipaddr.IPv4.isValidFourPartDecimal(text)) return true;
-  if (!V6_CHARS.test(text) || isIP(text) !== 6) return false;
+  if (!V6_CHARS.test(text) || ipFamilyOf(text) !== 6) return false;
   return !text.includes('.') || ipaddr.IPv4.isValidFourPartDecimal(text.slice(text.lastIndexOf(':') + 1));
 }
 
@@ -250,11 +266,16 @@ const SPECIAL_BLOCKS: readonly [string, string][] = [
   ['::/96', 'the unspecified, loopback or an IPv4-compatible IPv6 address'],
   ['ff00::/8', 'a multicast address'],
 ];
-const SPECIAL: readonly { cidr: Cidr; what: string }[] = SPECIAL_BLOCKS.map(([t, what]) => {
-  const r = parseCidr(t);
-  if (!r.ok) throw new Error(`bad built-in block ${t}`);
-  return { cidr: r.cidr, what };
-});
+/** The blocks above, parsed on first use (parsing the IPv6 ones at import would load `node:net`: see ipFamilyOf). */
+let special: readonly { cidr: Cidr; what: string }[] | undefined;
+function specialBlocks(): readonly { cidr: Cidr; what: string }[] {
+  special ??= SPECIAL_BLOCKS.map(([t, what]) => {
+    const r = parseCidr(t);
+    if (!r.ok) throw new Error(`bad built-in block ${t}`);
+    return { cidr: r.cidr, what };
+  });
+  return special;
+}
 
 /**
  * Why a prefix must never be granted, or undefined when it may be: it contains (or lies inside) one of the
@@ -265,7 +286,7 @@ export function ungrantablePrefixReason(c: Cidr): string | undefined {
     const a = parseIp(c.network.toString());
     return a === undefined ? 'not an address' : ungrantableReason(a);
   }
-  const hit = SPECIAL.find((s) => cidrsOverlap(s.cidr, c));
+  const hit = specialBlocks().find((s) => cidrsOverlap(s.cidr, c));
   return hit === undefined ? undefined : `it contains ${hit.what} (${hit.cidr.text})`;
 }
 

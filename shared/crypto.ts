@@ -10,7 +10,7 @@
  */
 import { xchacha20 } from '@noble/ciphers/chacha.js';
 import { equalBytes } from '@noble/ciphers/utils.js';
-import { hkdf } from '@noble/hashes/hkdf.js';
+import { expand, extract } from '@noble/hashes/hkdf.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { u64be, utf8 } from './bytes.js';
@@ -34,16 +34,18 @@ export interface SubKeys {
 }
 
 /**
- * RFC 5869 HKDF-SHA256 with a fixed salt and one `info` label per purpose.
+ * RFC 5869 HKDF-SHA256 with a fixed salt and one `info` label per purpose. The three share salt and key, so the
+ * extract step (§2.2) is done once and only the expand step (§2.3) per label: the same sub-keys as three whole HKDF
+ * calls, with a third of the HMACs fewer (the client derives them on every start: client cold start).
  * @example const k = deriveKeys(masterKey); k.enc.length === 32
  */
 export function deriveKeys(master: Uint8Array): SubKeys {
   if (master.length !== KEY_LEN) throw new RangeError(`key must be ${KEY_LEN} bytes`);
-  const salt = utf8(KDF_SALT);
+  const prk = extract(sha256, master, utf8(KDF_SALT));
   return {
-    id: hkdf(sha256, master, salt, utf8(KDF_LABEL_ID), 32),
-    enc: hkdf(sha256, master, salt, utf8(KDF_LABEL_ENC), 32),
-    mac: hkdf(sha256, master, salt, utf8(KDF_LABEL_MAC), 32),
+    id: expand(sha256, prk, utf8(KDF_LABEL_ID), 32),
+    enc: expand(sha256, prk, utf8(KDF_LABEL_ENC), 32),
+    mac: expand(sha256, prk, utf8(KDF_LABEL_MAC), 32),
   };
 }
 

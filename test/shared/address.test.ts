@@ -3,7 +3,9 @@
  * canonical form (RFC 5952), IPv4-mapped handling, CIDR blocks, grantability and grant identity.
  */
 import assert from 'node:assert/strict';
+import { isIP } from 'node:net';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { accessListDiff, dedupeAccesses, isPort, toAccess } from '../../shared/access.js';
 import {
   type IpAddress,
@@ -15,6 +17,7 @@ import {
   ungrantablePrefixReason,
   hostPort,
   inAnyCidr,
+  ipFamilyOf,
   ipFromBytes,
   ipToBytes,
   isStrictIp,
@@ -260,5 +263,41 @@ describe('prefixes (issue 10): networkOf, cidrContains, cidrsOverlap, ungrantabl
     const access = { proto: 'tcp', port: 22 } as const;
     assert.equal(grantKeyString({ family: 4, address: '10.1.2.0', prefix: 24, access }), '4|10.1.2.0/24|tcp/22');
     assert.equal(grantKeyString({ family: 4, address: '10.1.2.0', access }), '4|10.1.2.0|tcp/22');
+  });
+});
+
+describe('ipFamilyOf: node:net isIP, without loading node:net for IPv4', () => {
+  it('agrees with net.isIP on addresses, near-addresses and junk (seeded)', () => {
+    const part = fc.oneof(
+      fc.integer({ min: 0, max: 300 }).map(String),
+      fc.constantFrom('00', '01', '010', '255', '256', '1e1', '0x1', '-1', '', ' 1'),
+    );
+    const v4ish = fc.array(part, { minLength: 1, maxLength: 5 }).map((p) => p.join('.'));
+    const text = fc.oneof(
+      v4ish,
+      fc.ipV4(),
+      fc.ipV6(),
+      fc.ipV6().map((a) => `${a}%eth0`),
+      fc.string({ unit: fc.constantFrom(...'0123456789abcdefABCDEF:.%x '.split('')), maxLength: 45 }),
+      fc.string(),
+    );
+    fc.assert(
+      fc.property(text, (t) => ipFamilyOf(t) === isIP(t)),
+      { seed: 9, numRuns: 5000 },
+    );
+    for (const t of [
+      '127.0.0.1',
+      '0.0.0.0',
+      '255.255.255.255',
+      '::',
+      '::1',
+      '::ffff:1.2.3.4',
+      'fe80::1%lo',
+      '1.2.3',
+      '01.2.3.4',
+      '1.2.3.4\n',
+      '',
+    ])
+      assert.equal(ipFamilyOf(t), isIP(t), JSON.stringify(t));
   });
 });
