@@ -13,6 +13,7 @@
  */
 import type { Access } from '../../shared/access.js';
 import type { GrantKey } from '../../shared/address.js';
+import type { FastPathPlan } from './nft-fastpath.js';
 
 export type { Family, GrantKey } from '../../shared/address.js';
 
@@ -47,6 +48,11 @@ export interface FirewallPlan {
   readonly silencePortUnreachable?: boolean;
   /** Classic knock sequences recognised in the kernel (docs/classic.md); default none. */
   readonly sequences?: readonly KnockSequence[];
+  /**
+   * nftables only: the kernel adds one-address grants itself from a trigger datagram (`firewall.fast_path`;
+   * server/firewall/nft-fastpath.ts); other backends ignore it. Default off.
+   */
+  readonly fastPath?: FastPathPlan;
 }
 
 /**

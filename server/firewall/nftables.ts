@@ -21,6 +21,9 @@
  * - grant/revoke go through one long-lived `nft -i` child (server/firewall/nft-shell.ts); a line of `;`-separated
  *   commands is one nft batch, i.e. one atomic transaction. Nothing that does not open the port runs before the line
  *   is written (the mirror's pruning runs after the commit).
+ * - kernel fast path (`firewall.fast_path`, server/firewall/nft-fastpath.ts): a one-address grant whose (protocol,
+ *   duration) has a trigger port is first added by the kernel itself from a datagram the daemon sends, then confirmed
+ *   (and given its owner) by the usual transaction; a failed transaction is a failed grant as before.
  * - changes run one at a time (SerialQueue); the read-only `check` (the healer's, every heal_interval) does not take
  *   the queue, so it never delays a knock (docs/benchmarks.md).
  * @module
@@ -39,6 +42,7 @@ import { GRANT_SETS, elemKey, elemWithTimeout, installLines, replaceLines, setOf
 import { nftCheckProblems, parseChainRules } from './nft-check.js';
 import { staleSequenceObjects } from './nft-sequences.js';
 import { traceMark } from '../grant-trace.js';
+import { FastPathSender, fastRoutes } from './nft-fastpath.js';
 import { NftMirror } from './nft-mirror.js';
 import { NftShell, type ShellResult, nftErrorMessage } from './nft-shell.js';
 import { SerialQueue, describeFailure, run, withWrap } from './process.js';
@@ -79,6 +83,8 @@ export class NftablesBackend implements FirewallBackend {
   private layoutGen = 0;
   /** An install/uninstall is running in the queue. */
   private layoutBusy = false;
+  /** The kernel fast path's trigger sockets, while the installed plan has one (nft-fastpath.ts). */
+  private fast: FastPathSender | undefined;
 
   constructor(opts: NftablesOptions = {}) {
     const table = opts.table ?? 'spa_knock';
@@ -125,15 +131,48 @@ export class NftablesBackend implements FirewallBackend {
   async install(plan: FirewallPlan, now: number): Promise<void> {
     const checked = checkPlan(plan);
     checkNow(now);
-    await this.queue.run(() => this.changingLayout(() => this.installNow(checked, now)));
+    // the trigger ports first: if one cannot be bound, nothing is installed (no rule listens to a port we do not hold)
+    await this.queue.run(async () => {
+      await this.prepareFastPath(checked);
+      await this.changingLayout(() => this.installNow(checked, now));
+    });
     await this.queue.run(() => this.prepareShell());
+  }
+
+  /**
+   * Open (or keep, or close) the fast path's trigger sockets for the installed plan. They live in this process's
+   * network namespace, so the fast path needs the daemon where its table is (no `wrap`) and a long-lived `nft -i`
+   * (whose transaction confirms each grant). A port that cannot be bound fails the install, naming the config key.
+   */
+  private async prepareFastPath(plan: CheckedPlan): Promise<void> {
+    const want = plan.fastPath;
+    const same =
+      want !== undefined &&
+      this.fast !== undefined &&
+      JSON.stringify(fastRoutes(this.fast.plan)) === JSON.stringify(fastRoutes(want));
+    if (same) return;
+    this.fast?.close();
+    this.fast = undefined;
+    if (want === undefined) return;
+    if (this.wrap.length > 0 || this.mode !== 'persistent')
+      throw firewallError(
+        'firewall.fast_path needs the persistent nft -i and the daemon in the namespace of its table',
+      );
+    try {
+      this.fast = await FastPathSender.open(want);
+    } catch (err) {
+      throw firewallError(
+        `firewall.fast_path_port ${want.firstPort}: cannot bind the trigger ${(err as Error).message}`,
+      );
+    }
   }
 
   private async installNow(plan: CheckedPlan, now: number): Promise<void> {
     const existed = (await this.tableHandle()) !== undefined;
     const old = existed ? await this.readBack('it exists but') : undefined; // unreadable: change nothing
     const stale = staleSequenceObjects(old?.chains.keys() ?? [], old?.sets.keys() ?? [], plan.sequences);
-    this.mirror.kernelAddsGrants = plan.sequences.length > 0;
+    // rules that add grants themselves (sequences, the fast path): an element the mirror does not know may be there
+    this.mirror.kernelAddsGrants = plan.sequences.length > 0 || plan.fastPath !== undefined;
     const first = await this.runScript(installLines(this.table, plan, stale));
     const failed = (msg: string): Error =>
       firewallError(`nft install of table ${this.t} (firewall.table) failed: ${msg}`);
@@ -217,6 +256,10 @@ export class NftablesBackend implements FirewallBackend {
     checkNow(now);
     if (grants.length === 0) return;
     traceMark('grant-called');
+    // the fast path first: the kernel adds (or refreshes) what it can now; the transaction below, which also stores
+    // the owner, is its confirmation. Callers never overlap changes (the grant manager serialises them), so no revoke
+    // of the same element is queued before it.
+    if (this.fast !== undefined && this.fast.trigger(grants, now) > 0) traceMark('triggered');
     await this.queue.run(async () => {
       traceMark('queue-entered');
       const fast = this.addRefreshes && this.mode === 'persistent';
@@ -400,6 +443,8 @@ export class NftablesBackend implements FirewallBackend {
         const r = await this.runScript([`add table ${this.t}`, `delete table ${this.t}`]);
         if (!r.ok) throw firewallError(`nft uninstall failed: ${r.message}`);
         this.mirror.clear();
+        this.fast?.close();
+        this.fast = undefined;
       }),
     );
   }
@@ -408,6 +453,8 @@ export class NftablesBackend implements FirewallBackend {
     return this.queue.run(async () => {
       const shell = this.shell;
       this.shell = undefined;
+      this.fast?.close();
+      this.fast = undefined;
       await shell?.close();
     });
   }
