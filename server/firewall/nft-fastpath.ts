@@ -126,7 +126,8 @@ export class FastPathSender {
       const r = this.#routes.get(`${g.access.proto}|${g.expiresAt - now}`);
       const sock = g.family === 4 ? r?.v4 : r?.v6;
       if (sock === undefined) continue;
-      sock.send(EMPTY, g.access.port, g.address, ignore);
+      // no callback: node then builds no exception object for the EPERM (the rule's drop, by design)
+      sock.send(EMPTY, g.access.port, g.address);
       sent++;
     }
     return sent;

@@ -252,6 +252,7 @@ export class NftablesBackend implements FirewallBackend {
 
   // ------------------------------------------------------------------------------------------------ grant / revoke
   async grant(entries: readonly GrantEntry[], now: number): Promise<void> {
+    traceMark('backend-entered');
     const grants = checkGrants(entries);
     checkNow(now);
     if (grants.length === 0) return;
