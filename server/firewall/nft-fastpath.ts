@@ -116,11 +116,11 @@ export class FastPathSender {
 
   /**
    * Send the trigger of each grant that has a route (one address, a duration with a port, a family with a socket).
-   * `timeoutMs`: the grant's timeout as the nft transaction will write it. Returns how many were sent. Never throws;
-   * the send's EPERM is the rule dropping the datagram, by design.
+   * The timeout is `expiresAt - now`, as the nft transaction will write it. Returns the grants it sent a trigger for.
+   * Never throws; the send's EPERM is the rule dropping the datagram, by design.
    */
-  trigger(grants: readonly GrantEntry[], now: number): number {
-    let sent = 0;
+  trigger(grants: readonly GrantEntry[], now: number): GrantEntry[] {
+    const sent: GrantEntry[] = [];
     for (const g of grants) {
       if (g.prefix !== undefined) continue;
       const r = this.#routes.get(`${g.access.proto}|${g.expiresAt - now}`);
@@ -128,7 +128,7 @@ export class FastPathSender {
       if (sock === undefined) continue;
       // no callback: node then builds no exception object for the EPERM (the rule's drop, by design)
       sock.send(EMPTY, g.access.port, g.address);
-      sent++;
+      sent.push(g);
     }
     return sent;
   }

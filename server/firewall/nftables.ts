@@ -28,6 +28,7 @@
  *   the queue, so it never delays a knock (docs/benchmarks.md).
  * @module
  */
+import { grantKeyString } from '../../shared/address.js';
 import { MIN_GRANT_MS, NFT_RECYCLE_AFTER, NFT_TIMEOUT_MS } from '../../shared/constants.js';
 import type { FirewallBackend, FirewallPlan, GrantEntry } from './backend.js';
 import { tableNameProblem } from './names.js';
@@ -47,6 +48,13 @@ import { NftMirror } from './nft-mirror.js';
 import { NftShell, type ShellResult, nftErrorMessage } from './nft-shell.js';
 import { SerialQueue, describeFailure, run, withWrap } from './process.js';
 import { type CheckedPlan, checkGrants, checkKeys, checkNow, checkPlan, firewallError } from './validate.js';
+
+/**
+ * A triggered element counts as the owner's own (one `add` refreshes it, its comment kept) only if the mirror's expiry
+ * is at least this far ahead: else the kernel may have expired it just before the trigger made a new one, without
+ * comment.
+ */
+const MADE_MARGIN_MS = 1000;
 
 export interface NftablesOptions {
   /** Table name in family `inet`. Default `spa_knock`. Checked by names.ts `tableNameProblem`. */
@@ -171,8 +179,7 @@ export class NftablesBackend implements FirewallBackend {
     const existed = (await this.tableHandle()) !== undefined;
     const old = existed ? await this.readBack('it exists but') : undefined; // unreadable: change nothing
     const stale = staleSequenceObjects(old?.chains.keys() ?? [], old?.sets.keys() ?? [], plan.sequences);
-    // rules that add grants themselves (sequences, the fast path): an element the mirror does not know may be there
-    this.mirror.kernelAddsGrants = plan.sequences.length > 0 || plan.fastPath !== undefined;
+    this.mirror.kernelAddsGrants = plan.sequences.length > 0;
     const first = await this.runScript(installLines(this.table, plan, stale));
     const failed = (msg: string): Error =>
       firewallError(`nft install of table ${this.t} (firewall.table) failed: ${msg}`);
@@ -260,7 +267,9 @@ export class NftablesBackend implements FirewallBackend {
     // the fast path first: the kernel adds (or refreshes) what it can now; the transaction below, which also stores
     // the owner, is its confirmation. Callers never overlap changes (the grant manager serialises them), so no revoke
     // of the same element is queued before it.
-    if (this.fast !== undefined && this.fast.trigger(grants, now) > 0) traceMark('triggered');
+    const triggered = this.fast?.trigger(grants, now) ?? [];
+    if (triggered.length > 0) traceMark('triggered');
+    const made = new Set(triggered.map(grantKeyString));
     await this.queue.run(async () => {
       traceMark('queue-entered');
       const fast = this.addRefreshes && this.mode === 'persistent';
@@ -276,8 +285,15 @@ export class NftablesBackend implements FirewallBackend {
           const known = this.mirror.at(g, now);
           // one `add` where it is enough: an element that cannot exist (the table is fully known and it is not in
           // it), or, where `add` refreshes timeouts, the same owner's own element; otherwise add; delete; add
-          const absent = this.mirror.surelyAbsent(g, now);
-          const sameOwner = known !== undefined && !known.uncertain && known.owner === g.owner;
+          // (the fast path: an element the kernel just made has no owner yet, so it is neither absent nor the
+          // owner's own unless it surely still held the owner's element when triggered)
+          const key = grantKeyString(g);
+          const absent = this.mirror.surelyAbsent(g, now) && !made.has(key);
+          const sameOwner =
+            known !== undefined &&
+            !known.uncertain &&
+            known.owner === g.owner &&
+            (!made.has(key) || known.expiresAt > now + MADE_MARGIN_MS);
           if (absent || (fast && sameOwner)) refresh.push(elemWithTimeout(g, expiresAt - now, g.owner));
           else replace.push({ ...g, expiresAt });
         }

@@ -94,6 +94,12 @@ if (requireNetns(BACKEND_TOOLS.nftables)) {
       mark = w.daemon.lines.length;
       await w.sendRaw(w.pair.srv4, w.packetAt('alice', Date.now()));
       const again = await grantAfter(mark);
+      const set4 = await nft(w.pair.srv, 'list', 'set', 'inet', 'spak_e2e_nft', 'allow4');
+      assert.match(
+        set4,
+        new RegExp(`${w.pair.cli4.replaceAll('.', '\\.')} \\. tcp \\. ${SSH} .*comment "alice"`),
+        'owner kept',
+      );
       await sleep(first + DURATION * 1000 + 600 - Date.now());
       assert.equal(await w.isOpen(w.pair.srv4), true, 'still open past the first grant’s end: extended');
       assert.equal(await counted(w.pair.srv, 'before'), before + 1, 'the re-knock went through the fast path');
