@@ -122,13 +122,21 @@ export class FastPathSender {
   trigger(grants: readonly GrantEntry[], now: number): GrantEntry[] {
     const sent: GrantEntry[] = [];
     for (const g of grants) {
-      if (g.prefix !== undefined) continue;
+      // what makes the element: one address of the socket's family (libuv parses the literal with inet_pton and
+      // sends nothing if it is not one), a port, and (protocol, timeout) of a route; the owner is the transaction's
+      const port = g?.access?.port;
+      if (g?.prefix !== undefined || typeof g.address !== 'string' || !Number.isInteger(port)) continue;
+      if ((port as number) < 1 || (port as number) > 65535) continue;
       const r = this.#routes.get(`${g.access.proto}|${g.expiresAt - now}`);
-      const sock = g.family === 4 ? r?.v4 : r?.v6;
+      const sock = g.family === 4 ? r?.v4 : g.family === 6 ? r?.v6 : undefined;
       if (sock === undefined) continue;
-      // no callback: node then builds no exception object for the EPERM (the rule's drop, by design)
-      sock.send(EMPTY, g.access.port, g.address);
-      sent.push(g);
+      try {
+        // no callback: node then builds no exception object for the EPERM (the rule's drop, by design)
+        sock.send(EMPTY, port as number, g.address);
+        sent.push(g);
+      } catch {
+        /* the transaction that follows decides */
+      }
     }
     return sent;
   }
