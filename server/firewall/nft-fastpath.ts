@@ -84,7 +84,7 @@ export function fastPathRules(p: FastPathPlan, listed: boolean): string[] {
 /**
  * The sockets that send the trigger datagrams: per route, one udp4 and one udp6 (IPv6-only) socket bound to its port.
  * A family whose socket cannot be made (no IPv6 on the host) is not triggered; its grants take `nft -i` only. Incoming
- * datagrams on these ports are read and dropped.
+ * datagrams on these ports are read and dropped (the receive buffer is the kernel's smallest).
  */
 export class FastPathSender {
   readonly #routes = new Map<string, { v4?: Socket; v6?: Socket }>();
@@ -172,7 +172,12 @@ function bindSocket(type: 'udp4' | 'udp6', port: number): Promise<Socket | Error
     sock.on('message', ignore);
     sock.bind({ port, address: type === 'udp4' ? '0.0.0.0' : '::', exclusive: true }, () => {
       sock.off('error', fail);
-      sock.on('error', ignore); // a send's EPERM is reported in its callback; nothing else is expected
+      sock.on('error', ignore); // nothing is expected: a send without callback reports nothing
+      try {
+        sock.setRecvBufferSize(1); // the kernel's minimum: a flood to the port mostly dies in the kernel
+      } catch {
+        /* best effort */
+      }
       resolve(sock);
     });
   });
