@@ -175,6 +175,9 @@ function bindSocket(type: 'udp4' | 'udp6', port: number): Promise<Socket | Error
       sock.on('error', ignore); // nothing is expected: a send without callback reports nothing
       try {
         sock.setRecvBufferSize(1); // the kernel's minimum: a flood to the port mostly dies in the kernel
+        // a safety net: should the rules be gone (a flushed ruleset, until the healer puts them back), a trigger that
+        // does leave reaches the local link at most (TTL / hop limit 1)
+        sock.setTTL(1);
       } catch {
         /* best effort */
       }
