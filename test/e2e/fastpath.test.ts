@@ -5,6 +5,7 @@
  * sent and that none leaves the server namespace.
  */
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { requireNetns } from '../../harness/netns.js';
 import { BACKEND_TOOLS } from '../../harness/prerequisites.js';
@@ -126,6 +127,33 @@ if (requireNetns(BACKEND_TOOLS.nftables)) {
       const chain = await nft(w.pair.srv, 'list', 'chain', 'inet', 'spak_e2e_nft', 'output');
       assert.match(chain, new RegExp(`udp sport ${FIRST} update @allow4`));
       assert.match(chain, new RegExp(`udp sport ${FIRST}-${LAST} drop`));
+    });
+
+    test('SIGHUP turning fast_path off removes the rules and frees the ports; on again brings them back', async () => {
+      const on = readFileSync(w.configPath, 'utf8');
+      const reload = async (text: string): Promise<void> => {
+        writeFileSync(w.configPath, text, { mode: 0o600 });
+        const from = w.daemon.lines.length;
+        process.kill(w.daemon.pid ?? 0, 'SIGHUP');
+        await w.daemon.waitFor((l) => l.event === 'reload', 5000, from);
+      };
+      await reload(on.replace('fast_path = true', 'fast_path = false'));
+      const out = await w.pair.exec(w.pair.srv, ['nft', 'list', 'chain', 'inet', 'spak_e2e_nft', 'output']);
+      assert.notEqual(out.code, 0, 'no output chain without fast_path (and silence_port_unreachable)');
+      const ports = await w.pair.exec(w.pair.srv, ['ss', '-Hlun', `sport = :${FIRST}`]);
+      assert.equal(ports.stdout.trim(), '', 'the trigger port is free');
+      const before = await counted(w.pair.srv, 'before');
+      await w.knockOk(w.pair.srv4, '--key', w.keys.alice!);
+      assert.equal(await w.opens(w.pair.srv4), true, 'opens through nft -i');
+      assert.equal(await counted(w.pair.srv, 'before'), before, 'no trigger');
+      await w.knockOk(w.pair.srv4, '--key', w.keys.alice!, '--close');
+      await w.daemon.waitFor((l) => l.event === 'revoke');
+      await reload(on);
+      const back = await w.pair.exec(w.pair.srv, ['ss', '-Hlun', `sport = :${FIRST}`]);
+      assert.match(back.stdout, new RegExp(`:${FIRST}\\b`), 'the trigger port is held again');
+      await w.knockOk(w.pair.srv4, '--key', w.keys.alice!);
+      assert.equal(await w.opens(w.pair.srv4), true);
+      assert.equal(await counted(w.pair.srv, 'before'), before + 1, 'through the fast path again');
     });
   });
 }
