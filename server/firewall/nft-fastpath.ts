@@ -150,7 +150,10 @@ export class FastPathSender {
 const EMPTY = Buffer.alloc(0);
 const ignore = (): void => undefined;
 
-/** Grant addresses are validated literals (validate.ts): no name is ever resolved. */
+/**
+ * node:dgram's lookup, replaced: a grant address is an IP literal (the verifier's canonical form) and is passed through
+ * as it is; no name is ever resolved (a name would make libuv's inet_pton fail, and nothing is sent).
+ */
 function literal(address: string, _o: unknown, cb: (err: null, address: string, family: number) => void): void {
   cb(null, address, address.includes(':') ? 6 : 4);
 }
