@@ -7,7 +7,7 @@
  */
 import { networkInterfaces } from 'node:os';
 import { formatAccess } from '../shared/access.js';
-import { grantSource, parseIp, subnetBroadcasts } from '../shared/address.js';
+import { grantSource, subnetBroadcasts } from '../shared/address.js';
 import { REPLAY_COMPACT_FACTOR, REPLAY_COMPACT_SLACK } from '../shared/constants.js';
 import { ReplayGuard } from '../shared/replay.js';
 import { ClockSkews } from './clock-skew.js';
@@ -22,6 +22,7 @@ import { type Limiters, limitersFor, maxGrantsOf, startHealer, startRotator, ver
 import { type Listener, openUdpListener } from './listener.js';
 import type { Logger } from './log.js';
 import type { ReplayFile } from './replay-file.js';
+import { RejectBook } from './reject-book.js';
 import { RejectCounter } from './stats.js';
 import { type Timers, realTimers } from './timers.js';
 import type { SequenceRotator } from './rotation.js';
@@ -105,8 +106,8 @@ export class Daemon {
   /** Re-installs the gate when the firewall lost it (firewall.heal_interval; server/heal.ts). */
   healer: GateHealer | undefined;
   #ready = false;
-  /** The replay log cannot be written: knocks are refused until a write succeeds again. */
-  #stateFailing = false;
+  /** Counts refused packets, notes clock skews, says when the replay record cannot be written (reject-book.ts). */
+  readonly #refusals: RejectBook;
   /** Kernel drop count at the last summary. */
   #dropsBase: number | undefined;
   /** Promise of the firewall change in flight for the latest packet (tests await it). */
@@ -119,6 +120,7 @@ export class Daemon {
     this.#now = deps.now ?? Date.now;
     this.#timers = deps.timers ?? realTimers;
     this.#readDrops = deps.readDrops ?? procDropReader();
+    this.#refusals = new RejectBook(this.rejects, this.clockSkews, deps.log);
     const c = deps.config;
     this.#config = c;
     const now = this.#now();
@@ -317,22 +319,10 @@ export class Daemon {
     traceMark('verified');
     const log = this.#d.log;
     if (!v.ok) {
-      this.rejects.add(v.code);
-      if (v.offsetMs !== undefined && v.client !== undefined)
-        this.clockSkews.record(v.client, parseIp(source, { zone: 'strip' })?.text ?? source, v.offsetMs, now);
-      if (v.code === 'state-write' && !this.#stateFailing) {
-        this.#stateFailing = true;
-        log.error(
-          { event: 'state-write-error', client: v.client, err: v.error },
-          'cannot write the replay record (or one-time code floor): knocks are refused until it can',
-        );
-      }
+      this.#refusals.refused(v, source, now);
       return;
     }
-    if (this.#stateFailing) {
-      this.#stateFailing = false;
-      log.info({ event: 'state-write-recovered' }, 'replay records can be written again: knocks are accepted');
-    }
+    this.#refusals.accepted();
     const d = v.decision;
     const oneTimeCode = v.oneTimeCode;
     if (d.type === 'close' && this.grants.full) {

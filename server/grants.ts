@@ -27,6 +27,7 @@
 import { type Access, sameAccess } from '../shared/access.js';
 import { type Cidr, cidrsOverlap, grantKeyString, grantSource, parseCidr } from '../shared/address.js';
 import { type FirewallBackend, type GrantEntry, keyFields } from './firewall/backend.js';
+import { GrantHolders, sourceKey } from './grant-holders.js';
 import type { Decision } from './policy.js';
 import type { Timers } from './timers.js';
 
@@ -92,6 +93,12 @@ interface Waiting {
   readonly reject: (err: unknown) => void;
 }
 
+/** A batch's writes by grant key. */
+type Writes = Map<string, GrantEntry>;
+
+/** Per client, the sources a batch opens that the client did not hold before it. */
+type BatchAdds = Map<string, Set<string>>;
+
 /** Opens that go to the firewall together (one `grant` call). */
 interface Batch {
   items: Waiting[];
@@ -100,6 +107,8 @@ interface Batch {
 export class GrantManager {
   readonly #o: GrantManagerOptions;
   readonly #live = new Map<string, GrantEntry>();
+  /** Who holds which sources among #live (the grant limit's count, O(1) per knock); changed with #live only. */
+  readonly #holders = new GrantHolders();
   #timer: unknown;
   #timerAt = Infinity;
   #stopped = false;
@@ -119,7 +128,7 @@ export class GrantManager {
   async restore(): Promise<GrantEntry[]> {
     const now = this.#o.now();
     const found = await this.#o.backend.list(now);
-    for (const entry of found) this.#live.set(keyOf(entry), entry);
+    for (const entry of found) this.#put(keyOf(entry), entry);
     this.#schedule();
     return found;
   }
@@ -184,8 +193,10 @@ export class GrantManager {
     if (items.length === 0) return; // shed by stop()
     const now = this.#o.now();
     /** This batch's writes by grant key (a later knock in the batch sees an earlier one's write). */
-    const writes = new Map<string, GrantEntry>();
-    const results = items.map((w) => this.#decide(w.d, now, writes));
+    const writes: Writes = new Map();
+    /** Per client, the sources this batch opens that it did not hold (counted against its limit with the held). */
+    const adds: BatchAdds = new Map();
+    const results = items.map((w) => this.#decide(w.d, now, writes, adds));
     if (writes.size > 0) {
       try {
         await this.#o.backend.grant([...writes.values()], now);
@@ -198,7 +209,7 @@ export class GrantManager {
         });
         return;
       }
-      for (const e of writes.values()) this.#live.set(keyOf(e), e);
+      for (const e of writes.values()) this.#put(keyOf(e), e);
       this.#schedule();
     }
     items.forEach((w, i) => {
@@ -208,7 +219,7 @@ export class GrantManager {
   }
 
   /** One knock's outcomes against the live grants and the batch's `writes` so far (which it extends). */
-  #decide(d: Decision, now: number, writes: Map<string, GrantEntry>): { result: OpenResult; wrote: boolean } {
+  #decide(d: Decision, now: number, writes: Writes, adds: BatchAdds): { result: OpenResult; wrote: boolean } {
     const expiresAt = now + d.duration * 1000;
     const slack = slackOf(d.duration);
     const outcomes: GrantOutcome[] = [];
@@ -229,22 +240,48 @@ export class GrantManager {
       if (o.action !== 'unchanged')
         mine.push({ ...key, expiresAt: o.expiresAt, ...(o.owner !== undefined ? { owner: o.owner } : {}) });
     }
-    if (outcomes.some((o) => o.action === 'opened') && !this.#withinLimit(d, now, writes))
+    const opens = outcomes.some((o) => o.action === 'opened');
+    if (opens && !this.#withinLimit(d, now, adds))
       return { result: { ok: false, reason: 'grant-limit' }, wrote: false };
     if (d.prefix !== undefined && this.#overlaps(d, now, writes))
       return { result: { ok: false, reason: 'prefix-overlap' }, wrote: false };
     for (const e of mine) writes.set(keyOf(e), e);
+    if (opens) this.#addSource(d, now, adds);
     return { result: { ok: true, outcomes }, wrote: mine.length > 0 };
   }
 
-  /** Would one more address for this client stay within its limit? (An address it already holds costs nothing.) */
-  #withinLimit(d: Decision, now: number, writes: ReadonlyMap<string, GrantEntry>): boolean {
+  /**
+   * Would one more address for this client stay within its limit? (An address it already holds, or that this batch
+   * already opens for it, costs nothing.) O(1): the held sources are counted as grants change (grant-holders.ts).
+   */
+  #withinLimit(d: Decision, now: number, adds: BatchAdds): boolean {
     const max = this.#o.maxGrantsOf?.(d.client) ?? Infinity;
-    const held = new Set<string>();
-    for (const l of this.#live.values())
-      if (l.owner === d.client && l.expiresAt > now) held.add(`${l.family}|${grantSource(l)}`);
-    for (const l of writes.values()) if (l.owner === d.client) held.add(`${l.family}|${grantSource(l)}`);
-    return held.has(`${d.family}|${grantSource(d)}`) || held.size < max;
+    const src = sourceKey(d);
+    if (this.#holders.holds(d.client, src, now)) return true;
+    const batch = adds.get(d.client);
+    if (batch?.has(src)) return true;
+    return this.#holders.count(d.client, now) + (batch?.size ?? 0) < max;
+  }
+
+  /** Note that this batch opens `d`'s source for its client (when the client did not hold it already). */
+  #addSource(d: Decision, now: number, adds: BatchAdds): void {
+    const src = sourceKey(d);
+    if (this.#holders.holds(d.client, src, now)) return;
+    let batch = adds.get(d.client);
+    if (batch === undefined) adds.set(d.client, (batch = new Set()));
+    batch.add(src);
+  }
+
+  /** #live.set, with the holders' count. */
+  #put(key: string, e: GrantEntry): void {
+    this.#live.set(key, e);
+    this.#holders.set(key, e);
+  }
+
+  /** #live.delete, with the holders' count. */
+  #drop(key: string): void {
+    this.#live.delete(key);
+    this.#holders.delete(key);
   }
 
   /**
@@ -283,7 +320,7 @@ export class GrantManager {
     }
     if (revoked.length > 0) {
       await this.#o.backend.revoke(revoked);
-      for (const t of revoked) this.#live.delete(keyOf(t));
+      for (const t of revoked) this.#drop(keyOf(t));
       this.#schedule();
     }
     return { revoked, absent, notOwned };
@@ -310,7 +347,7 @@ export class GrantManager {
       const ending = [...this.#live.entries()].filter(([, l]) => l.expiresAt > now && match(l.owner));
       if (ending.length === 0) return [];
       await this.#o.backend.revoke(ending.map(([, l]) => keyFields(l)));
-      for (const [k, l] of ending) if (this.#live.get(k) === l) this.#live.delete(k);
+      for (const [k, l] of ending) if (this.#live.get(k) === l) this.#drop(k);
       this.#schedule();
       return ending.map(([, l]) => l);
     });
@@ -389,7 +426,7 @@ export class GrantManager {
         return;
       }
     }
-    for (const [k, l] of due) if (this.#live.get(k) === l) this.#live.delete(k);
+    for (const [k, l] of due) if (this.#live.get(k) === l) this.#drop(k);
     this.#o.onExpire?.(entries);
     this.#schedule();
   }

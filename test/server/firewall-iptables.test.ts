@@ -6,8 +6,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { SpaError } from '../../shared/errors.js';
 import type { GrantEntry } from '../../server/firewall/backend.js';
 import { IptablesBackend } from '../../server/firewall/iptables.js';
@@ -200,6 +202,7 @@ describe('iptables backend in a namespace', { skip }, () => {
     assert.deepEqual(await fw3.check(PLAN), []);
     await fw3.revoke([v4(0), v4(0, UDP)]);
     assert.equal(await canTcp(pair.srv4, P_TCP), false);
+    await fw3.close(); // its long-lived iptables-restore children
   });
 
   test('check reports a damaged chain, a missing jump, a missing output jump', async () => {
@@ -263,6 +266,61 @@ describe('iptables backend in a namespace', { skip }, () => {
     assert.ok(fwError(await failure(failAll.install(SILENT, now))));
     assert.deepEqual(await both(), before, 'no chain, no jump left behind');
     await failAll.close();
+  });
+
+  test("the healer's read-only check does not hold up a grant (it does not take the backend's queue)", async () => {
+    // every `iptables -S` of this backend starts 1.5 s late while the mark exists: a check in flight is slow
+    const mark = join(dir, 'slow');
+    const script = fileURLToPath(new URL('../helpers/slow-list.sh', import.meta.url));
+    const slow = new IptablesBackend({ chain: 'SPA_SLOW', wrap: [script, mark, ...pair.wrap(pair.srv)] });
+    try {
+      await slow.install(PLAN, Date.now());
+      writeFileSync(mark, '');
+      let checked = false;
+      const check = slow.check(PLAN).then((problems) => {
+        checked = true;
+        return problems;
+      });
+      const now = Date.now();
+      const t0 = performance.now();
+      await slow.grant([v4(now + 5000)], now);
+      const waited = performance.now() - t0;
+      assert.equal(checked, false, `the grant committed while the check was still reading (grant took ${waited} ms)`);
+      assert.ok(
+        (await rules('iptables')).some((l) => l.startsWith(`-A SPA_SLOW -s ${pair.cli4}/32`)),
+        'the grant rule is in the kernel',
+      );
+      assert.deepEqual(await check, [], 'and the check itself still finds the gate in place, the new grant included');
+    } finally {
+      rmSync(mark, { force: true });
+      await slow.uninstall();
+      await slow.close();
+    }
+  });
+
+  test('a check that overlaps an install or uninstall reads again after it (no false "missing")', async () => {
+    const mark = join(dir, 'slow');
+    const script = fileURLToPath(new URL('../helpers/slow-list.sh', import.meta.url));
+    const slow = new IptablesBackend({ chain: 'SPA_SLOW', wrap: [script, mark, ...pair.wrap(pair.srv)] });
+    try {
+      writeFileSync(mark, '');
+      // the install reads both families first (3 s with the mark): a check read outside the queue now would find
+      // no chain at all
+      const install = slow.install(PLAN, Date.now());
+      assert.deepEqual(await slow.check(PLAN), [], 'the check waited for the install and saw its result');
+      await install;
+      const uninstall = slow.uninstall();
+      const problems = await slow.check(PLAN);
+      await uninstall;
+      assert.ok(
+        problems.some((p) => /SPA_SLOW is missing/.test(p)),
+        `the check saw the uninstalled state, not the one before: ${problems.join('; ')}`,
+      );
+    } finally {
+      rmSync(mark, { force: true });
+      await slow.uninstall();
+      await slow.close();
+    }
   });
 
   test('uninstall removes jumps and chains in both families and keeps the host rules', async () => {

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { FakeBackend } from '../../server/firewall/fake.js';
+import { FakeBackend, newFakeKernel } from '../../server/firewall/fake.js';
 import { GrantManager } from '../../server/grants.js';
 import type { Decision } from '../../server/policy.js';
 import { FakeClock } from '../helpers/clock.js';
@@ -181,6 +181,74 @@ describe('grant limit per client', () => {
     assert.equal((await gm.open(dec('bob', { address: '192.0.2.2' }))).ok, false);
     await clock.advance(5_001);
     assert.ok((await gm.open(dec('bob', { address: '192.0.2.2' }))).ok);
+  });
+
+  test('a grant past its expiry still listed (iptables: its timed revoke failed) no longer takes a slot', async () => {
+    const { gm, backend, clock } = await setup({ maxGrants: 1, backend: new FakeBackend({ kernelExpiry: false }) });
+    assert.ok((await gm.open(dec('bob', { address: '192.0.2.1', duration: 5 }))).ok);
+    backend.failNext('revoke');
+    await clock.advance(5_000);
+    assert.equal(gm.active().length, 0);
+    assert.equal(backend.held.length, 1, 'still in the "kernel": the revoke failed and waits for its retry');
+    assert.ok((await gm.open(dec('bob', { address: '192.0.2.2' }))).ok, 'the expired grant freed the slot');
+    assert.deepEqual(await gm.open(dec('bob', { address: '192.0.2.3' })), { ok: false, reason: 'grant-limit' });
+    await clock.advance(1_000); // the retry revokes the old one: the count does not drop a second time
+    assert.equal(backend.held.length, 1);
+    assert.deepEqual(await gm.open(dec('bob', { address: '192.0.2.3' })), { ok: false, reason: 'grant-limit' });
+  });
+
+  test('close and a reload that ends a client free its slots; a lower limit after reload applies at once', async () => {
+    let max = 2;
+    const clock = new FakeClock();
+    const backend = new FakeBackend();
+    await backend.install({ protect: [TCP22, TCP443] }, clock.now());
+    const gm = new GrantManager({ backend, now: clock.now, timers: clock, maxGrantsOf: () => max });
+    await gm.restore();
+    for (const a of ['192.0.2.1', '192.0.2.2']) assert.ok((await gm.open(dec('bob', { address: a }))).ok);
+    assert.equal((await gm.open(dec('bob', { address: '192.0.2.3' }))).ok, false);
+    await gm.close(dec('bob', { type: 'close', address: '192.0.2.1' }));
+    assert.ok((await gm.open(dec('bob', { address: '192.0.2.3' }))).ok, 'the closed address freed its slot');
+    await gm.endOwnedBy((owner) => owner === 'bob'); // a reload removed bob
+    assert.equal(backend.held.length, 0);
+    for (const a of ['192.0.2.4', '192.0.2.5']) assert.ok((await gm.open(dec('bob', { address: a }))).ok);
+    max = 1; // a reload lowered bob's max_grants: he holds 2, so no new address
+    assert.deepEqual(await gm.open(dec('bob', { address: '192.0.2.6' })), { ok: false, reason: 'grant-limit' });
+    assert.ok((await gm.open(dec('bob', { address: '192.0.2.5', duration: 90 }))).ok, 'a held address still renews');
+  });
+
+  test('restore counts the owners the kernel holds; an address another client re-opens after expiry moves the slot', async () => {
+    const clock = new FakeClock();
+    const kernel = newFakeKernel();
+    const first = await setup({ maxGrants: 2, clock, backend: new FakeBackend({ kernel }) });
+    assert.ok((await first.gm.open(dec('bob', { address: '192.0.2.1', duration: 5 }))).ok);
+    assert.ok((await first.gm.open(dec('bob', { address: '192.0.2.2' }))).ok);
+    first.gm.stop();
+    // a restart: a new manager over the same kernel
+    const { gm } = await setup({ maxGrants: 2, clock, backend: new FakeBackend({ kernel }) });
+    assert.deepEqual(await gm.open(dec('bob', { address: '192.0.2.3' })), { ok: false, reason: 'grant-limit' });
+    await clock.advance(5_000);
+    assert.ok((await gm.open(dec('alice', { address: '192.0.2.1' }))).ok, "alice opens bob's expired address");
+    assert.ok((await gm.open(dec('bob', { address: '192.0.2.3' }))).ok, "bob's slot came free with the expiry");
+    assert.ok((await gm.open(dec('alice', { address: '192.0.2.4' }))).ok);
+    assert.deepEqual(await gm.open(dec('alice', { address: '192.0.2.5' })), { ok: false, reason: 'grant-limit' });
+  });
+
+  test('one batch counts the addresses it opens, and an open refused in it takes no slot', async () => {
+    const backend = new FakeBackend({ latencyMs: 2 });
+    const { gm } = await setup({ maxGrants: 2, backend });
+    const net = '198.51.100.0';
+    assert.ok((await gm.open(dec('carol', { address: net, prefix: 24 }))).ok);
+    const results = await Promise.all([
+      gm.open(dec('bob', { address: '198.51.100.0', prefix: 25 })), // prefix-overlap with carol's /24
+      gm.open(dec('bob', { address: '192.0.2.1' })),
+      gm.open(dec('bob', { address: '192.0.2.1', accesses: [TCP443] })), // same address: free
+      gm.open(dec('bob', { address: '192.0.2.2' })),
+      gm.open(dec('bob', { address: '192.0.2.3' })),
+    ]);
+    assert.deepEqual(
+      results.map((r) => (r.ok ? 'ok' : r.reason)),
+      ['prefix-overlap', 'ok', 'ok', 'ok', 'grant-limit'],
+    );
   });
 });
 
