@@ -8,11 +8,11 @@
  * @module
  */
 import { equalBytes } from '@noble/ciphers/utils.js';
-import { hmac } from '@noble/hashes/hmac.js';
+import { type _HMAC, hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { TAG_LEN } from './constants.js';
 
-type Hmac = ReturnType<typeof hmac.create>;
+type Hmac = _HMAC<ReturnType<typeof sha256.create>>;
 
 export class MacState {
   readonly #keyed: Hmac;
@@ -20,7 +20,7 @@ export class MacState {
   readonly #out = new Uint8Array(32);
 
   constructor(macKey: Uint8Array) {
-    this.#keyed = hmac.create(sha256, macKey);
+    this.#keyed = hmac.create(sha256, macKey) as Hmac;
   }
 
   /** HMAC-SHA256(key, data), a new array. */
