@@ -28,6 +28,7 @@ import { type Access, sameAccess } from '../shared/access.js';
 import { type Cidr, cidrsOverlap, grantKeyString, grantSource, parseCidr } from '../shared/address.js';
 import { type FirewallBackend, type GrantEntry, keyFields } from './firewall/backend.js';
 import { GrantHolders, sourceKey } from './grant-holders.js';
+import { traceMark } from './grant-trace.js';
 import type { Decision } from './policy.js';
 import type { Timers } from './timers.js';
 
@@ -224,6 +225,7 @@ export class GrantManager {
     /** Per client, the sources this batch opens that it did not hold (counted against its limit with the held). */
     const adds: BatchAdds = new Map();
     const results = items.map((w) => this.#decide(w.d, now, writes, adds));
+    traceMark('decided');
     if (writes.size > 0) {
       try {
         await this.#o.backend.grant([...writes.values()], now);

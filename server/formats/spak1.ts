@@ -10,6 +10,7 @@ import { type SubKeys, deriveKeys, epochOf, keyIdFor } from '../../shared/crypto
 import { MacState } from '../../shared/mac.js';
 import { decryptPayload, splitPacket } from '../../shared/wire.js';
 import type { ClientConfig } from '../config.js';
+import { traceMark } from '../grant-trace.js';
 import type { AuthResult, PacketFormat } from './format.js';
 
 interface Keyed {
@@ -80,9 +81,11 @@ export class Spak1Format implements PacketFormat {
     this.#refresh(nowMs);
     const candidates = this.#index.get(toHex(parts.keyId));
     if (!candidates) return { ok: false, code: 'unknown-key' };
+    traceMark('key-found');
     if (admit !== undefined && !admit()) return { ok: false, code: 'rate' };
     for (const e of candidates) {
       if (!e.mac.matches(parts.authenticated, parts.tag)) continue; // wire.ts authenticate, with the states kept
+      traceMark('mac-ok');
       const d = decryptPayload(e.keys, parts);
       if (!d.ok) return d;
       // the id in clear must be the id of the timestamp inside: a packet cannot borrow another epoch's id
