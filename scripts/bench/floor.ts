@@ -91,6 +91,8 @@ export interface FloorParams {
   readonly rows: readonly FloorRow[];
   /** server/main.ts of another checkout, for the `spa-nft-b` row (an A/B comparison, interleaved). */
   readonly compare?: string;
+  /** The `spa-nft-b` row with `fast_path = true` (an A/B of the fast path itself; default: the nftables path). */
+  readonly compareFast?: boolean;
 }
 
 export interface FloorRowResult {
@@ -230,7 +232,7 @@ function daemonToml(dir: string, backend: 'nftables' | 'iptables', n: number, fa
   return [
     `state_dir = "${join(dir, 'state')}"`,
     `[listen]\nport = ${UDP_PORT}\naddress = "0.0.0.0"`,
-    `[firewall]\nbackend = "${backend}"\nprotect = ["tcp/${SSH}"]${fastPath ? '\nfast_path = true' : ''}`,
+    `[firewall]\nbackend = "${backend}"\nprotect = ["tcp/${SSH}"]\nfast_path = ${fastPath}`,
     `[grant]\nduration = 3\nmax_duration = 60`,
     BENCH_LIMITS,
     `[replay]\nwindow = 60`,
@@ -264,7 +266,8 @@ async function setUp(row: FloorRow, p: FloorParams, scope: Scope, fwKeys: () => 
     const key = generateKey();
     writeFileSync(join(dir, 'alice.key'), `${formatKey(key)}\n`, { mode: 0o600 });
     const cfg = join(dir, 'spa-knockd.toml');
-    const toml = daemonToml(dir, row === 'spa-ipt' ? 'iptables' : 'nftables', p.n, row === 'spa-nft-fast');
+    const fast = row === 'spa-nft-fast' || (row === 'spa-nft-b' && p.compareFast === true);
+    const toml = daemonToml(dir, row === 'spa-ipt' ? 'iptables' : 'nftables', p.n, fast);
     writeFileSync(cfg, toml, { mode: 0o600 });
     const d =
       row === 'spa-nft-b' && p.compare
