@@ -252,7 +252,7 @@ export class GrantManager {
     const expiresAt = now + d.duration * 1000;
     const slack = slackOf(d.duration);
     const outcomes: GrantOutcome[] = [];
-    const mine: [string, GrantEntry][] = [];
+    const mine: GrantEntry[] = [];
     const prefix = d.prefix !== undefined ? { prefix: d.prefix } : {};
     for (const access of d.accesses) {
       const key = { family: d.family, address: d.address, ...prefix, access };
@@ -267,37 +267,37 @@ export class GrantManager {
       else o = { access, action: 'unchanged', owner: cur.owner, expiresAt: cur.expiresAt };
       outcomes.push(o);
       if (o.action !== 'unchanged')
-        mine.push([k, { ...key, expiresAt: o.expiresAt, ...(o.owner !== undefined ? { owner: o.owner } : {}) }]);
+        mine.push({ ...key, expiresAt: o.expiresAt, ...(o.owner !== undefined ? { owner: o.owner } : {}) });
     }
     const opens = outcomes.some((o) => o.action === 'opened');
-    // the client's source, held already or not: only asked when the knock opens a grant (sourceKey once per knock)
-    const src = opens ? sourceKey(d) : '';
-    const held = opens && this.#holders.holds(d.client, src, now);
-    if (opens && !held && !this.#withinLimit(d, src, now, adds))
+    if (opens && !this.#withinLimit(d, now, adds))
       return { result: { ok: false, reason: 'grant-limit' }, wrote: false };
     if (d.prefix !== undefined && this.#overlaps(d, now, writes))
       return { result: { ok: false, reason: 'prefix-overlap' }, wrote: false };
-    for (const [k, e] of mine) writes.set(k, e);
-    if (opens && !held) this.#addSource(d.client, src, adds);
+    for (const e of mine) writes.set(keyOf(e), e);
+    if (opens) this.#addSource(d, now, adds);
     return { result: { ok: true, outcomes }, wrote: mine.length > 0 };
   }
 
   /**
-   * Would one more address `src` (sourceKey) for this client, which it does not hold now, stay within its limit? (One
-   * that this batch already opens for it costs nothing.) O(1): the held sources are counted as grants change
-   * (grant-holders.ts).
+   * Would one more address for this client stay within its limit? (An address it already holds, or that this batch
+   * already opens for it, costs nothing.) O(1): the held sources are counted as grants change (grant-holders.ts).
    */
-  #withinLimit(d: Decision, src: string, now: number, adds: BatchAdds): boolean {
+  #withinLimit(d: Decision, now: number, adds: BatchAdds): boolean {
     const max = this.#o.maxGrantsOf?.(d.client) ?? Infinity;
+    const src = sourceKey(d);
+    if (this.#holders.holds(d.client, src, now)) return true;
     const batch = adds.get(d.client);
     if (batch?.has(src)) return true;
     return this.#holders.count(d.client, now) + (batch?.size ?? 0) < max;
   }
 
-  /** Note that this batch opens the source `src` for a client that did not hold it before the batch. */
-  #addSource(client: string, src: string, adds: BatchAdds): void {
-    let batch = adds.get(client);
-    if (batch === undefined) adds.set(client, (batch = new Set()));
+  /** Note that this batch opens `d`'s source for its client (when the client did not hold it already). */
+  #addSource(d: Decision, now: number, adds: BatchAdds): void {
+    const src = sourceKey(d);
+    if (this.#holders.holds(d.client, src, now)) return;
+    let batch = adds.get(d.client);
+    if (batch === undefined) adds.set(d.client, (batch = new Set()));
     batch.add(src);
   }
 
