@@ -23,6 +23,7 @@ import type { FwknopKeys } from '../shared/fwknop/codec.js';
 import { accessSchema, codesClientFields, codesWindowOf } from './config-fields.js';
 import { fwknopClientFields, fwknopKeysOf } from './config-fwknop.js';
 import { tableNameProblem } from './firewall/names.js';
+import { DEFAULT_FAST_PATH_PORT } from './firewall/nft-fastpath.js';
 import { DEFAULT_HEAL_INTERVAL_S, MAX_HEAL_INTERVAL_S } from './heal.js';
 import type { KnockSequence } from './firewall/backend.js';
 import { type RotatingSequence, resolveSequences, sequencesSchema } from './sequence-config.js';
@@ -87,6 +88,10 @@ export interface Config {
     readonly silencePortUnreachable: boolean;
     /** Seconds between two checks that the gate is still installed (server/heal.ts); 0 = never. */
     readonly healInterval: number;
+    /** nftables: the kernel adds one-address grants from a trigger datagram (server/firewall/nft-fastpath.ts). */
+    readonly fastPath: boolean;
+    /** The first trigger source port of the fast path (one per protocol and default duration). */
+    readonly fastPathPort: number;
   };
   readonly grant: { readonly duration: number; readonly maxDuration: number; readonly maxGrants: number };
   readonly replay: { readonly window: number };
@@ -193,6 +198,8 @@ const schema = z.strictObject({
       .min(0)
       .max(MAX_HEAL_INTERVAL_S)
       .default(DEFAULT_HEAL_INTERVAL_S),
+    fast_path: z.boolean().default(false),
+    fast_path_port: z.number().int('must be a whole port number').min(1024).max(65000).default(DEFAULT_FAST_PATH_PORT),
   }),
   grant: z
     .strictObject({
@@ -284,6 +291,8 @@ export function parseConfig(text: string, path: string): Config {
   }
   if (c.grant.duration > c.grant.max_duration)
     fail(['grant', 'duration'], `must not exceed grant.max_duration (${c.grant.max_duration})`);
+  if (c.firewall.fast_path && c.firewall.backend !== 'nftables')
+    fail(['firewall', 'fast_path'], 'works with backend "nftables" only');
 
   const readKey = (kf: string, segs: readonly (string | number)[]): Uint8Array => {
     const abs = isAbsolute(kf) ? kf : resolve(dirname(path), kf);
@@ -368,6 +377,8 @@ export function parseConfig(text: string, path: string): Config {
       table: c.firewall.table ?? (c.firewall.backend === 'nftables' ? 'spa_knock' : 'SPA_KNOCK'),
       silencePortUnreachable: c.firewall.silence_port_unreachable,
       healInterval: c.firewall.heal_interval,
+      fastPath: c.firewall.fast_path,
+      fastPathPort: c.firewall.fast_path_port,
     },
     grant: { duration: c.grant.duration, maxDuration: c.grant.max_duration, maxGrants: c.grant.max_grants },
     replay: { window: c.replay.window },

@@ -16,6 +16,7 @@ import type { Config } from './config.js';
 import { type FirewallBackend, type FirewallPlan, type GrantEntry, keyFields } from './firewall/backend.js';
 import { ExpiryWatch } from './client-expiry.js';
 import { prefilterOf } from './firewall/prefilter.js';
+import { FAST_PATH_MAX_DURATIONS, type FastPathPlan } from './firewall/nft-fastpath.js';
 import { GrantManager } from './grants.js';
 import { PrefilterCount } from './prefilter-count.js';
 import type { GateHealer } from './heal.js';
@@ -71,7 +72,20 @@ export function planOf(config: Config, nowMs: number = Date.now()): FirewallPlan
     silencePortUnreachable: config.firewall.silencePortUnreachable,
     sequences: sequencesAt(config.sequences, config.rotatingSequences, nowMs),
     prefilter: prefilterOf(config.listen.port, config.limit),
+    ...(config.firewall.fastPath ? { fastPath: fastPathOf(config) } : {}),
   };
+}
+
+/**
+ * The kernel fast path's plan (server/firewall/nft-fastpath.ts): a trigger port for each default grant duration a
+ * knock gets: grant.duration, then the shorter ones some clients' max_duration clamps it to (at most
+ * FAST_PATH_MAX_DURATIONS in all).
+ */
+export function fastPathOf(config: Config): FastPathPlan {
+  const d = config.grant.duration;
+  const others = new Set(config.clients.map((cl) => Math.min(d, cl.maxDuration)).filter((x) => x !== d));
+  const durationsS = [d, ...[...others].sort((a, b) => a - b)].slice(0, FAST_PATH_MAX_DURATIONS);
+  return { firstPort: config.firewall.fastPathPort, durationsS, uid: process.getuid?.() ?? 0 };
 }
 
 export class Daemon {

@@ -28,6 +28,7 @@ import { type Access, sameAccess } from '../shared/access.js';
 import { type Cidr, cidrsOverlap, grantKeyString, grantSource, parseCidr } from '../shared/address.js';
 import { type FirewallBackend, type GrantEntry, keyFields } from './firewall/backend.js';
 import { GrantHolders, sourceKey } from './grant-holders.js';
+import { traceMark } from './grant-trace.js';
 import type { Decision } from './policy.js';
 import type { Timers } from './timers.js';
 
@@ -113,6 +114,8 @@ export class GrantManager {
   #timerAt = Infinity;
   #stopped = false;
   #queue: Promise<unknown> = Promise.resolve();
+  /** Calls queued by #serial and not settled yet (0: the next one starts synchronously). */
+  #running = 0;
   /** The batch new opens join (queued, not started); undefined once it starts or is sealed. */
   #batch: Batch | undefined;
   /** Batches queued and not started (stop() sheds them). */
@@ -140,15 +143,19 @@ export class GrantManager {
   open(d: Decision): Promise<OpenResult> {
     if (this.#stopped || this.full) return Promise.resolve({ ok: false, reason: 'busy' });
     let b = this.#batch;
+    const fresh = b === undefined;
     if (b === undefined) {
       const nb: Batch = { items: [] };
       this.#batch = b = nb;
       this.#notStarted.add(nb);
-      void this.#serial(() => this.#flush(nb));
     }
     this.#waiting++;
     const batch = b;
-    return new Promise<OpenResult>((resolve, reject) => batch.items.push({ d, resolve, reject }));
+    const p = new Promise<OpenResult>((resolve, reject) => batch.items.push({ d, resolve, reject }));
+    // with nothing in flight, the batch starts here, in the caller's turn: decided and handed to the backend before
+    // open() returns (no promise hop between the verified knock and the firewall; a later open joins the next batch)
+    if (fresh) void this.#serial(() => this.#flush(batch));
+    return p;
   }
 
   /** Are `maxQueue` opens already waiting for the firewall? (The daemon sheds a close knock then, too.) */
@@ -172,10 +179,31 @@ export class GrantManager {
     return this.#serial(fn);
   }
 
+  /**
+   * Run `fn` after every call queued before it. With none queued or running, `fn` starts at once, synchronously (up
+   * to its first await), which is what lets an idle manager reach the firewall in the knock's own turn.
+   */
   #serial<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.#queue.then(fn);
-    this.#queue = p.catch(() => undefined);
+    let p: Promise<T>;
+    if (this.#running > 0) p = this.#queue.then(fn);
+    else {
+      try {
+        p = fn();
+      } catch (err) {
+        p = Promise.reject(err);
+      }
+    }
+    this.#running++;
+    const done = p.then(
+      () => this.#settle(),
+      () => this.#settle(),
+    );
+    this.#queue = done;
     return p;
+  }
+
+  #settle(): void {
+    this.#running--;
   }
 
   #current(key: string, now: number): GrantEntry | undefined {
@@ -197,6 +225,7 @@ export class GrantManager {
     /** Per client, the sources this batch opens that it did not hold (counted against its limit with the held). */
     const adds: BatchAdds = new Map();
     const results = items.map((w) => this.#decide(w.d, now, writes, adds));
+    traceMark('decided');
     if (writes.size > 0) {
       try {
         await this.#o.backend.grant([...writes.values()], now);

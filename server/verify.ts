@@ -20,6 +20,7 @@
  * @module
  */
 import { parseIp } from '../shared/address.js';
+import { traceMark } from './grant-trace.js';
 import { type ReplayGuard, checkTime } from '../shared/replay.js';
 import type { PacketFormat } from './formats/format.js';
 import { type Decision, decide } from './policy.js';
@@ -78,6 +79,7 @@ export class Verifier {
     const scope = format.name === 'spak1' ? '' : `${format.name}|`;
     const auth = format.authenticate(buf, nowMs, admit ? () => admit(source, nowMs, scope) : undefined);
     if (!auth.ok) return auth;
+    traceMark('authenticated');
     const { client, request, replayId, consume, oneTimeCode } = auth.value;
     // per client, so only after authentication; a comparison, so before the replay lookups
     if (client.expiresAt !== undefined && nowMs >= client.expiresAt)
@@ -95,6 +97,7 @@ export class Verifier {
     if (!src) return { ok: false, code: 'source', client: client.name };
     const p = decide(client, request, src, this.#policy, nowMs);
     if (!p.ok) return { ok: false, code: p.code, client: client.name };
+    traceMark('policy');
     if (this.#admitClient && !this.#admitClient(client.name, nowMs))
       return { ok: false, code: 'client-rate', client: client.name };
     try {

@@ -6,7 +6,8 @@
  * namespace (the grant is for it), so no sample waits for an earlier grant to expire or be revoked.
  *
  * Rows: the port already open (the probe's own cost); the minimal nft program (minimal-nft.ts); the kernel adding
- * the element (minimal-kernel.ts); spa-knockd with nftables; spa-knockd with iptables; fwknopd 2.6.10 in UDP-server
+ * the element (minimal-kernel.ts); spa-knockd with nftables, without and with the kernel fast path
+ * (`firewall.fast_path`, subnet 140); spa-knockd with iptables; fwknopd 2.6.10 in UDP-server
  * mode (when installed; real `fwknop` client packets); knockd (when installed; a 3-port UDP sequence, timed from its
  * first datagram). Servers are stopped by PID, namespaces removed, on every exit path (lifecycle.ts).
  * @module
@@ -29,12 +30,22 @@ import type { FloorProbeOps, ProbeDatagram, ProbeSample } from './floor-probe-ch
 import { Scope, checkInterrupted, progress, sleep } from './lifecycle.js';
 import { type Stats, r3, stats } from './stats.js';
 
-export type FloorRow = 'open' | 'mini-nft' | 'mini-kernel' | 'spa-nft' | 'spa-nft-b' | 'spa-ipt' | 'fwknopd' | 'knockd';
+export type FloorRow =
+  | 'open'
+  | 'mini-nft'
+  | 'mini-kernel'
+  | 'spa-nft'
+  | 'spa-nft-fast'
+  | 'spa-nft-b'
+  | 'spa-ipt'
+  | 'fwknopd'
+  | 'knockd';
 export const FLOOR_ROWS: readonly FloorRow[] = [
   'open',
   'mini-nft',
   'mini-kernel',
   'spa-nft',
+  'spa-nft-fast',
   'spa-nft-b',
   'spa-ipt',
   'fwknopd',
@@ -46,6 +57,7 @@ export const FLOOR_LABELS: Readonly<Record<FloorRow, string>> = {
   'mini-nft': 'minimal Node program → nft -i (minimal-nft.ts)',
   'mini-kernel': 'minimal, kernel adds the element (minimal-kernel.ts)',
   'spa-nft': 'spa-knockd, nftables',
+  'spa-nft-fast': 'spa-knockd, nftables, fast_path = true',
   'spa-nft-b': 'spa-knockd, nftables, --compare checkout',
   'spa-ipt': 'spa-knockd, iptables',
   fwknopd: 'fwknopd 2.6.10, UDP server (iptables)',
@@ -57,6 +69,7 @@ const SUBNETS: Readonly<Record<FloorRow, number>> = {
   'mini-nft': 111,
   'mini-kernel': 112,
   'spa-nft': 113,
+  'spa-nft-fast': 140,
   'spa-nft-b': 117,
   'spa-ipt': 114,
   fwknopd: 115,
@@ -78,6 +91,8 @@ export interface FloorParams {
   readonly rows: readonly FloorRow[];
   /** server/main.ts of another checkout, for the `spa-nft-b` row (an A/B comparison, interleaved). */
   readonly compare?: string;
+  /** The `spa-nft-b` row with `fast_path = true` (an A/B of the fast path itself; default: the nftables path). */
+  readonly compareFast?: boolean;
 }
 
 export interface FloorRowResult {
@@ -213,11 +228,11 @@ async function startKnockd(scope: Scope, pair: NetnsPair, dir: string): Promise<
   throw new Error('knockd did not start');
 }
 
-function daemonToml(dir: string, backend: 'nftables' | 'iptables', n: number): string {
+function daemonToml(dir: string, backend: 'nftables' | 'iptables', n: number, fastPath = false): string {
   return [
     `state_dir = "${join(dir, 'state')}"`,
     `[listen]\nport = ${UDP_PORT}\naddress = "0.0.0.0"`,
-    `[firewall]\nbackend = "${backend}"\nprotect = ["tcp/${SSH}"]`,
+    `[firewall]\nbackend = "${backend}"\nprotect = ["tcp/${SSH}"]\nfast_path = ${fastPath}`,
     `[grant]\nduration = 3\nmax_duration = 60`,
     BENCH_LIMITS,
     `[replay]\nwindow = 60`,
@@ -247,11 +262,13 @@ async function setUp(row: FloorRow, p: FloorParams, scope: Scope, fwKeys: () => 
   let daemon: DaemonProcess | undefined;
   if (row === 'mini-nft') await startMinimal(scope, pair.srv, 'minimal-nft.ts');
   else if (row === 'mini-kernel') await startMinimal(scope, pair.srv, 'minimal-kernel.ts');
-  else if (row === 'spa-nft' || row === 'spa-nft-b' || row === 'spa-ipt') {
+  else if (row === 'spa-nft' || row === 'spa-nft-fast' || row === 'spa-nft-b' || row === 'spa-ipt') {
     const key = generateKey();
     writeFileSync(join(dir, 'alice.key'), `${formatKey(key)}\n`, { mode: 0o600 });
     const cfg = join(dir, 'spa-knockd.toml');
-    writeFileSync(cfg, daemonToml(dir, row === 'spa-ipt' ? 'iptables' : 'nftables', p.n), { mode: 0o600 });
+    const fast = row === 'spa-nft-fast' || (row === 'spa-nft-b' && p.compareFast === true);
+    const toml = daemonToml(dir, row === 'spa-ipt' ? 'iptables' : 'nftables', p.n, fast);
+    writeFileSync(cfg, toml, { mode: 0o600 });
     const d =
       row === 'spa-nft-b' && p.compare
         ? new DaemonProcess(pair.srv, cfg, { entry: p.compare })

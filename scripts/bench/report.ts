@@ -115,9 +115,12 @@ function floorTable(f: FloorResult | undefined): string[] {
     `   probe: a fresh SYN every ${f.intervalMs} ms (futex nap in between), each sample from a new source address`,
     `   spa-knockd nftables − minimal nft program: ${f2(spa - med('mini-nft'))} ms (median); ` +
       `fwknopd / spa-knockd nftables: ${f2(med('fwknopd') / spa)}×`,
+    `   spa-knockd nftables fast_path − minimal, kernel adds the element: ${f2(med('spa-nft-fast') - med('mini-kernel'))} ms; ` +
+      `− minimal nft program: ${f2(med('spa-nft-fast') - med('mini-nft'))} ms (medians); ` +
+      `fwknopd / spa-knockd fast_path: ${f2(med('fwknopd') / med('spa-nft-fast'))}×`,
     ...daemon.map(
       (x) =>
-        `   ${x.label}, daemon side (datagram handed over → committed): median ${f2(x.daemon?.median ?? Number.NaN)}, p90 ${f2(x.daemon?.p90 ?? Number.NaN)}` +
+        `   ${x.label}, daemon side (datagram handed over → committed${x.row === 'spa-nft-fast' ? ' and confirmed' : ''}): median ${f2(x.daemon?.median ?? Number.NaN)}, p90 ${f2(x.daemon?.p90 ?? Number.NaN)}` +
         (x.trace ? `; trace (µs, min/median): ${JSON.stringify(x.trace)}` : ''),
     ),
   ];

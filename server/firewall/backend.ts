@@ -14,6 +14,7 @@
 import type { Access } from '../../shared/access.js';
 import type { GrantKey } from '../../shared/address.js';
 import type { Prefilter } from './prefilter.js';
+import type { FastPathPlan } from './nft-fastpath.js';
 
 export type { Family, GrantKey } from '../../shared/address.js';
 
@@ -50,6 +51,11 @@ export interface FirewallPlan {
   readonly sequences?: readonly KnockSequence[];
   /** The kernel's per-source rate limit on the knock port (server/firewall/prefilter.ts); default none. */
   readonly prefilter?: Prefilter | undefined;
+  /**
+   * nftables only: the kernel adds one-address grants itself from a trigger datagram (`firewall.fast_path`;
+   * server/firewall/nft-fastpath.ts); other backends ignore it. Default off.
+   */
+  readonly fastPath?: FastPathPlan;
 }
 
 /**

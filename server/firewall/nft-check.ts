@@ -6,7 +6,7 @@
 import { accessListDiff } from '../../shared/access.js';
 import type { NftTableListing } from './nft-json.js';
 import { accessOfElem } from './nft-json.js';
-import { CHAIN_PRIO, GRANT_SETS, NFT_OUTPUT_RULES, SET_FLAGS, SET_TYPES, inputRules } from './nft-script.js';
+import { CHAIN_PRIO, GRANT_SETS, SET_FLAGS, SET_TYPES, inputRules, outputRules } from './nft-script.js';
 import { PREFILTER_CHAIN, prefilterProblems } from './nft-prefilter.js';
 import { KNOCK_CHAIN, seqChain, stageSets } from './nft-sequences.js';
 import type { CheckedPlan } from './validate.js';
@@ -65,10 +65,10 @@ export function nftCheckProblems(
     if (!listing.chains.has(seqChain(s))) problems.push(`nft chain ${t} ${seqChain(s)} is missing`);
     for (const st of stageSets(s)) if (!listing.sets.has(st.name)) problems.push(`nft set ${t} ${st.name} is missing`);
   }
-  if (want.silencePortUnreachable)
-    problems.push(...chainProblems(t, listing, 'output', NFT_OUTPUT_RULES, rules.output));
+  const outRules = outputRules(want, true);
+  if (outRules.length > 0) problems.push(...chainProblems(t, listing, 'output', outRules, rules.output));
   else if (listing.chains.has('output'))
-    problems.push(`nft chain ${t} output exists but silence_port_unreachable is off`);
+    problems.push(`nft chain ${t} output exists but silence_port_unreachable and fast_path are off`);
   problems.push(...prefilterProblems(t, listing, want.prefilter, rules[PREFILTER_CHAIN]));
   return problems;
 }

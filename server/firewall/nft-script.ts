@@ -21,8 +21,10 @@
  *     meta l4proto . th dport @protect drop
  *   }
  *   chain prefilter { … }               # the kernel prefilter on the knock port (nft-prefilter.ts)
- *   chain output {                      # only with silencePortUnreachable
+ *   chain output {                      # only with silencePortUnreachable or the fast path
  *     type filter hook output priority filter - 10; policy accept;
+ *     meta skuid 0 udp sport 62300 update @allow4 { ip daddr . 6 . udp dport timeout 30s } drop   # fast path:
+ *     …                                                                                 # nft-fastpath.ts
  *     icmp type destination-unreachable icmp code port-unreachable drop
  *     icmpv6 type destination-unreachable icmpv6 code port-unreachable drop
  *   }
@@ -40,6 +42,7 @@
 import type { Access } from '../../shared/access.js';
 import { type Family, type GrantKey, grantSource } from '../../shared/address.js';
 import { prefilterLines } from './nft-prefilter.js';
+import { fastPathRules } from './nft-fastpath.js';
 import { NFT_KNOCK_JUMPS, sequenceLines } from './nft-sequences.js';
 import type { CheckedPlan } from './validate.js';
 
@@ -65,6 +68,17 @@ export const NFT_OUTPUT_RULES: readonly string[] = Object.freeze([
   'icmp type destination-unreachable icmp code port-unreachable drop',
   'icmpv6 type destination-unreachable icmpv6 code port-unreachable drop',
 ]);
+
+/**
+ * The output chain's rules of a plan: the kernel fast path's (nft-fastpath.ts), then silencePortUnreachable's; as
+ * written, or (`listed`) as `nft list chain` prints them. Empty: no output chain.
+ */
+export function outputRules(plan: Pick<CheckedPlan, 'silencePortUnreachable' | 'fastPath'>, listed: boolean): string[] {
+  return [
+    ...(plan.fastPath ? fastPathRules(plan.fastPath, listed) : []),
+    ...(plan.silencePortUnreachable ? NFT_OUTPUT_RULES : []),
+  ];
+}
 
 export type GrantSetName = 'allow4' | 'allow6' | 'allow4p' | 'allow6p';
 /** The grant sets: one-address (hash) and prefix (interval), per family. */
@@ -155,13 +169,15 @@ export function installLines(
   const t = `inet ${table}`;
   const seq = sequenceLines(t, plan.sequences);
   const elements = plan.protect.map((a: Access) => `${a.proto} . ${a.port}`).join(', ');
-  const output = plan.silencePortUnreachable
-    ? [
-        `add chain ${t} output ${chainSpec('output')}`,
-        `flush chain ${t} output`,
-        ...NFT_OUTPUT_RULES.map((r) => `add rule ${t} output ${r}`),
-      ]
-    : [`add chain ${t} output ${chainSpec('output')}`, `flush chain ${t} output`, `delete chain ${t} output`];
+  const outRules = outputRules(plan, false);
+  const output =
+    outRules.length > 0
+      ? [
+          `add chain ${t} output ${chainSpec('output')}`,
+          `flush chain ${t} output`,
+          ...outRules.map((r) => `add rule ${t} output ${r}`),
+        ]
+      : [`add chain ${t} output ${chainSpec('output')}`, `flush chain ${t} output`, `delete chain ${t} output`];
   return [
     `add table ${t}`,
     `add set ${t} allow4 ${setDecl('allow4')}`,

@@ -21,10 +21,14 @@
  * - grant/revoke go through one long-lived `nft -i` child (server/firewall/nft-shell.ts); a line of `;`-separated
  *   commands is one nft batch, i.e. one atomic transaction. Nothing that does not open the port runs before the line
  *   is written (the mirror's pruning runs after the commit).
+ * - kernel fast path (`firewall.fast_path`, server/firewall/nft-fastpath.ts): a one-address grant whose (protocol,
+ *   duration) has a trigger port is first added by the kernel itself from a datagram the daemon sends, then confirmed
+ *   (and given its owner) by the usual transaction; a failed transaction is a failed grant as before.
  * - changes run one at a time (SerialQueue); the read-only `check` (the healer's, every heal_interval) does not take
  *   the queue, so it never delays a knock (docs/benchmarks.md).
  * @module
  */
+import { grantKeyString } from '../../shared/address.js';
 import { MIN_GRANT_MS, NFT_RECYCLE_AFTER, NFT_TIMEOUT_MS } from '../../shared/constants.js';
 import type { FirewallBackend, FirewallPlan, GrantEntry } from './backend.js';
 import { tableNameProblem } from './names.js';
@@ -40,10 +44,18 @@ import { nftCheckProblems, parseChainRules } from './nft-check.js';
 import { PREFILTER_CHAIN, PREFILTER_COUNTER, parseCounterPackets, prefilterSetsAsPlanned } from './nft-prefilter.js';
 import { staleSequenceObjects } from './nft-sequences.js';
 import { traceMark } from '../grant-trace.js';
+import { FastPathSender, fastRoutes } from './nft-fastpath.js';
 import { NftMirror } from './nft-mirror.js';
 import { NftShell, type ShellResult, nftErrorMessage } from './nft-shell.js';
 import { SerialQueue, describeFailure, run, withWrap } from './process.js';
 import { type CheckedPlan, checkGrants, checkKeys, checkNow, checkPlan, firewallError } from './validate.js';
+
+/**
+ * A triggered element counts as the owner's own (one `add` refreshes it, its comment kept) only if the mirror's expiry
+ * is at least this far ahead: else the kernel may have expired it just before the trigger made a new one, without
+ * comment.
+ */
+const MADE_MARGIN_MS = 1000;
 
 export interface NftablesOptions {
   /** Table name in family `inet`. Default `spa_knock`. Checked by names.ts `tableNameProblem`. */
@@ -80,6 +92,8 @@ export class NftablesBackend implements FirewallBackend {
   private layoutGen = 0;
   /** An install/uninstall is running in the queue. */
   private layoutBusy = false;
+  /** The kernel fast path's trigger sockets, while the installed plan has one (nft-fastpath.ts). */
+  private fast: FastPathSender | undefined;
 
   constructor(opts: NftablesOptions = {}) {
     const table = opts.table ?? 'spa_knock';
@@ -126,8 +140,40 @@ export class NftablesBackend implements FirewallBackend {
   async install(plan: FirewallPlan, now: number): Promise<void> {
     const checked = checkPlan(plan);
     checkNow(now);
-    await this.queue.run(() => this.changingLayout(() => this.installNow(checked, now)));
+    // the trigger ports first: if one cannot be bound, nothing is installed (no rule listens to a port we do not hold)
+    await this.queue.run(async () => {
+      await this.prepareFastPath(checked);
+      await this.changingLayout(() => this.installNow(checked, now));
+    });
     await this.queue.run(() => this.prepareShell());
+  }
+
+  /**
+   * Open (or keep, or close) the fast path's trigger sockets for the installed plan. They live in this process's
+   * network namespace, so the fast path needs the daemon where its table is (no `wrap`) and a long-lived `nft -i`
+   * (whose transaction confirms each grant). A port that cannot be bound fails the install, naming the config key.
+   */
+  private async prepareFastPath(plan: CheckedPlan): Promise<void> {
+    const want = plan.fastPath;
+    const same =
+      want !== undefined &&
+      this.fast !== undefined &&
+      JSON.stringify(fastRoutes(this.fast.plan)) === JSON.stringify(fastRoutes(want));
+    if (same) return;
+    this.fast?.close();
+    this.fast = undefined;
+    if (want === undefined) return;
+    if (this.wrap.length > 0 || this.mode !== 'persistent')
+      throw firewallError(
+        'firewall.fast_path needs the persistent nft -i and the daemon in the namespace of its table',
+      );
+    try {
+      this.fast = await FastPathSender.open(want);
+    } catch (err) {
+      throw firewallError(
+        `firewall.fast_path_port ${want.firstPort}: cannot bind the trigger ${(err as Error).message}`,
+      );
+    }
   }
 
   private async installNow(plan: CheckedPlan, now: number): Promise<void> {
@@ -216,10 +262,19 @@ export class NftablesBackend implements FirewallBackend {
 
   // ------------------------------------------------------------------------------------------------ grant / revoke
   async grant(entries: readonly GrantEntry[], now: number): Promise<void> {
+    traceMark('backend-entered');
+    // the fast path first: the kernel adds (or refreshes) what it can now; the transaction below, which also stores
+    // the owner, is its confirmation. Callers never overlap changes (the grant manager serialises them), so no revoke
+    // of the same element is queued before it. It goes before checkGrants (~0.1 ms with the code cold), which guards
+    // nft *text*: a trigger checks what makes the element itself (nft-fastpath.ts trigger), and an entry that
+    // checkGrants then refuses (none does: the grant manager's entries are validated) fails as `firewall`.
+    const triggered = this.fast?.trigger(entries, now) ?? [];
+    if (triggered.length > 0) traceMark('triggered');
     const grants = checkGrants(entries);
     checkNow(now);
     if (grants.length === 0) return;
     traceMark('grant-called');
+    const made = new Set(triggered.map(grantKeyString));
     await this.queue.run(async () => {
       traceMark('queue-entered');
       const fast = this.addRefreshes && this.mode === 'persistent';
@@ -235,8 +290,15 @@ export class NftablesBackend implements FirewallBackend {
           const known = this.mirror.at(g, now);
           // one `add` where it is enough: an element that cannot exist (the table is fully known and it is not in
           // it), or, where `add` refreshes timeouts, the same owner's own element; otherwise add; delete; add
-          const absent = this.mirror.surelyAbsent(g, now);
-          const sameOwner = known !== undefined && !known.uncertain && known.owner === g.owner;
+          // (the fast path: an element the kernel just made has no owner yet, so it is neither absent nor the
+          // owner's own unless it surely still held the owner's element when triggered)
+          const key = grantKeyString(g);
+          const absent = this.mirror.surelyAbsent(g, now) && !made.has(key);
+          const sameOwner =
+            known !== undefined &&
+            !known.uncertain &&
+            known.owner === g.owner &&
+            (!made.has(key) || known.expiresAt > now + MADE_MARGIN_MS);
           if (absent || (fast && sameOwner)) refresh.push(elemWithTimeout(g, expiresAt - now, g.owner));
           else replace.push({ ...g, expiresAt });
         }
@@ -412,6 +474,8 @@ export class NftablesBackend implements FirewallBackend {
         const r = await this.runScript([`add table ${this.t}`, `delete table ${this.t}`]);
         if (!r.ok) throw firewallError(`nft uninstall failed: ${r.message}`);
         this.mirror.clear();
+        this.fast?.close();
+        this.fast = undefined;
       }),
     );
   }
@@ -420,6 +484,8 @@ export class NftablesBackend implements FirewallBackend {
     return this.queue.run(async () => {
       const shell = this.shell;
       this.shell = undefined;
+      this.fast?.close();
+      this.fast = undefined;
       await shell?.close();
     });
   }

@@ -17,6 +17,7 @@ import {
 import { SpaError } from '../../shared/errors.js';
 import type { GrantEntry, KnockSequence } from './backend.js';
 import { type Prefilter, checkPrefilter } from './prefilter.js';
+import { FAST_PATH_MAX_DURATIONS, type FastPathPlan } from './nft-fastpath.js';
 import { checkSequences } from './sequence-check.js';
 
 /** The error every backend throws: one line for the operator, code ERR_SPA_FIREWALL. */
@@ -139,24 +140,50 @@ export interface CheckedPlan {
   readonly sequences: KnockSequence[];
   /** The kernel prefilter on the knock port (prefilter.ts); undefined: none. */
   readonly prefilter?: Prefilter | undefined;
+  readonly fastPath?: FastPathPlan;
 }
 
 export function checkPlan(plan: unknown): CheckedPlan {
   if (typeof plan !== 'object' || plan === null) throw firewallError('invalid plan: not an object');
-  const { protect, silencePortUnreachable, sequences, prefilter } = plan as {
+  const { protect, silencePortUnreachable, sequences, prefilter, fastPath } = plan as {
     protect?: unknown;
     silencePortUnreachable?: unknown;
     sequences?: unknown;
     prefilter?: unknown;
+    fastPath?: unknown;
   };
   if (silencePortUnreachable !== undefined && typeof silencePortUnreachable !== 'boolean') {
     throw firewallError('invalid plan: silencePortUnreachable is not a boolean');
   }
   const pf = checkPrefilter(prefilter);
+  const fast = checkFastPath(fastPath);
   return {
     protect: checkProtect(protect),
     silencePortUnreachable: silencePortUnreachable === true,
     sequences: checkSequences(sequences),
     ...(pf !== undefined ? { prefilter: pf } : {}),
+    ...(fast !== undefined ? { fastPath: fast } : {}),
   };
+}
+
+const isInt = (v: unknown, min: number, max: number): v is number =>
+  typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+
+/** The kernel fast path's plan (nft-fastpath.ts): ports 1024–65535, 1–8 durations of 1–65535 s, a uid. */
+export function checkFastPath(fp: unknown): FastPathPlan | undefined {
+  if (fp === undefined) return undefined;
+  const { firstPort, durationsS, uid } = (typeof fp === 'object' && fp !== null ? fp : {}) as {
+    firstPort?: unknown;
+    durationsS?: unknown;
+    uid?: unknown;
+  };
+  const ds = Array.isArray(durationsS) ? [...new Set(durationsS as unknown[])] : [];
+  if (ds.length === 0 || ds.length > FAST_PATH_MAX_DURATIONS || !ds.every((d) => isInt(d, 1, 65535)))
+    throw firewallError(`invalid plan: fast path durations must be 1-${FAST_PATH_MAX_DURATIONS} whole seconds`);
+  if (!isInt(firstPort, 1024, 65535 - 2 * ds.length + 1))
+    throw firewallError(
+      `invalid plan: fast path port ${shown(firstPort)} must leave ${2 * ds.length} ports below 65536`,
+    );
+  if (!isInt(uid, 0, 2 ** 32 - 1)) throw firewallError(`invalid plan: fast path uid ${shown(uid)}`);
+  return { firstPort, durationsS: ds as number[], uid };
 }

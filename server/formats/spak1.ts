@@ -7,13 +7,20 @@
 import { toHex } from '../../shared/bytes.js';
 import { MAX_PACKET_LEN, MIN_PACKET_LEN, PROTOCOL_VERSION } from '../../shared/constants.js';
 import { type SubKeys, deriveKeys, epochOf, keyIdFor } from '../../shared/crypto.js';
-import { authenticate, decryptPayload, splitPacket } from '../../shared/wire.js';
+import { MacState } from '../../shared/mac.js';
+import { decryptPayload, splitPacket } from '../../shared/wire.js';
 import type { ClientConfig } from '../config.js';
+import { traceMark } from '../grant-trace.js';
 import type { AuthResult, PacketFormat } from './format.js';
 
-interface Entry {
+interface Keyed {
   readonly client: ClientConfig;
   readonly keys: SubKeys;
+  /** The MAC key's inner and outer states, hashed once (shared/mac.ts). */
+  readonly mac: MacState;
+}
+
+interface Entry extends Keyed {
   readonly epoch: number;
 }
 
@@ -21,7 +28,7 @@ export class Spak1Format implements PacketFormat {
   readonly name = 'spak1';
   readonly minSize = MIN_PACKET_LEN;
   readonly maxSize = MAX_PACKET_LEN;
-  readonly #clients: { client: ClientConfig; keys: SubKeys }[];
+  readonly #clients: Keyed[];
   readonly #windowMs: number;
   /** key id (hex) → entries; more than one only on an 8-byte collision. */
   #index = new Map<string, Entry[]>();
@@ -31,7 +38,10 @@ export class Spak1Format implements PacketFormat {
   constructor(clients: readonly ClientConfig[], windowMs: number) {
     this.#clients = clients
       .filter((c) => c.format === 'spak1')
-      .map((client) => ({ client, keys: deriveKeys(client.key) }));
+      .map((client) => {
+        const keys = deriveKeys(client.key);
+        return { client, keys, mac: new MacState(keys.mac) };
+      });
     this.#windowMs = windowMs;
   }
 
@@ -51,10 +61,10 @@ export class Spak1Format implements PacketFormat {
     }
     for (let epoch = from; epoch <= to; epoch++) {
       if (epoch >= this.#from && epoch <= this.#to) continue; // already indexed
-      for (const { client, keys } of this.#clients) {
-        const id = toHex(keyIdFor(keys.id, epoch));
+      for (const k of this.#clients) {
+        const id = toHex(keyIdFor(k.keys.id, epoch));
         const list = next.get(id);
-        const e = { client, keys, epoch };
+        const e = { ...k, epoch };
         if (list) list.push(e);
         else next.set(id, [e]);
       }
@@ -71,9 +81,11 @@ export class Spak1Format implements PacketFormat {
     this.#refresh(nowMs);
     const candidates = this.#index.get(toHex(parts.keyId));
     if (!candidates) return { ok: false, code: 'unknown-key' };
+    traceMark('key-found');
     if (admit !== undefined && !admit()) return { ok: false, code: 'rate' };
     for (const e of candidates) {
-      if (!authenticate(e.keys, parts)) continue;
+      if (!e.mac.matches(parts.authenticated, parts.tag)) continue; // wire.ts authenticate, with the states kept
+      traceMark('mac-ok');
       const d = decryptPayload(e.keys, parts);
       if (!d.ok) return d;
       // the id in clear must be the id of the timestamp inside: a packet cannot borrow another epoch's id

@@ -53,6 +53,8 @@ export interface WorldOptions {
   readonly protect?: readonly number[];
   /** TCP ports the server agent echoes on. Default: the protected ports and OPEN. */
   readonly listen?: readonly number[];
+  /** More TOML lines for the [firewall] table, e.g. `fast_path = true`. */
+  readonly firewall?: readonly string[];
 }
 
 export class E2eWorld {
@@ -117,6 +119,7 @@ export class E2eWorld {
         `state_dir = "${join(this.dir, 'state')}"`,
         `[listen]\nport = ${UDP_PORT}\naddress = "::"`,
         `[firewall]\nbackend = "${backend}"\nprotect = [${protect.map((p) => `"tcp/${p}"`).join(', ')}]\ntable = "${table}"`,
+        ...(this.opts.firewall ?? []),
         `[grant]\nduration = ${DURATION}\nmax_duration = 60`,
         `[replay]\nwindow = 60`,
         `[log]\nreject_summary_interval = 1`,

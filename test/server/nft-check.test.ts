@@ -51,7 +51,7 @@ test('every difference is one line: set type and flags, protected list, chain ho
     'nft chain input is not "type filter hook input priority filter - 10" (found filter input 0)',
     'nft chain input has policy drop',
     'nft chain input rules differ: found [iif "lo" accept]',
-    'nft chain inet spa_knock output exists but silence_port_unreachable is off',
+    'nft chain inet spa_knock output exists but silence_port_unreachable and fast_path are off',
   ]);
   const silenced = nftCheckProblems(
     T,

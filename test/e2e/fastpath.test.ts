@@ -1,0 +1,159 @@
+/**
+ * The nftables kernel fast path (`firewall.fast_path`, server/firewall/nft-fastpath.ts), end to end: a real daemon in
+ * a server namespace, real knocks from the client namespace, real TCP connects. Counters on both sides of the rule
+ * (an output chain before ours, one after ours, and one in the client namespace) prove that the trigger datagrams are
+ * sent and that none leaves the server namespace.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { requireNetns } from '../../harness/netns.js';
+import { BACKEND_TOOLS } from '../../harness/prerequisites.js';
+import { DAEMON, runTs } from '../../harness/run.js';
+import { DURATION, E2eWorld, SSH } from './world.js';
+
+const FIRST = 62340;
+/** One duration (grant.duration): tcp on FIRST, udp on FIRST + 1. */
+const LAST = FIRST + 1;
+const COUNT_TABLE = 'gap_fast_count';
+
+if (requireNetns(BACKEND_TOOLS.nftables)) {
+  describe('nftables kernel fast path (fast_path = true)', () => {
+    const w = new E2eWorld({
+      backend: 'nftables',
+      tag: 'gap-fast',
+      subnet: 141,
+      clients: [{ name: 'alice', open: [`tcp/${SSH}`] }],
+      protect: [SSH],
+      firewall: ['fast_path = true', `fast_path_port = ${FIRST}`],
+    });
+    const nft = async (ns: string, ...args: string[]): Promise<string> => {
+      const r = await w.pair.exec(ns, ['nft', ...args]);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout;
+    };
+    /** Packets counted by the chain `chain` of the count table in `ns`. */
+    const counted = async (ns: string, chain: string): Promise<number> => {
+      const out = await nft(ns, 'list', 'chain', 'inet', COUNT_TABLE, chain);
+      const m = /counter packets (\d+)/.exec(out);
+      assert.ok(m, out);
+      return Number(m[1]);
+    };
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+    before(async () => {
+      await w.start();
+      const sport = `udp sport ${FIRST}-${LAST} counter`;
+      const srv = await w.pair.exec(w.pair.srv, ['nft', '-f', '-'], {
+        input: [
+          `table inet ${COUNT_TABLE} {`,
+          `chain before { type filter hook output priority -100; policy accept; ${sport}; }`,
+          `chain after { type filter hook output priority 100; policy accept; ${sport}; }`,
+          '}',
+          '',
+        ].join('\n'),
+      });
+      assert.equal(srv.code, 0, srv.stderr);
+      const cli = await w.pair.exec(w.pair.cli, ['nft', '-f', '-'], {
+        input: `table inet ${COUNT_TABLE} {\nchain seen { type filter hook prerouting priority -300; policy accept; ${sport}; }\n}\n`,
+      });
+      assert.equal(cli.code, 0, cli.stderr);
+    });
+    after(() => w.stop());
+
+    test('IPv4 and IPv6: closed before, open after the knock; the trigger is sent and never leaves', async () => {
+      assert.equal(await w.isOpen(w.pair.srv4), false);
+      assert.equal(await w.isOpen(w.pair.srv6), false);
+      await w.knockOk(w.pair.srv4, '--key', w.keys.alice!);
+      assert.equal(await w.opens(w.pair.srv4), true, 'open after the IPv4 knock');
+      await w.knockOk(w.pair.srv6, '--key', w.keys.alice!);
+      assert.equal(await w.opens(w.pair.srv6), true, 'open after the IPv6 knock');
+      await w.daemon.waitFor((l) => l.event === 'grant' && l.address === w.pair.cli6);
+      assert.equal(await counted(w.pair.srv, 'before'), 2, 'one trigger per knock reached the output hook');
+      assert.equal(await counted(w.pair.srv, 'after'), 0, 'our rule dropped every trigger');
+      assert.equal(await counted(w.pair.cli, 'seen'), 0, 'nothing from a trigger port reached the client');
+      // the confirming transaction stored the owner on the element the kernel made
+      const set4 = await nft(w.pair.srv, 'list', 'set', 'inet', 'spak_e2e_nft', 'allow4');
+      assert.match(set4, new RegExp(`${w.pair.cli4.replaceAll('.', '\\.')} \\. tcp \\. ${SSH} .*comment "alice"`));
+      assert.equal(w.daemon.events('firewall-error').length, 0);
+    });
+
+    test('a re-knock extends the grant; it then expires on time', async () => {
+      await sleep(DURATION * 1000 + 1200); // the grants of the test before are gone
+      assert.equal(await w.isOpen(w.pair.srv4), false, 'expired');
+      // packets built here and sent raw: no CLI start-up in the timeline
+      const grantAfter = async (mark: number): Promise<number> => {
+        await w.daemon.waitFor((l) => l.event === 'grant' && l.address === w.pair.cli4, 3000, mark);
+        return Date.now();
+      };
+      let mark = w.daemon.lines.length;
+      await w.sendRaw(w.pair.srv4, w.packetAt('alice', Date.now()));
+      const first = await grantAfter(mark);
+      assert.equal(await w.isOpen(w.pair.srv4), true);
+      await sleep(first + 1200 - Date.now());
+      const before = await counted(w.pair.srv, 'before');
+      mark = w.daemon.lines.length;
+      await w.sendRaw(w.pair.srv4, w.packetAt('alice', Date.now()));
+      const again = await grantAfter(mark);
+      const set4 = await nft(w.pair.srv, 'list', 'set', 'inet', 'spak_e2e_nft', 'allow4');
+      assert.match(
+        set4,
+        new RegExp(`${w.pair.cli4.replaceAll('.', '\\.')} \\. tcp \\. ${SSH} .*comment "alice"`),
+        'owner kept',
+      );
+      await sleep(first + DURATION * 1000 + 600 - Date.now());
+      assert.equal(await w.isOpen(w.pair.srv4), true, 'still open past the first grant’s end: extended');
+      assert.equal(await counted(w.pair.srv, 'before'), before + 1, 'the re-knock went through the fast path');
+      await sleep(again + DURATION * 1000 + 1200 - Date.now());
+      assert.equal(await w.isOpen(w.pair.srv4), false, 'closed once the extended grant ended');
+      assert.equal(await counted(w.pair.srv, 'after'), 0);
+    });
+
+    test('a duration without a trigger port opens through nft -i alone', async () => {
+      const before = await counted(w.pair.srv, 'before');
+      await w.knockOk(w.pair.srv4, '--key', w.keys.alice!, '--duration', '30');
+      assert.equal(await w.opens(w.pair.srv4), true);
+      assert.equal(await counted(w.pair.srv, 'before'), before, 'no trigger for a 30 s grant');
+      await w.knockOk(w.pair.srv4, '--key', w.keys.alice!, '--close');
+      await w.daemon.waitFor((l) => l.event === 'revoke');
+      assert.equal(await w.isOpen(w.pair.srv4), false);
+    });
+
+    test('spa-knockd check accepts the fast-path rules; the healer left them alone', async () => {
+      const check = await runTs(DAEMON, ['check', '--config', w.configPath], { prefix: w.pair.wrap(w.pair.srv) });
+      assert.equal(check.code, 0, check.stderr);
+      assert.match(check.stdout, /firewall: nftables installed and as configured/);
+      assert.equal(w.daemon.events('heal').length, 0);
+      const chain = await nft(w.pair.srv, 'list', 'chain', 'inet', 'spak_e2e_nft', 'output');
+      assert.match(chain, new RegExp(`udp sport ${FIRST} update @allow4`));
+      assert.match(chain, new RegExp(`udp sport ${FIRST}-${LAST} drop`));
+    });
+
+    test('SIGHUP turning fast_path off removes the rules and frees the ports; on again brings them back', async () => {
+      const on = readFileSync(w.configPath, 'utf8');
+      const reload = async (text: string): Promise<void> => {
+        writeFileSync(w.configPath, text, { mode: 0o600 });
+        const from = w.daemon.lines.length;
+        process.kill(w.daemon.pid ?? 0, 'SIGHUP');
+        await w.daemon.waitFor((l) => l.event === 'reload', 5000, from);
+      };
+      await reload(on.replace('fast_path = true', 'fast_path = false'));
+      const out = await w.pair.exec(w.pair.srv, ['nft', 'list', 'chain', 'inet', 'spak_e2e_nft', 'output']);
+      assert.notEqual(out.code, 0, 'no output chain without fast_path (and silence_port_unreachable)');
+      const ports = await w.pair.exec(w.pair.srv, ['ss', '-Hlun', `sport = :${FIRST}`]);
+      assert.equal(ports.stdout.trim(), '', 'the trigger port is free');
+      const before = await counted(w.pair.srv, 'before');
+      await w.knockOk(w.pair.srv4, '--key', w.keys.alice!);
+      assert.equal(await w.opens(w.pair.srv4), true, 'opens through nft -i');
+      assert.equal(await counted(w.pair.srv, 'before'), before, 'no trigger');
+      await w.knockOk(w.pair.srv4, '--key', w.keys.alice!, '--close');
+      await w.daemon.waitFor((l) => l.event === 'revoke');
+      await reload(on);
+      const back = await w.pair.exec(w.pair.srv, ['ss', '-Hlun', `sport = :${FIRST}`]);
+      assert.match(back.stdout, new RegExp(`:${FIRST}\\b`), 'the trigger port is held again');
+      await w.knockOk(w.pair.srv4, '--key', w.keys.alice!);
+      assert.equal(await w.opens(w.pair.srv4), true);
+      assert.equal(await counted(w.pair.srv, 'before'), before + 1, 'through the fast path again');
+    });
+  });
+}
