@@ -2,7 +2,7 @@
  * The bench's own machinery, bounded and without timing assertions (`npm run bench` measures; this only checks that
  * what it measures with works): the floor probe against the port already open and the two minimal programs, each in
  * its own namespace pair (scripts/bench/floor.ts, subnets 110–112, removed again), and the client cold start runner
- * (scripts/bench/cold-start.ts: the bundle is built and knocks 127.0.0.1 once per run).
+ * (scripts/bench/cold-start.ts: the package is packed and its bin knocks 127.0.0.1 once per run).
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
@@ -15,11 +15,11 @@ describe('bench machinery', { timeout: 300_000 }, () => {
   const scope = new Scope();
   after(() => scope.close());
 
-  test('client cold start: node -e 0 and the bundled client, interleaved', async () => {
+  test('client cold start: node -e 0 and the packed client, interleaved', async () => {
     const r = await benchColdStart(2, scope);
     assert.ok(r.rows.length >= 2);
     assert.equal(r.rows[0]?.label, 'node -e 0');
-    assert.match(r.rows[1]?.label ?? '', /bundled/);
+    assert.match(r.rows[1]?.label ?? '', /packed bin/);
     for (const row of r.rows) {
       assert.equal(row.stats.n, 2, row.label);
       assert.ok(row.stats.min > 0 && Number.isFinite(row.ratio), row.label);
