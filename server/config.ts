@@ -88,8 +88,12 @@ export interface Config {
     readonly silencePortUnreachable: boolean;
     /** Seconds between two checks that the gate is still installed (server/heal.ts); 0 = never. */
     readonly healInterval: number;
-    /** nftables: the kernel adds one-address grants from a trigger datagram (server/firewall/nft-fastpath.ts). */
-    readonly fastPath: boolean;
+    /**
+     * nftables: the kernel adds one-address grants from a trigger datagram (server/firewall/nft-fastpath.ts). `auto`
+     * (the default): on where it can be (nftables, the trigger ports free), otherwise off with one warning; `true`: a
+     * daemon that cannot set it up does not start; `false`: off.
+     */
+    readonly fastPath: boolean | 'auto';
     /** The first trigger source port of the fast path (one per protocol and default duration). */
     readonly fastPathPort: number;
   };
@@ -198,7 +202,7 @@ const schema = z.strictObject({
       .min(0)
       .max(MAX_HEAL_INTERVAL_S)
       .default(DEFAULT_HEAL_INTERVAL_S),
-    fast_path: z.boolean().default(false),
+    fast_path: z.union([z.boolean(), z.literal('auto')], { error: 'must be true, false or "auto"' }).default('auto'),
     fast_path_port: z.number().int('must be a whole port number').min(1024).max(65000).default(DEFAULT_FAST_PATH_PORT),
   }),
   grant: z
@@ -291,7 +295,7 @@ export function parseConfig(text: string, path: string): Config {
   }
   if (c.grant.duration > c.grant.max_duration)
     fail(['grant', 'duration'], `must not exceed grant.max_duration (${c.grant.max_duration})`);
-  if (c.firewall.fast_path && c.firewall.backend !== 'nftables')
+  if (c.firewall.fast_path === true && c.firewall.backend !== 'nftables')
     fail(['firewall', 'fast_path'], 'works with backend "nftables" only');
 
   const readKey = (kf: string, segs: readonly (string | number)[]): Uint8Array => {

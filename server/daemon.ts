@@ -72,20 +72,29 @@ export function planOf(config: Config, nowMs: number = Date.now()): FirewallPlan
     silencePortUnreachable: config.firewall.silencePortUnreachable,
     sequences: sequencesAt(config.sequences, config.rotatingSequences, nowMs),
     prefilter: prefilterOf(config.listen.port, config.limit),
-    ...(config.firewall.fastPath ? { fastPath: fastPathOf(config) } : {}),
+    // "auto" asks only the backend that has one (nftables); iptables has no fast path (config.ts refuses `true`)
+    ...(config.firewall.fastPath === true ||
+    (config.firewall.fastPath === 'auto' && config.firewall.backend === 'nftables')
+      ? { fastPath: fastPathOf(config) }
+      : {}),
   };
 }
 
 /**
  * The kernel fast path's plan (server/firewall/nft-fastpath.ts): a trigger port for each default grant duration a
  * knock gets: grant.duration, then the shorter ones some clients' max_duration clamps it to (at most
- * FAST_PATH_MAX_DURATIONS in all).
+ * FAST_PATH_MAX_DURATIONS in all). Optional under `fast_path = "auto"`.
  */
 export function fastPathOf(config: Config): FastPathPlan {
   const d = config.grant.duration;
   const others = new Set(config.clients.map((cl) => Math.min(d, cl.maxDuration)).filter((x) => x !== d));
   const durationsS = [d, ...[...others].sort((a, b) => a - b)].slice(0, FAST_PATH_MAX_DURATIONS);
-  return { firstPort: config.firewall.fastPathPort, durationsS, uid: process.getuid?.() ?? 0 };
+  return {
+    firstPort: config.firewall.fastPathPort,
+    durationsS,
+    uid: process.getuid?.() ?? 0,
+    ...(config.firewall.fastPath === 'auto' ? { optional: true } : {}),
+  };
 }
 
 export class Daemon {
@@ -109,6 +118,8 @@ export class Daemon {
   /** The knock socket's port (kept after stop closes it, for the last drop count). */
   #port: number | undefined;
   #summaryTimer: unknown;
+  /** The kernel fast path's state last logged ('on', or the reason it is off), so each change is logged once. */
+  #fastLogged: string | undefined;
   /** Re-installs the plan at each time step when the config has rotating sequences. */
   rotator: SequenceRotator | undefined;
   /** Re-installs the gate when the firewall lost it (firewall.heal_interval; server/heal.ts). */
@@ -247,6 +258,7 @@ export class Daemon {
     this.#dropsBase = listener.port !== undefined ? this.#readDrops(listener.port) : undefined;
     this.#ready = true;
     this.#scheduleSummary();
+    const fast = this.#fastPathNews();
     this.#d.log.info(
       {
         event: 'start',
@@ -254,6 +266,7 @@ export class Daemon {
         // where the socket came from: bound from listen.* in the config, or passed by systemd (socket activation)
         socket: fd === undefined ? 'bound' : `systemd fd ${fd}`,
         backend: this.#d.backend.name,
+        ...(fast !== undefined ? { fast_path: fast.on } : {}),
         protect: c.firewall.protect.map(formatAccess),
         clients: c.clients.length,
         receive_buffer: listener.receiveBuffer,
@@ -269,10 +282,34 @@ export class Daemon {
     }
   }
 
+  /**
+   * Log a change of the kernel fast path's state after an install (start, reload, heal): a warning once when an
+   * optional one (`fast_path = "auto"`) could not be set up, with why; a line when it comes (back) on. Returns it.
+   */
+  #fastPathNews(): { readonly on: boolean; readonly reason?: string } | undefined {
+    const state = this.#d.backend.fastPathState?.();
+    const key = state === undefined ? undefined : state.on ? 'on' : state.reason;
+    if (key !== this.#fastLogged) {
+      if (state !== undefined && !state.on)
+        this.#d.log.warn(
+          { event: 'fast-path-off', reason: state.reason },
+          'kernel fast path off; grants go through nft -i alone',
+        );
+      else if (state?.on && this.#fastLogged !== undefined)
+        this.#d.log.info({ event: 'fast-path-on' }, 'kernel fast path on');
+    }
+    this.#fastLogged = key;
+    return state;
+  }
+
   #startLoops(): void {
     const { backend, log } = this.#d;
     const plan = (now: number) => planOf(this.#config, now);
-    const reinstall = () => this.grants.reinstall((now) => backend.install(plan(now), now));
+    const reinstall = async () => {
+      const n = await this.grants.reinstall((now) => backend.install(plan(now), now));
+      this.#fastPathNews();
+      return n;
+    };
     const deps = { backend, plan, now: this.#now, timers: this.#timers, log, reinstall };
     this.rotator = startRotator(this.#config, deps);
     this.healer = startHealer(this.#config, deps);
@@ -305,6 +342,7 @@ export class Daemon {
       throw e;
     }
     this.#config = next;
+    this.#fastPathNews();
     this.#limits = limitersFor(next);
     this.#verifier = verifierFor(next, this.#replay, this.#broadcasts, this.#codeFloors, this.#limits);
     this.#maxGrants = maxGrantsOf(next);
@@ -322,6 +360,11 @@ export class Daemon {
 
   get backendName(): string {
     return this.#d.backend.name;
+  }
+
+  /** The kernel fast path of the installed plan (status): on, or off and why; undefined when there is none. */
+  get fastPathState(): { readonly on: boolean; readonly reason?: string } | undefined {
+    return this.#d.backend.fastPathState?.();
   }
 
   get bound(): string | undefined {

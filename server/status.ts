@@ -38,6 +38,11 @@ export interface Status {
    */
   readonly prefilter_drops?: number | null;
   /**
+   * The nftables kernel fast path (`firewall.fast_path`): on, or off and why (`"auto"` could not set it up); null
+   * when the installed plan has none (iptables, `fast_path = false`).
+   */
+  readonly fast_path?: { readonly on: boolean; readonly reason?: string } | null;
+  /**
    * Authenticated knocks refused as `stale` (timestamp outside replay.window), per client and source, latest first:
    * how far the knocker's clock was off (offset_s > 0: ahead of this host's). spa-knockd doctor reads it.
    */
@@ -63,6 +68,7 @@ export interface StatusSource {
   readonly rejects: Partial<Record<RejectReason, number>>;
   readonly skews?: readonly SkewEntry[];
   readonly prefilterDrops?: number | undefined;
+  readonly fastPath?: { readonly on: boolean; readonly reason?: string } | undefined;
 }
 
 /** One row per (client, address, expiry), accesses together; soonest to expire first. */
@@ -106,6 +112,7 @@ export function buildStatus(src: StatusSource, now: number): Status {
     grants,
     rejects: { total, by },
     prefilter_drops: src.prefilterDrops ?? null,
+    fast_path: src.fastPath ?? null,
     clock: {
       stale: (src.skews ?? []).map((k) => ({
         client: k.client,
@@ -143,6 +150,7 @@ export function formatStatus(s: Status): string {
   out.push(`rejected since start: ${s.rejects.total}${by.length > 0 ? ` (${by.join(', ')})` : ''}`);
   if (s.prefilter_drops !== null && s.prefilter_drops !== undefined)
     out.push(`dropped by the kernel prefilter since start: ${s.prefilter_drops}`);
+  if (s.fast_path) out.push(`kernel fast path: ${s.fast_path.on ? 'on' : `off (${s.fast_path.reason ?? '?'})`}`);
   for (const k of s.clock?.stale ?? [])
     out.push(
       `stale knocks from ${k.client} at ${k.source}: its clock is ${Math.abs(k.offset_s)} s ${k.offset_s > 0 ? 'ahead' : 'behind'} (${k.count}, latest ${k.seen})`,
@@ -170,6 +178,7 @@ export function daemonStatus(d: Daemon, startedAt: number, now: number = Date.no
       rejects: d.rejects.totals(),
       skews: d.clockSkews.recent(),
       prefilterDrops,
+      fastPath: d.fastPathState,
     },
     now,
   );

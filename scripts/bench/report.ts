@@ -113,11 +113,11 @@ function floorTable(f: FloorResult | undefined): string[] {
     `3. Knock to open at the floor, side by side: datagram sent → first TCP connect, ms (${f.n} samples per row, interleaved)`,
     table(rows, [false, true, true, true, true, true, true]),
     `   probe: a fresh SYN every ${f.intervalMs} ms (futex nap in between), each sample from a new source address`,
-    `   spa-knockd nftables − minimal nft program: ${f2(spa - med('mini-nft'))} ms (median); ` +
-      `fwknopd / spa-knockd nftables: ${f2(med('fwknopd') / spa)}×`,
-    `   spa-knockd nftables fast_path − minimal, kernel adds the element: ${f2(med('spa-nft-fast') - med('mini-kernel'))} ms; ` +
-      `− minimal nft program: ${f2(med('spa-nft-fast') - med('mini-nft'))} ms (medians); ` +
-      `fwknopd / spa-knockd fast_path: ${f2(med('fwknopd') / med('spa-nft-fast'))}×`,
+    `   spa-knockd nftables (default, kernel fast path) − minimal nft program: ${f2(med('spa-nft-fast') - med('mini-nft'))} ms; ` +
+      `− minimal, kernel adds the element: ${f2(med('spa-nft-fast') - med('mini-kernel'))} ms (medians); ` +
+      `fwknopd / spa-knockd: ${f2(med('fwknopd') / med('spa-nft-fast'))}×`,
+    `   spa-knockd nftables, fast_path = false − minimal nft program: ${f2(spa - med('mini-nft'))} ms (median); ` +
+      `fwknopd / it: ${f2(med('fwknopd') / spa)}×`,
     ...daemon.map(
       (x) =>
         `   ${x.label}, daemon side (datagram handed over → committed${x.row === 'spa-nft-fast' ? ' and confirmed' : ''}): median ${f2(x.daemon?.median ?? Number.NaN)}, p90 ${f2(x.daemon?.p90 ?? Number.NaN)}` +

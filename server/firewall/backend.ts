@@ -106,6 +106,11 @@ export interface FirewallBackend {
    * or it cannot be read. Read-only; optional (the fake backend has no kernel).
    */
   prefilterDrops?(): Promise<number | undefined>;
+  /**
+   * The kernel fast path of the installed plan (nftables; `plan.fastPath`): on, or off and why (an optional one that
+   * could not be set up); undefined when the plan has none. Optional (only nftables has one).
+   */
+  fastPathState?(): { readonly on: boolean; readonly reason?: string } | undefined;
   /** Remove everything the backend ever installed. */
   uninstall(): Promise<void>;
   /** Release helper processes. Leaves every rule in place (fail-closed). */

@@ -37,6 +37,11 @@ export interface FastPathPlan {
   readonly durationsS: readonly number[];
   /** The daemon's uid (`meta skuid`): only its sockets trigger the rules. */
   readonly uid: number;
+  /**
+   * `fast_path = "auto"` (the default): a backend that cannot set the fast path up (a trigger port taken, no
+   * long-lived `nft -i`) installs the plan without it and says why (`fastPathState`), instead of failing.
+   */
+  readonly optional?: boolean;
 }
 
 /** `firewall.fast_path_port` by default. */
@@ -79,6 +84,16 @@ export function fastPathRules(p: FastPathPlan, listed: boolean): string[] {
   // never let a trigger leave the host, whatever happened to it above (a full set)
   rules.push(`meta skuid ${p.uid} udp sport ${p.firstPort}-${last.port} drop`);
   return rules;
+}
+
+/**
+ * The input chain's rule for the trigger ports: a datagram from outside to one of them is refused as at any closed
+ * UDP port (`reject`: ICMP port unreachable, itself dropped by `silence_port_unreachable`), so a UDP scan sees them
+ * closed, as before the daemon bound them, and nothing reaches the sockets.
+ */
+export function fastPathInputRules(p: FastPathPlan): string[] {
+  const last = fastRoutes(p).at(-1);
+  return last === undefined ? [] : [`udp dport ${p.firstPort}-${last.port} reject`];
 }
 
 /**

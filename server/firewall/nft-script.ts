@@ -42,7 +42,7 @@
 import type { Access } from '../../shared/access.js';
 import { type Family, type GrantKey, grantSource } from '../../shared/address.js';
 import { prefilterLines } from './nft-prefilter.js';
-import { fastPathRules } from './nft-fastpath.js';
+import { fastPathInputRules, fastPathRules } from './nft-fastpath.js';
 import { NFT_KNOCK_JUMPS, sequenceLines } from './nft-sequences.js';
 import type { CheckedPlan } from './validate.js';
 
@@ -57,10 +57,14 @@ export const NFT_RULES: readonly string[] = Object.freeze([
   'meta l4proto . th dport @protect drop',
 ]);
 
-/** The input chain's rules for a plan: with knock sequences, the jumps to the knock chain go before the drop. */
-export function inputRules(plan: Pick<CheckedPlan, 'sequences'>): string[] {
-  if (plan.sequences.length === 0) return [...NFT_RULES];
-  return [...NFT_RULES.slice(0, -1), ...NFT_KNOCK_JUMPS, ...NFT_RULES.slice(-1)];
+/**
+ * The input chain's rules for a plan: the fast path's trigger ports refused first (nft-fastpath.ts); with knock
+ * sequences, the jumps to the knock chain go before the drop.
+ */
+export function inputRules(plan: Pick<CheckedPlan, 'sequences' | 'fastPath'>): string[] {
+  const fast = plan.fastPath ? fastPathInputRules(plan.fastPath) : [];
+  if (plan.sequences.length === 0) return [...fast, ...NFT_RULES];
+  return [...fast, ...NFT_RULES.slice(0, -1), ...NFT_KNOCK_JUMPS, ...NFT_RULES.slice(-1)];
 }
 
 /** The output chain's rules (silencePortUnreachable), as `nft list chain` prints them (nft 1.0.6, measured). */

@@ -94,6 +94,8 @@ export class NftablesBackend implements FirewallBackend {
   private layoutBusy = false;
   /** The kernel fast path's trigger sockets, while the installed plan has one (nft-fastpath.ts). */
   private fast: FastPathSender | undefined;
+  /** Why an optional fast path (`fast_path = "auto"`) is off in the installed plan; undefined: on, or not asked for. */
+  private fastOff: string | undefined;
 
   constructor(opts: NftablesOptions = {}) {
     const table = opts.table ?? 'spa_knock';
@@ -142,38 +144,52 @@ export class NftablesBackend implements FirewallBackend {
     checkNow(now);
     // the trigger ports first: if one cannot be bound, nothing is installed (no rule listens to a port we do not hold)
     await this.queue.run(async () => {
-      await this.prepareFastPath(checked);
-      await this.changingLayout(() => this.installNow(checked, now));
+      const installed = await this.prepareFastPath(checked);
+      await this.changingLayout(() => this.installNow(installed, now));
     });
     await this.queue.run(() => this.prepareShell());
   }
 
   /**
-   * Open (or keep, or close) the fast path's trigger sockets for the installed plan. They live in this process's
-   * network namespace, so the fast path needs the daemon where its table is (no `wrap`) and a long-lived `nft -i`
-   * (whose transaction confirms each grant). A port that cannot be bound fails the install, naming the config key.
+   * Open (or keep, or close) the fast path's trigger sockets for the plan, and return the plan to install. They live in
+   * this process's network namespace, so the fast path needs the daemon where its table is (no `wrap`) and a long-lived
+   * `nft -i` (whose transaction confirms each grant). Where it cannot be set up (that, or a trigger port that cannot be
+   * bound), a required fast path (`fast_path = true`) fails the install, naming the config key; an optional one
+   * (`"auto"`) is left out of the installed plan, and `fastPathState()` says why.
    */
-  private async prepareFastPath(plan: CheckedPlan): Promise<void> {
+  private async prepareFastPath(plan: CheckedPlan): Promise<CheckedPlan> {
     const want = plan.fastPath;
     const same =
       want !== undefined &&
       this.fast !== undefined &&
       JSON.stringify(fastRoutes(this.fast.plan)) === JSON.stringify(fastRoutes(want));
-    if (same) return;
+    if (same) return plan;
     this.fast?.close();
     this.fast = undefined;
-    if (want === undefined) return;
+    this.fastOff = undefined;
+    if (want === undefined) return plan;
+    const off = (reason: string): CheckedPlan => {
+      if (want.optional !== true) throw firewallError(reason);
+      this.fastOff = reason;
+      return withoutFastPath(plan);
+    };
     if (this.wrap.length > 0 || this.mode !== 'persistent')
-      throw firewallError(
-        'firewall.fast_path needs the persistent nft -i and the daemon in the namespace of its table',
-      );
+      return off('firewall.fast_path needs the persistent nft -i and the daemon in the namespace of its table');
     try {
       this.fast = await FastPathSender.open(want);
     } catch (err) {
-      throw firewallError(
-        `firewall.fast_path_port ${want.firstPort}: cannot bind the trigger ${(err as Error).message}`,
-      );
+      return off(`firewall.fast_path_port ${want.firstPort}: cannot bind the trigger ${(err as Error).message}`);
     }
+    return plan;
+  }
+
+  /**
+   * The kernel fast path of the installed plan: `on`, or off and why (an optional one that could not be set up);
+   * undefined when the plan has none.
+   */
+  fastPathState(): { readonly on: boolean; readonly reason?: string } | undefined {
+    if (this.fast !== undefined) return { on: true };
+    return this.fastOff !== undefined ? { on: false, reason: this.fastOff } : undefined;
   }
 
   private async installNow(plan: CheckedPlan, now: number): Promise<void> {
@@ -420,16 +436,28 @@ export class NftablesBackend implements FirewallBackend {
    * of this object changes what the check compares: a check that overlapped one is read again inside the queue.
    */
   async check(plan: FirewallPlan): Promise<string[]> {
-    const want = checkPlan(plan);
+    const checked = checkPlan(plan);
     const gen = this.layoutGen;
     if (!this.layoutBusy) {
-      const problems = await this.readCheck(want);
+      const problems = await this.readCheck(this.checkedAgainst(checked));
       if (gen === this.layoutGen && !this.layoutBusy) return problems;
     }
-    return await this.queue.run(() => this.readCheck(want));
+    return await this.queue.run(() => this.readCheck(this.checkedAgainst(checked)));
   }
 
-  private async readCheck(want: CheckedPlan): Promise<string[]> {
+  /**
+   * The plans an installed table may match. An optional fast path is as this object installed it; a process that
+   * installed nothing (`spa-knockd check`, doctor) cannot know whether the daemon could bind the trigger ports, so
+   * the table may have the fast path or not.
+   */
+  private checkedAgainst(plan: CheckedPlan): CheckedPlan[] {
+    if (plan.fastPath?.optional !== true || this.fast !== undefined) return [plan];
+    if (this.fastOff !== undefined) return [withoutFastPath(plan)];
+    return [plan, withoutFastPath(plan)];
+  }
+
+  /** The problems against the first plan, or none if the table matches any of them. */
+  private async readCheck(wants: readonly CheckedPlan[]): Promise<string[]> {
     const listing = await this.listTable();
     if (listing === undefined) return [`nft table ${this.t} is missing`];
     const rules = {
@@ -437,7 +465,8 @@ export class NftablesBackend implements FirewallBackend {
       output: listing.chains.has('output') ? await this.listChainRules('output') : undefined,
       [PREFILTER_CHAIN]: listing.chains.has(PREFILTER_CHAIN) ? await this.listChainRules(PREFILTER_CHAIN) : undefined,
     };
-    return nftCheckProblems(this.t, listing, want, rules);
+    const found = wants.map((want) => nftCheckProblems(this.t, listing, want, rules));
+    return found.find((p) => p.length === 0) ?? found[0] ?? [];
   }
 
   /** Run an install/uninstall (in the queue), marking the layout as changing for check(). */
@@ -476,6 +505,7 @@ export class NftablesBackend implements FirewallBackend {
         this.mirror.clear();
         this.fast?.close();
         this.fast = undefined;
+        this.fastOff = undefined;
       }),
     );
   }
@@ -489,4 +519,10 @@ export class NftablesBackend implements FirewallBackend {
       await shell?.close();
     });
   }
+}
+
+/** The plan without its kernel fast path. */
+function withoutFastPath(plan: CheckedPlan): CheckedPlan {
+  const { fastPath: _, ...rest } = plan;
+  return rest;
 }

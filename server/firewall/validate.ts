@@ -172,10 +172,11 @@ const isInt = (v: unknown, min: number, max: number): v is number =>
 /** The kernel fast path's plan (nft-fastpath.ts): ports 1024–65535, 1–8 durations of 1–65535 s, a uid. */
 export function checkFastPath(fp: unknown): FastPathPlan | undefined {
   if (fp === undefined) return undefined;
-  const { firstPort, durationsS, uid } = (typeof fp === 'object' && fp !== null ? fp : {}) as {
+  const { firstPort, durationsS, uid, optional } = (typeof fp === 'object' && fp !== null ? fp : {}) as {
     firstPort?: unknown;
     durationsS?: unknown;
     uid?: unknown;
+    optional?: unknown;
   };
   const ds = Array.isArray(durationsS) ? [...new Set(durationsS as unknown[])] : [];
   if (ds.length === 0 || ds.length > FAST_PATH_MAX_DURATIONS || !ds.every((d) => isInt(d, 1, 65535)))
@@ -185,5 +186,5 @@ export function checkFastPath(fp: unknown): FastPathPlan | undefined {
       `invalid plan: fast path port ${shown(firstPort)} must leave ${2 * ds.length} ports below 65536`,
     );
   if (!isInt(uid, 0, 2 ** 32 - 1)) throw firewallError(`invalid plan: fast path uid ${shown(uid)}`);
-  return { firstPort, durationsS: ds as number[], uid };
+  return { firstPort, durationsS: ds as number[], uid, ...(optional === true ? { optional: true } : {}) };
 }

@@ -2,9 +2,12 @@
  * The nftables kernel fast path (`firewall.fast_path`, server/firewall/nft-fastpath.ts), end to end: a real daemon in
  * a server namespace, real knocks from the client namespace, real TCP connects. Counters on both sides of the rule
  * (an output chain before ours, one after ours, and one in the client namespace) prove that the trigger datagrams are
- * sent and that none leaves the server namespace.
+ * sent and that none leaves the server namespace. Then `fast_path = "auto"`, the default: on without a word in the
+ * config, the trigger ports closed to the outside, and off with one warning (grants through `nft -i`) while a trigger
+ * port is taken.
  */
 import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { requireNetns } from '../../harness/netns.js';
@@ -154,6 +157,99 @@ if (requireNetns(BACKEND_TOOLS.nftables)) {
       await w.knockOk(w.pair.srv4, '--key', w.keys.alice!);
       assert.equal(await w.opens(w.pair.srv4), true);
       assert.equal(await counted(w.pair.srv, 'before'), before + 1, 'through the fast path again');
+    });
+  });
+}
+
+const AUTO_TAKEN = 62350;
+
+if (requireNetns([...BACKEND_TOOLS.nftables, 'nmap'])) {
+  describe('nftables kernel fast path, "auto" (the default)', () => {
+    const w = new E2eWorld({
+      backend: 'nftables',
+      tag: 'gap-auto',
+      subnet: 142,
+      clients: [{ name: 'alice', open: [`tcp/${SSH}`] }],
+      protect: [SSH],
+    });
+    const outputChain = () => w.pair.exec(w.pair.srv, ['nft', 'list', 'chain', 'inet', 'spak_e2e_nft', 'output']);
+    const reload = async (text: string): Promise<number> => {
+      writeFileSync(w.configPath, text, { mode: 0o600 });
+      const from = w.daemon.lines.length;
+      process.kill(w.daemon.pid ?? 0, 'SIGHUP');
+      await w.daemon.waitFor((l) => l.event === 'reload', 5000, from);
+      return from;
+    };
+    let holder: ChildProcess | undefined;
+
+    before(() => w.start());
+    after(async () => {
+      if (holder?.pid !== undefined && holder.exitCode === null) holder.kill('SIGKILL');
+      await w.stop();
+    });
+
+    test('on with no fast_path key: said at start, a knock opens, the trigger ports look closed from outside', async () => {
+      assert.equal(w.daemon.events('start')[0]?.fast_path, true);
+      const st = await runTs(DAEMON, ['status', '--config', w.configPath], { prefix: w.pair.wrap(w.pair.srv) });
+      assert.match(st.stdout, /\nkernel fast path: on\n/);
+      assert.equal(w.daemon.events('fast-path-off').length, 0);
+      const out = await outputChain();
+      assert.match(out.stdout, /udp sport 62300 update @allow4/);
+      assert.equal(await w.isOpen(w.pair.srv4), false);
+      await w.knockOk(w.pair.srv4, '--key', w.keys.alice!);
+      assert.equal(await w.opens(w.pair.srv4), true);
+      // a datagram from outside to a trigger port is refused as at a closed port (62299 is one, as a control)
+      const r = await w.pair.exec(w.pair.cli, ['nmap', '-n', '-Pn', '-sU', '-p', '62299-62301', w.pair.srv4], {
+        timeoutMs: 120_000,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      for (const port of [62299, 62300, 62301]) assert.match(r.stdout, new RegExp(`^${port}/udp\\s+closed\\b`, 'm'));
+    });
+
+    test('a trigger port taken: one warning, grants through nft -i alone, check passes, no heal; back on at the next reload', async () => {
+      const config = readFileSync(w.configPath, 'utf8');
+      // something else in the server namespace holds the port first
+      holder = spawn(
+        w.pair.wrap(w.pair.srv)[0] ?? 'ip',
+        [
+          ...w.pair.wrap(w.pair.srv).slice(1),
+          process.execPath,
+          '-e',
+          `require('node:dgram').createSocket('udp4').bind(${AUTO_TAKEN}, () => console.log('bound'))`,
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      await new Promise<void>((resolve, reject) => {
+        holder?.stdout?.once('data', () => resolve());
+        holder?.once('exit', (code) => reject(new Error(`the port holder exited (${code})`)));
+      });
+      const from = await reload(config.replace('[firewall]', `[firewall]\nfast_path_port = ${AUTO_TAKEN}`));
+      const warned = w.daemon.events('fast-path-off', from);
+      assert.equal(warned.length, 1);
+      assert.match(String(warned[0]?.reason), new RegExp(`fast_path_port ${AUTO_TAKEN}: cannot bind .*EADDRINUSE`));
+      assert.equal((await outputChain()).code === 0, false, 'no output chain: no rule for ports it does not hold');
+      await w.knockOk(w.pair.srv4, '--key', w.keys.alice!, '--close');
+      await w.daemon.waitFor((l) => l.event === 'revoke', 3000, from);
+      assert.equal(await w.isOpen(w.pair.srv4), false);
+      await w.knockOk(w.pair.srv4, '--key', w.keys.alice!);
+      assert.equal(await w.opens(w.pair.srv4), true, 'opens through nft -i');
+      const check = await runTs(DAEMON, ['check', '--config', w.configPath], { prefix: w.pair.wrap(w.pair.srv) });
+      assert.equal(check.code, 0, check.stderr);
+      await new Promise((r) => setTimeout(r, 2500)); // past one heal_interval (2 s)
+      assert.equal(w.daemon.events('heal', from).length, 0, 'the healer takes the plan as installed');
+      assert.equal(w.daemon.events('fast-path-off', from).length, 1, 'warned once');
+      const st = await runTs(DAEMON, ['status', '--config', w.configPath, '--json'], {
+        prefix: w.pair.wrap(w.pair.srv),
+      });
+      assert.equal(st.code, 0, st.stderr);
+      const fast = (JSON.parse(st.stdout) as { fast_path: { on: boolean; reason?: string } }).fast_path;
+      assert.equal(fast.on, false);
+      assert.match(fast.reason ?? '', new RegExp(`fast_path_port ${AUTO_TAKEN}: cannot bind`));
+      holder.kill('SIGKILL');
+      await new Promise((r) => holder?.once('exit', r));
+      const back = await reload(readFileSync(w.configPath, 'utf8'));
+      await w.daemon.waitFor((l) => l.event === 'fast-path-on', 3000, back);
+      assert.match((await outputChain()).stdout, new RegExp(`udp sport ${AUTO_TAKEN} update @allow4`));
     });
   });
 }

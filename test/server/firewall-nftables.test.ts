@@ -259,6 +259,40 @@ describe('nftables backend in a namespace', { skip }, () => {
     await nft(['delete', 'table', 'inet', 'handle', String(handle)]);
   });
 
+  test('fast path: an optional one that cannot be set up (wrap) is left out and said why; a required one fails the install', async () => {
+    const fastPath = { firstPort: 62300, durationsS: [30], uid: 0 };
+    await fw.install(PLAN, Date.now());
+    assert.equal(fw.fastPathState(), undefined, 'no fast path asked for');
+    await fw.install({ ...PLAN, fastPath: { ...fastPath, optional: true } }, Date.now());
+    const state = fw.fastPathState();
+    assert.equal(state?.on, false);
+    assert.match(
+      state?.reason ?? '',
+      /firewall\.fast_path needs the persistent nft -i and the daemon in the namespace/,
+    );
+    assert.deepEqual(await chainRules('input'), NFT_RULES, 'no reject of trigger ports it does not hold');
+    assert.doesNotMatch(await nft(['list', 'table', 'inet', 'spa_knock']), /chain output/);
+    assert.deepEqual(await fw.check({ ...PLAN, fastPath: { ...fastPath, optional: true } }), []);
+    // another process (spa-knockd check, doctor) cannot know whether the daemon bound the ports: either layout passes
+    const outside = new NftablesBackend({ wrap: pair.wrap(pair.srv) });
+    try {
+      assert.deepEqual(await outside.check({ ...PLAN, fastPath: { ...fastPath, optional: true } }), []);
+      const required = await outside.check({ ...PLAN, fastPath });
+      assert.ok(
+        required.some((p) => /input rules differ|output is missing/.test(p)),
+        required.join('; '),
+      );
+    } finally {
+      await outside.close();
+    }
+    const before = await nft(['list', 'table', 'inet', 'spa_knock']);
+    const err = await failure(fw.install({ ...PLAN, fastPath }, Date.now()));
+    assert.ok(fwError(err) && /needs the persistent nft -i/.test(err.message), String(err));
+    assert.equal(await nft(['list', 'table', 'inet', 'spa_knock']), before, 'nothing changed');
+    await fw.install(PLAN, Date.now());
+    assert.equal(fw.fastPathState(), undefined);
+  });
+
   test('check reports a damaged input chain and a damaged output chain', async () => {
     const silent = { ...PLAN, silencePortUnreachable: true };
     await fw.install(silent, Date.now());

@@ -10,7 +10,7 @@ import { keyOf } from '../../harness/config.js';
 import { SpaError } from '../../shared/errors.js';
 import { parseConfig } from '../../server/config.js';
 import { fastPathOf, planOf } from '../../server/daemon.js';
-import { fastPathRules, fastRoutes } from '../../server/firewall/nft-fastpath.js';
+import { fastPathInputRules, fastPathRules, fastRoutes } from '../../server/firewall/nft-fastpath.js';
 import { nftCheckProblems } from '../../server/firewall/nft-check.js';
 import { parseNftTable } from '../../server/firewall/nft-json.js';
 import { NFT_OUTPUT_RULES, NFT_RULES, installLines } from '../../server/firewall/nft-script.js';
@@ -81,6 +81,21 @@ test('install lines: the output chain holds the fast-path rules, then the silenc
   assert.ok(none.includes('delete chain inet t output'));
 });
 
+test('install lines: the input chain refuses outside datagrams to the trigger ports first, as a closed port', () => {
+  assert.deepEqual(fastPathInputRules(FP), ['udp dport 62300-62303 reject']);
+  assert.deepEqual(fastPathInputRules({ ...FP, durationsS: [3] }), ['udp dport 62300-62301 reject']);
+  const base = { protect: [{ proto: 'tcp' as const, port: 22 }], sequences: [] };
+  const input = (plan: Parameters<typeof checkPlan>[0]) =>
+    installLines('t', checkPlan(plan))
+      .filter((l) => l.startsWith('add rule inet t input '))
+      .map((l) => l.slice(22));
+  assert.deepEqual(input({ ...base, fastPath: { ...FP, durationsS: [3] } }), [
+    'udp dport 62300-62301 reject',
+    ...NFT_RULES,
+  ]);
+  assert.deepEqual(input(base), [...NFT_RULES]);
+});
+
 test('check: the listed fast-path rules are as planned; a missing or different one is a problem', () => {
   const fp = { ...FP, durationsS: [3] };
   const chain = (name: 'input' | 'output') => ({
@@ -107,13 +122,16 @@ test('check: the listed fast-path rules are as planned; a missing or different o
     't',
   );
   const plan = checkPlan({ protect: [{ proto: 'tcp', port: 22 }], fastPath: fp });
-  const input = NFT_RULES;
+  const input = [...fastPathInputRules(fp), ...NFT_RULES];
   assert.deepEqual(nftCheckProblems('inet t', listing, plan, { input, output: fastPathRules(fp, true) }), []);
   const wrong = nftCheckProblems('inet t', listing, plan, { input, output: fastPathRules(fp, false) });
   assert.equal(wrong.length, 1);
   assert.match(wrong[0] ?? '', /nft chain output rules differ/);
+  const noReject = nftCheckProblems('inet t', listing, plan, { input: NFT_RULES, output: fastPathRules(fp, true) });
+  assert.equal(noReject.length, 1);
+  assert.match(noReject[0] ?? '', /nft chain input rules differ/);
   const off = nftCheckProblems('inet t', listing, checkPlan({ protect: [{ proto: 'tcp', port: 22 }] }), {
-    input,
+    input: NFT_RULES,
     output: fastPathRules(fp, true),
   });
   assert.deepEqual(off, ['nft chain inet t output exists but silence_port_unreachable and fast_path are off']);
@@ -137,21 +155,31 @@ open = ["tcp/22"]
 max_duration = 10
 ${more}`;
 
-test('config: fast_path is off by default; on, the plan has a port for grant.duration first, then shorter client defaults', () => {
-  const off = parseConfig(cfg(''), 'x.toml');
+test('config: fast_path is "auto" by default (optional in the plan; none with iptables); true requires it; false is off', () => {
+  const uid = process.getuid?.() ?? 0;
+  const auto = parseConfig(cfg(''), 'x.toml');
+  assert.equal(auto.firewall.fastPath, 'auto');
+  assert.equal(auto.firewall.fastPathPort, 62300);
+  assert.deepEqual(planOf(auto).fastPath, { firstPort: 62300, durationsS: [30, 10], uid, optional: true });
+  assert.deepEqual(parseConfig(cfg('fast_path = "auto"'), 'x.toml').firewall.fastPath, 'auto');
+  assert.equal(planOf(parseConfig(cfg('backend = "iptables"'), 'x.toml')).fastPath, undefined);
+  assert.equal(planOf(parseConfig(cfg('backend = "iptables"\nfast_path = "auto"'), 'x.toml')).fastPath, undefined);
+  const off = parseConfig(cfg('fast_path = false'), 'x.toml');
   assert.equal(off.firewall.fastPath, false);
-  assert.equal(off.firewall.fastPathPort, 62300);
   assert.equal(planOf(off).fastPath, undefined);
   const on = parseConfig(cfg('fast_path = true\nfast_path_port = 40000'), 'x.toml');
-  assert.deepEqual(fastPathOf(on), { firstPort: 40000, durationsS: [30, 10], uid: process.getuid?.() ?? 0 });
+  assert.deepEqual(fastPathOf(on), { firstPort: 40000, durationsS: [30, 10], uid });
   assert.deepEqual(planOf(on).fastPath, fastPathOf(on));
+  // the plan check keeps `optional` as it is and nothing else
+  assert.equal(checkFastPath(planOf(auto).fastPath)?.optional, true);
+  assert.equal(checkFastPath({ ...FP, optional: 'yes' })?.optional, undefined);
 });
 
 test('config: fast_path with iptables, or a port out of range, is one ERR_SPA_CONFIG line', () => {
   for (const [text, re] of [
     [cfg('backend = "iptables"\nfast_path = true'), /fast_path.*nftables/],
     [cfg('fast_path = true\nfast_path_port = 80'), /fast_path_port/],
-    [cfg('fast_path = "yes"'), /fast_path/],
+    [cfg('fast_path = "yes"'), /fast_path: must be true, false or "auto"/],
   ] as const) {
     assert.throws(
       () => parseConfig(text, 'x.toml'),

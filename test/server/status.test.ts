@@ -140,6 +140,12 @@ describe('control socket and status (in-process)', () => {
     );
     const empty = formatStatus({ ...s, grants: [], rejects: { total: 0, by: {} } });
     assert.match(empty, /active grants: none\nrejected since start: 0\n$/);
+    assert.equal(s.fast_path, null, 'no fast path in the plan: null, and no line');
+    assert.match(formatStatus({ ...s, fast_path: { on: true } }), /\nkernel fast path: on\n$/);
+    assert.match(
+      formatStatus({ ...s, fast_path: { on: false, reason: 'firewall.fast_path_port 62300: cannot bind' } }),
+      /\nkernel fast path: off \(firewall\.fast_path_port 62300: cannot bind\)\n$/,
+    );
   });
 
   test('a stale socket is replaced; a live one, or any other file, is refused', async () => {
