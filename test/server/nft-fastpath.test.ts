@@ -96,6 +96,26 @@ test('install lines: the input chain refuses outside datagrams to the trigger po
   assert.deepEqual(input(base), [...NFT_RULES]);
 });
 
+test('install lines: allow4/allow6 are declared as nft makes a set that rules update, with or without the fast path', () => {
+  // declared otherwise, the install over the table of an earlier run fails ("File exists") and replaces it whole
+  const base = { protect: [{ proto: 'tcp' as const, port: 22 }], silencePortUnreachable: false, sequences: [] };
+  for (const plan of [base, { ...base, fastPath: FP }]) {
+    const lines = installLines('t', checkPlan(plan));
+    assert.ok(
+      lines.includes(
+        'add set inet t allow4 { type ipv4_addr . inet_proto . inet_service; size 65535; flags dynamic,timeout; }',
+      ),
+    );
+    assert.ok(
+      lines.includes(
+        'add set inet t allow6 { type ipv6_addr . inet_proto . inet_service; size 65535; flags dynamic,timeout; }',
+      ),
+    );
+    assert.ok(
+      lines.includes('add set inet t allow4p { type ipv4_addr . inet_proto . inet_service; flags interval,timeout; }'),
+    );
+  }
+});
 test('check: the listed fast-path rules are as planned; a missing or different one is a problem', () => {
   const fp = { ...FP, durationsS: [3] };
   const chain = (name: 'input' | 'output') => ({
