@@ -105,6 +105,7 @@ export function startHealer(c: Config, d: LoopDeps): GateHealer | undefined {
         'the firewall lost the gate (flushed or changed by someone else): installed it again with the live grants',
       ),
     onError: (err) => d.log.error({ event: 'heal-error', err }, 'checking or re-installing the gate failed; retrying'),
+    ...(d.backend.bindFastPath ? { retryFastPath: () => d.backend.bindFastPath?.() ?? Promise.resolve(false) } : {}),
   });
   h.start();
   return h;

@@ -5,7 +5,9 @@
  * (`check`, the same one `spa-knockd check` uses) whether the plan is installed as expected; if not, it installs the
  * plan again and re-grants every live grant of the grant manager, and reports it (`event: "heal"`). A check that
  * fails (e.g. a flush between its two reads) counts as a problem: the plan is installed again at once. An install
- * that fails is reported (`heal-error`) and tried again at the next tick. Timers are injected (server/timers.ts).
+ * that fails is reported (`heal-error`) and tried again at the next tick. After a clean check, an optional kernel
+ * fast path that is off because a trigger port was taken is tried again (`retryFastPath`): once the port is free it
+ * is installed the same way, without a reload. Timers are injected (server/timers.ts).
  * @module
  */
 import type { FirewallBackend, FirewallPlan } from './firewall/backend.js';
@@ -36,6 +38,11 @@ export interface HealerOptions {
   readonly reinstall: () => Promise<number>;
   readonly onHeal: (r: HealReport) => void;
   readonly onError: (err: unknown) => void;
+  /**
+   * After a clean check: take the trigger ports of a fast path left off again (FirewallBackend.bindFastPath); when it
+   * says true, the healer installs the plan again (reinstall), which puts the fast path in.
+   */
+  readonly retryFastPath?: () => Promise<boolean>;
 }
 
 export class GateHealer {
@@ -74,7 +81,11 @@ export class GateHealer {
         // gone): a gate that cannot be verified is re-installed (install is idempotent), not left for an interval
         problems = [`the check failed: ${(err as Error)?.message ?? String(err)}`];
       }
-      if (problems.length === 0 || this.#stopped) return false;
+      if (this.#stopped) return false;
+      if (problems.length === 0) {
+        if ((await this.#o.retryFastPath?.()) === true && !this.#stopped) await this.#o.reinstall();
+        return false;
+      }
       const grants = await this.#o.reinstall();
       this.#o.onHeal({ problems, grants, ms: Math.round((performance.now() - t0) * 10) / 10 });
       return true;

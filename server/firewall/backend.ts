@@ -111,6 +111,11 @@ export interface FirewallBackend {
    * could not be set up); undefined when the plan has none. Optional (only nftables has one).
    */
   fastPathState?(): { readonly on: boolean; readonly reason?: string } | undefined;
+  /**
+   * An optional fast path that is off because a trigger port was taken: try to take the ports again; true when held
+   * now (the next install of the same plan puts the fast path in). Optional (nftables).
+   */
+  bindFastPath?(): Promise<boolean>;
   /** Remove everything the backend ever installed. */
   uninstall(): Promise<void>;
   /** Release helper processes. Leaves every rule in place (fail-closed). */

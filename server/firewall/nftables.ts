@@ -44,7 +44,7 @@ import { nftCheckProblems, parseChainRules } from './nft-check.js';
 import { PREFILTER_CHAIN, PREFILTER_COUNTER, parseCounterPackets, prefilterSetsAsPlanned } from './nft-prefilter.js';
 import { staleSequenceObjects } from './nft-sequences.js';
 import { traceMark } from '../grant-trace.js';
-import { FastPathSender, fastRoutes } from './nft-fastpath.js';
+import { type FastPathPlan, FastPathSender, fastRoutes } from './nft-fastpath.js';
 import { NftMirror } from './nft-mirror.js';
 import { NftShell, type ShellResult, nftErrorMessage } from './nft-shell.js';
 import { SerialQueue, describeFailure, run, withWrap } from './process.js';
@@ -96,6 +96,8 @@ export class NftablesBackend implements FirewallBackend {
   private fast: FastPathSender | undefined;
   /** Why an optional fast path (`fast_path = "auto"`) is off in the installed plan; undefined: on, or not asked for. */
   private fastOff: string | undefined;
+  /** The fast path that plan wanted, while it is off for a port that could not be bound (bindFastPath retries it). */
+  private fastWanted: FastPathPlan | undefined;
 
   constructor(opts: NftablesOptions = {}) {
     const table = opts.table ?? 'spa_knock';
@@ -163,7 +165,11 @@ export class NftablesBackend implements FirewallBackend {
       want !== undefined &&
       this.fast !== undefined &&
       JSON.stringify(fastRoutes(this.fast.plan)) === JSON.stringify(fastRoutes(want));
-    if (same) return plan;
+    this.fastWanted = undefined;
+    if (same) {
+      this.fastOff = undefined; // held already (kept, or taken again by bindFastPath)
+      return plan;
+    }
     this.fast?.close();
     this.fast = undefined;
     this.fastOff = undefined;
@@ -178,9 +184,31 @@ export class NftablesBackend implements FirewallBackend {
     try {
       this.fast = await FastPathSender.open(want);
     } catch (err) {
+      this.fastWanted = want;
       return off(`firewall.fast_path_port ${want.firstPort}: cannot bind the trigger ${(err as Error).message}`);
     }
     return plan;
+  }
+
+  /**
+   * An optional fast path left out because a trigger port was taken: try to bind its ports again. True when they are
+   * held now; the next install of the same plan then puts its rules in (and fastPathState() says on after it). The
+   * healer calls this after a clean check, so a port freed later brings the fast path back without a reload.
+   */
+  bindFastPath(): Promise<boolean> {
+    return this.queue.run(async () => {
+      if (this.fastOff === undefined) return false; // on, or not asked for
+      if (this.fast !== undefined) return true; // held, but the install that would put it in has not run (or failed)
+      const want = this.fastWanted;
+      if (want === undefined) return false; // off for a reason that binding cannot cure
+      try {
+        this.fast = await FastPathSender.open(want);
+      } catch {
+        return false; // still taken; the reason logged stays as it was
+      }
+      this.fastWanted = undefined;
+      return true;
+    });
   }
 
   /**
@@ -188,8 +216,8 @@ export class NftablesBackend implements FirewallBackend {
    * undefined when the plan has none.
    */
   fastPathState(): { readonly on: boolean; readonly reason?: string } | undefined {
-    if (this.fast !== undefined) return { on: true };
-    return this.fastOff !== undefined ? { on: false, reason: this.fastOff } : undefined;
+    if (this.fastOff !== undefined) return { on: false, reason: this.fastOff };
+    return this.fast !== undefined ? { on: true } : undefined;
   }
 
   private async installNow(plan: CheckedPlan, now: number): Promise<void> {
@@ -506,6 +534,7 @@ export class NftablesBackend implements FirewallBackend {
         this.fast?.close();
         this.fast = undefined;
         this.fastOff = undefined;
+        this.fastWanted = undefined;
       }),
     );
   }
@@ -516,6 +545,7 @@ export class NftablesBackend implements FirewallBackend {
       this.shell = undefined;
       this.fast?.close();
       this.fast = undefined;
+      this.fastWanted = undefined;
       await shell?.close();
     });
   }

@@ -149,4 +149,34 @@ describe('the gate heals (fake firewall, fake clock)', () => {
     assert.equal(await h.tick(), false);
     assert.equal(reinstalls, 1);
   });
+
+  test('after a clean check a fast path left off is tried again: installed when its ports are held, else nothing', async () => {
+    const clock = new FakeClock();
+    const backend = new FakeBackend();
+    await backend.install({ protect: [TCP22] }, clock.now());
+    const calls: string[] = [];
+    let free = false;
+    const h = new GateHealer({
+      backend,
+      plan: () => ({ protect: [TCP22] }),
+      now: clock.now,
+      timers: clock,
+      intervalMs: 1000,
+      reinstall: async () => {
+        calls.push('reinstall');
+        return 0;
+      },
+      retryFastPath: async () => {
+        calls.push('retry');
+        return free;
+      },
+      onHeal: () => assert.fail('a retry is not a heal'),
+      onError: (e) => assert.fail(String(e)),
+    });
+    assert.equal(await h.tick(), false);
+    assert.deepEqual(calls, ['retry'], 'still taken: no install');
+    free = true;
+    assert.equal(await h.tick(), false);
+    assert.deepEqual(calls, ['retry', 'retry', 'reinstall'], 'held now: installed again');
+  });
 });
