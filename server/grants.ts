@@ -361,8 +361,10 @@ export class GrantManager {
    */
   reinstall(install: (now: number) => Promise<void>): Promise<number> {
     return this.#serialSealed(async () => {
+      await install(this.#o.now());
+      // the clock read again: each element's timeout is its remaining time from now, not from before the install
+      // (a slow install would otherwise lengthen every grant by its own duration)
       const now = this.#o.now();
-      await install(now);
       const live = [...this.#live.values()].filter((l) => l.expiresAt > now && Number.isFinite(l.expiresAt));
       if (live.length > 0) await this.#o.backend.grant(live, now);
       return live.length;

@@ -313,3 +313,21 @@ describe('prefix grants (issue 10)', () => {
     assert.ok((await gm.open(dec('bob', { address: '203.0.0.0', prefix: 16 }))).ok);
   });
 });
+
+describe('reinstall (heal, reload)', () => {
+  test('the live grants are written again with the clock read after the install, so a slow install lengthens none', async () => {
+    const { gm, backend, clock } = await setup();
+    const t0 = clock.now();
+    await gm.open(dec('alice', { duration: 60 }));
+    backend.clearCalls();
+    const n = await gm.reinstall(async (now) => {
+      await backend.install({ protect: [TCP22, TCP443] }, now);
+      await clock.advance(5000); // an install that took 5 s
+    });
+    assert.equal(n, 1);
+    const grant = backend.calls.find((c) => c.op === 'grant');
+    assert.ok(grant?.op === 'grant');
+    assert.equal(grant.now, t0 + 5000, 'the time after the install');
+    assert.equal(grant.entries[0]?.expiresAt, t0 + 60_000, 'the grant’s own end');
+  });
+});
