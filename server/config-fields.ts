@@ -1,10 +1,15 @@
 /**
- * zod field schemas that more than one part of the config uses (server/config.ts, server/sequence-config.ts), and the
- * `[[client]]` fields of one-time codes (kept here so server/config.ts only registers them).
+ * zod field schemas that more than one part of the config uses (server/config.ts, server/config-client.ts,
+ * server/sequence-config.ts), and the `[[client]]` fields of one-time codes (kept here so the client schema,
+ * server/config-client.ts, only registers them).
  * @module
  */
 import { z } from 'zod';
 import { parseAccess } from '../shared/access.js';
+
+/** Whole seconds, 1 to `max`; a whole count of grants, 1 to 65535 (`grant.max_grants`, `[[client]] max_grants`). */
+export const seconds = (max: number) => z.number().int('must be a whole number of seconds').min(1).max(max);
+export const maxGrants = z.number().int('must be a whole number').min(1).max(65535);
 
 /** `"tcp/22"` → `{ proto: 'tcp', port: 22 }`, or an issue naming the value. */
 export const accessSchema = z.string().transform((s, ctx) => {

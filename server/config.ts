@@ -2,14 +2,15 @@
  * The daemon's configuration: TOML (smol-toml), validated by a zod schema, resolved into a typed `Config` with every
  * key loaded. Reading the file and its permission rules: server/config-file.ts (loadConfig). Errors are
  * `SpaError('ERR_SPA_CONFIG' | 'ERR_SPA_CONFIG_PERMS')` whose message is one line naming the file, the line (when it
- * can be found) and the key. docs/config.md lists every key.
+ * can be found) and the key. docs/config.md lists every key. The `[[client]]` schema and `ClientConfig`:
+ * server/config-client.ts.
  * @module
  */
 import { isAbsolute, resolve, dirname } from 'node:path';
-import { parse as parseToml, TomlDate, TomlError } from 'smol-toml';
+import { parse as parseToml, TomlError } from 'smol-toml';
 import { z } from 'zod';
 import { type Access, dedupeAccesses, formatAccess, isPort, sameAccess } from '../shared/access.js';
-import { type Cidr, isStrictIp, parseCidr } from '../shared/address.js';
+import { isStrictIp } from '../shared/address.js';
 import {
   DEFAULT_GRANT_DURATION_S,
   DEFAULT_MAX_DURATION_S,
@@ -19,9 +20,9 @@ import {
 import { SpaError } from '../shared/errors.js';
 import { readKeyFile } from '../shared/keyfile.js';
 import { parseKey } from '../shared/keys.js';
-import type { FwknopKeys } from '../shared/fwknop/codec.js';
-import { accessSchema, codesClientFields, codesWindowOf } from './config-fields.js';
-import { fwknopClientFields, fwknopKeysOf } from './config-fwknop.js';
+import { type ClientConfig, clientSchema } from './config-client.js';
+import { accessSchema, codesWindowOf, maxGrants, seconds } from './config-fields.js';
+import { fwknopKeysOf } from './config-fwknop.js';
 import { tableNameProblem } from './firewall/names.js';
 import { DEFAULT_FAST_PATH_PORT } from './firewall/nft-fastpath.js';
 import { DEFAULT_HEAL_INTERVAL_S, MAX_HEAL_INTERVAL_S } from './heal.js';
@@ -30,6 +31,7 @@ import { type RotatingSequence, resolveSequences, sequencesSchema } from './sequ
 import { lineOf } from './toml-lines.js';
 
 export type { Cidr } from '../shared/address.js';
+export { type ClientConfig, MIN_PREFIX4, MIN_PREFIX6 } from './config-client.js';
 
 /** Default `listen.receive_buffer`: SO_RCVBUF asked for the knock socket, bytes (the kernel may give less). */
 export const DEFAULT_RECEIVE_BUFFER = 4 * 1024 * 1024;
@@ -45,37 +47,8 @@ export const DEFAULT_LIMIT = {
   firewall_queue: 1024,
   kernel_prefilter: true,
 } as const;
-/** Widest `max_prefix4` / `max_prefix6` a config may set: a /16 (65536 addresses) / a /32 (a whole ISP site). */
-export const MIN_PREFIX4 = 16;
-export const MIN_PREFIX6 = 32;
 /** Largest config file the daemon reads, bytes. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
-
-export interface ClientConfig {
-  readonly name: string;
-  readonly format: 'spak1' | 'fwknop';
-  /** spak1: the key; fwknop: the Rijndael key (KEY_BASE64 decoded). */
-  readonly key: Uint8Array;
-  /** format "fwknop" only: both keys and the HMAC digest (docs/fwknop.md). */
-  readonly fwknop?: FwknopKeys;
-  readonly open: readonly Access[];
-  readonly sources: readonly Cidr[];
-  readonly maxDuration: number;
-  /** Most distinct addresses this client may hold grants for at once. */
-  readonly maxGrants: number;
-  /** fwknop's REQUIRE_SOURCE_ADDRESS: a knock must name the address to open (no "use the packet's source"). */
-  readonly requireSourceAddress: boolean;
-  /**
-   * Widest IPv4 / IPv6 prefix a knock may ask to be granted to (issue 10: carrier-grade NAT, IPv6 privacy
-   * addresses). 32 / 128, the defaults (absent means the same): one address only, no prefix grants.
-   */
-  readonly maxPrefix4?: number;
-  readonly maxPrefix6?: number;
-  /** `codes = true`: the look-ahead window of this client's one-time codes (docs/codes.md); absent: no codes. */
-  readonly codesWindow?: number;
-  /** `expires`: from this instant (ms since the epoch) the client's knocks are refused (`expired`), its grants end. */
-  readonly expiresAt?: number;
-}
 
 export interface Config {
   readonly path: string;
@@ -126,46 +99,7 @@ export interface Config {
   readonly inlineKeys: readonly string[];
 }
 
-const cidrSchema = z.string().transform((s, ctx): Cidr => {
-  const r = parseCidr(s);
-  if (!r.ok) {
-    ctx.addIssue({ code: 'custom', message: r.reason });
-    return z.NEVER;
-  }
-  return r.cidr;
-});
-
-/**
- * `expires = 2027-01-31` (TOML date: 00:00 UTC that day) or a date-time (`2027-01-31T18:00:00Z`; without an offset
- * it is read as UTC), never quoted: a TOML time alone or a string is refused.
- */
-const expiresSchema = z
-  .custom<TomlDate>(
-    (v) => v instanceof TomlDate && !v.isTime() && Number.isFinite(v.getTime()),
-    'must be a TOML date or date-time such as 2027-01-31 or 2027-01-31T18:00:00Z (not quoted)',
-  )
-  .transform((d) => d.getTime());
-
-const seconds = (max: number) => z.number().int('must be a whole number of seconds').min(1).max(max);
 const count = (max: number) => z.number().int('must be a whole number').min(1).max(max);
-const maxGrants = z.number().int('must be a whole number').min(1).max(65535);
-
-const clientSchema = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ @ -'),
-  format: z.enum(['spak1', 'fwknop'], { error: 'must be "spak1" or "fwknop"' }).default('spak1'),
-  key: z.string().optional(),
-  key_file: z.string().optional(),
-  open: z.array(accessSchema).min(1, 'must list at least one access'),
-  sources: z.array(cidrSchema).min(1).prefault(['0.0.0.0/0', '::/0']),
-  max_duration: seconds(65535).optional(),
-  max_grants: maxGrants.optional(),
-  require_source_address: z.boolean().default(false),
-  max_prefix4: z.number().int('must be a whole number').min(MIN_PREFIX4).max(32).default(32),
-  max_prefix6: z.number().int('must be a whole number').min(MIN_PREFIX6).max(128).default(128),
-  ...codesClientFields,
-  expires: expiresSchema.optional(),
-  ...fwknopClientFields,
-});
 
 const listenDefaults = { port: DEFAULT_PORT, address: '::', receive_buffer: DEFAULT_RECEIVE_BUFFER };
 const grantDefaults = {

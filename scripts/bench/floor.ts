@@ -9,7 +9,8 @@
  * the element (minimal-kernel.ts); spa-knockd with nftables, without and with the kernel fast path
  * (`firewall.fast_path`, subnet 140); spa-knockd with iptables; fwknopd 2.6.10 in UDP-server
  * mode (when installed; real `fwknop` client packets); knockd (when installed; a 3-port UDP sequence, timed from its
- * first datagram). Servers are stopped by PID, namespaces removed, on every exit path (lifecycle.ts).
+ * first datagram). Servers are stopped by PID, namespaces removed, on every exit path (lifecycle.ts). The rows' list,
+ * labels and subnets, and the shapes of the parameters and results: floor-rows.ts.
  * @module
  */
 import { BENCH_LIMITS } from './options.js';
@@ -28,53 +29,24 @@ import { type RpcChild, startRpcChild } from '../../harness/stdio-rpc.js';
 import { formatKey, generateKey } from '../../shared/keys.js';
 import type { FloorProbeOps, ProbeDatagram, ProbeSample } from './floor-probe-child.js';
 import { Scope, checkInterrupted, progress, sleep } from './lifecycle.js';
+import {
+  FLOOR_LABELS,
+  type FloorParams,
+  type FloorResult,
+  type FloorRow,
+  type FloorRowResult,
+  SUBNETS,
+} from './floor-rows.js';
 import { type Stats, r3, stats } from './stats.js';
 
-export type FloorRow =
-  | 'open'
-  | 'mini-nft'
-  | 'mini-kernel'
-  | 'spa-nft'
-  | 'spa-nft-fast'
-  | 'spa-nft-b'
-  | 'spa-ipt'
-  | 'fwknopd'
-  | 'knockd';
-export const FLOOR_ROWS: readonly FloorRow[] = [
-  'open',
-  'mini-nft',
-  'mini-kernel',
-  'spa-nft',
-  'spa-nft-fast',
-  'spa-nft-b',
-  'spa-ipt',
-  'fwknopd',
-  'knockd',
-];
-
-export const FLOOR_LABELS: Readonly<Record<FloorRow, string>> = {
-  open: 'the port already open (the probe itself)',
-  'mini-nft': 'minimal Node program → nft -i (minimal-nft.ts)',
-  'mini-kernel': 'minimal, kernel adds the element (minimal-kernel.ts)',
-  'spa-nft': 'spa-knockd, nftables, fast_path = false (nft -i alone)',
-  'spa-nft-fast': 'spa-knockd, nftables, kernel fast path (the default)',
-  'spa-nft-b': 'spa-knockd, nftables, --compare checkout',
-  'spa-ipt': 'spa-knockd, iptables',
-  fwknopd: 'fwknopd 2.6.10, UDP server (iptables)',
-  knockd: 'knockd, 3-port UDP sequence (iptables)',
-};
-
-const SUBNETS: Readonly<Record<FloorRow, number>> = {
-  open: 110,
-  'mini-nft': 111,
-  'mini-kernel': 112,
-  'spa-nft': 113,
-  'spa-nft-fast': 140,
-  'spa-nft-b': 117,
-  'spa-ipt': 114,
-  fwknopd: 115,
-  knockd: 116,
-};
+export {
+  FLOOR_LABELS,
+  FLOOR_ROWS,
+  type FloorParams,
+  type FloorResult,
+  type FloorRow,
+  type FloorRowResult,
+} from './floor-rows.js';
 
 const SSH = 22;
 const CONTROL = 8080;
@@ -82,39 +54,6 @@ const UDP_PORT = 62201;
 const KNOCKD_SEQ = [7001, 7002, 7003] as const;
 /** How long a server or helper may take to start (the machine may be loaded). */
 const START_TIMEOUT_MS = 60_000;
-
-export interface FloorParams {
-  /** Samples per row. */
-  readonly n: number;
-  /** A fresh connect this often, ms. */
-  readonly intervalMs: number;
-  readonly rows: readonly FloorRow[];
-  /** server/main.ts of another checkout, for the `spa-nft-b` row (an A/B comparison, interleaved). */
-  readonly compare?: string;
-  /** The `spa-nft-b` row with `fast_path = true` (an A/B of the fast path itself; default: the nftables path). */
-  readonly compareFast?: boolean;
-}
-
-export interface FloorRowResult {
-  readonly row: FloorRow;
-  readonly label: string;
-  readonly stats: Stats;
-  readonly attempts: number;
-  readonly failures: readonly string[];
-  /** Why the row was not measured (a peer not installed). */
-  readonly skipped?: string;
-  readonly samples: readonly number[];
-  /** spa-knockd rows: latency_ms of the grant log lines of these samples (datagram handed over → committed). */
-  readonly daemon?: Stats;
-  /** With SPAK_TRACE_GRANT=1 (server/grant-trace.ts): min/median µs of each mark of the grant path. */
-  readonly trace?: Readonly<Record<string, string>>;
-}
-
-export interface FloorResult {
-  readonly n: number;
-  readonly intervalMs: number;
-  readonly rows: readonly FloorRowResult[];
-}
 
 interface Setup {
   readonly row: FloorRow;
