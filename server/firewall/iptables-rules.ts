@@ -1,7 +1,7 @@
 /**
- * The rule text of the iptables backend, built and parsed without running anything (unit-tested without root in
- * test/server/iptables-rules.test.ts). Chain content per family, exactly as `iptables -S` prints it and as
- * `iptables-restore` takes it:
+ * The rule text of the iptables backend, built without running anything (unit-tested without root in
+ * test/server/iptables-rules.test.ts; `iptables -S` output is parsed back by iptables-snapshot.ts). Chain content per
+ * family, exactly as `iptables -S` prints it and as `iptables-restore` takes it:
  *
  * ```
  * -A INPUT -j SPA_KNOCK                                   (rule 1 of INPUT)
@@ -18,21 +18,12 @@
  * Every value is validated before it gets here (server/firewall/validate.ts); the chain name by names.ts.
  * @module
  */
-import { type Access, isPort, isProto } from '../../shared/access.js';
-import { type Family, hostPrefix, parseCidr } from '../../shared/address.js';
+import type { Access } from '../../shared/access.js';
+import { type Family, hostPrefix } from '../../shared/address.js';
 import type { GrantEntry } from './backend.js';
-import {
-  type PreSnapshot,
-  isPreJumpLine,
-  preChainName,
-  preInstallLines,
-  preJumpLines,
-  preProblems,
-  preUndoLines,
-} from './iptables-prefilter.js';
-import { isSeqChain, isSequenceMainLine } from './iptables-sequences.js';
+import { preChainName, preInstallLines, preJumpLines, preProblems, preUndoLines } from './iptables-prefilter.js';
+import type { ChainSnapshot, Snapshot } from './iptables-snapshot.js';
 import type { Prefilter } from './prefilter.js';
-import { OWNER_RE } from './validate.js';
 
 /** The output chain of `chain`: `SPA_KNOCK` → `SPA_KNOCK_OUT` (names.ts keeps room for the suffix). */
 export function outChainName(chain: string): string {
@@ -43,8 +34,6 @@ export function outChainName(chain: string): string {
 export function grantComment(expiresAt: number, owner: string | undefined): string {
   return `spa-knock exp=${Math.round(expiresAt)}${owner !== undefined ? ` owner=${owner}` : ''}`;
 }
-
-const COMMENT_RE = /^spa-knock exp=([0-9]{1,16})(?: owner=(\S+))?$/;
 
 export function grantRule(chain: string, g: GrantEntry): string {
   const { proto, port } = g.access;
@@ -83,109 +72,6 @@ export function chainLines(
   return lines;
 }
 
-/** Split an `iptables -S` line into words, honouring double quotes (with backslash escapes). */
-export function splitRuleLine(line: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let inWord = false;
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i] as string;
-    if (quoted) {
-      if (c === '\\' && i + 1 < line.length) cur += line[++i];
-      else if (c === '"') quoted = false;
-      else cur += c;
-    } else if (c === '"') {
-      quoted = true;
-      inWord = true;
-    } else if (c === ' ' || c === '\t') {
-      if (inWord) out.push(cur);
-      cur = '';
-      inWord = false;
-    } else {
-      cur += c;
-      inWord = true;
-    }
-  }
-  if (inWord) out.push(cur);
-  return out;
-}
-
-const KNOWN_OPTIONS = new Set(['-s', '-p', '-m', '--dport', '--comment', '-j', '-i', '--ctstate']);
-
-/** The options of an `-A CHAIN ...` line as a map; undefined if an option appears that we never write. */
-function options(w: readonly string[]): Map<string, string[]> | undefined {
-  const m = new Map<string, string[]>();
-  for (let i = 2; i < w.length; i += 2) {
-    const k = w[i] as string;
-    const v = w[i + 1];
-    if (!KNOWN_OPTIONS.has(k) || v === undefined) return undefined;
-    m.set(k, [...(m.get(k) ?? []), v]);
-  }
-  return m;
-}
-
-/** A grant rule (words of an `-A CHAIN` line) back to its grant; undefined if it is not one we write. */
-export function parseGrantRule(f: Family, w: readonly string[]): GrantEntry | undefined {
-  const o = options(w);
-  if (!o) return undefined;
-  const src = o.get('-s')?.[0];
-  const proto = o.get('-p')?.[0];
-  const port = Number(o.get('--dport')?.[0]);
-  const cm = COMMENT_RE.exec(o.get('--comment')?.[0] ?? '');
-  if (o.get('-j')?.[0] !== 'RETURN' || src === undefined || !cm || !isProto(proto) || !isPort(port)) return undefined;
-  if (o.has('-i') || o.has('--ctstate')) return undefined;
-  // one address (`/32`, `/128`) or a prefix grant (issue 10: a shorter length, no host bits set)
-  const c = parseCidr(src);
-  if (!c.ok || c.cidr.family !== f || c.cidr.prefix === 0) return undefined;
-  const owner = cm[2] !== undefined && OWNER_RE.test(cm[2]) ? cm[2] : undefined;
-  return {
-    family: f,
-    address: c.cidr.network.toString(),
-    ...(c.cidr.prefix !== hostPrefix(f) ? { prefix: c.cidr.prefix } : {}),
-    access: { proto, port },
-    expiresAt: Number(cm[1]),
-    ...(owner !== undefined ? { owner } : {}),
-  };
-}
-
-/** A drop rule back to its access; undefined if it is not one we write. */
-export function parseDropRule(w: readonly string[]): Access | undefined {
-  const o = options(w);
-  if (o?.get('-j')?.[0] !== 'DROP' || o.has('-s') || o.has('-i')) return undefined;
-  const proto = o.get('-p')?.[0];
-  const port = Number(o.get('--dport')?.[0]);
-  return isProto(proto) && isPort(port) ? { proto, port } : undefined;
-}
-
-/** One of our chains as `iptables -S` showed it. */
-export interface ChainSnapshot {
-  readonly exists: boolean;
-  /** The chain's rules as printed (`-A CHAIN ...`), in order. */
-  readonly lines: readonly string[];
-  /** Rules elsewhere that jump to the chain (`-A X ... -j CHAIN`), as printed. */
-  readonly jumps: readonly string[];
-  /** 1-based positions, in the built-in chain that should jump here (INPUT or OUTPUT), of plain `-j CHAIN` rules. */
-  readonly hookJumpPositions: readonly number[];
-}
-
-/** What `iptables -S` told us about our chains in one family. */
-export interface Snapshot {
-  readonly input: ChainSnapshot;
-  readonly output: ChainSnapshot;
-  /** Grant rules found in the input chain. */
-  readonly grants: readonly GrantEntry[];
-  /** DROP rules found in the input chain. */
-  readonly protect: readonly Access[];
-  /** Our knock-sequence chains (`CHAIN_Q<i>`, iptables-sequences.ts) and their rules as printed. */
-  readonly seqChains: ReadonlyMap<string, readonly string[]>;
-  /** The sequence lines of the input chain (grants by a completed sequence, jumps to the sequence chains). */
-  readonly seqMain: readonly string[];
-  /** The kernel prefilter chain (`CHAIN_PRE`, iptables-prefilter.ts) and the input chain's jumps to it. */
-  readonly pre: PreSnapshot;
-  readonly preMain: readonly string[];
-}
-
 /** The sequence part of a plan for one family, as text: lines of the input chain and each sequence chain. */
 export interface SeqText {
   readonly main: readonly string[];
@@ -193,71 +79,6 @@ export interface SeqText {
 }
 
 export const NO_SEQ: SeqText = { main: [], chains: new Map() };
-
-/** Parse `iptables -S` (filter table) output for our chain `chain` and its output chain. */
-export function parseSnapshot(chain: string, f: Family, text: string): Snapshot {
-  const targets = [
-    { name: chain, hook: 'INPUT' },
-    { name: outChainName(chain), hook: 'OUTPUT' },
-  ] as const;
-  const snaps = targets.map(() => ({
-    exists: false,
-    lines: [] as string[],
-    jumps: [] as string[],
-    hookJumpPositions: [] as number[],
-  }));
-  const grants: GrantEntry[] = [];
-  const protect: Access[] = [];
-  const seqChains = new Map<string, string[]>();
-  const seqMain: string[] = [];
-  const preName = preChainName(chain);
-  const pre = { exists: false, lines: [] as string[] };
-  const preMain: string[] = [];
-  const pos: Record<string, number> = { INPUT: 0, OUTPUT: 0 };
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    const w = splitRuleLine(line);
-    if (w[0] === '-N') {
-      if (w[1] === preName) pre.exists = true;
-      if (w[1] !== undefined && isSeqChain(chain, w[1])) seqChains.set(w[1], seqChains.get(w[1]) ?? []);
-      targets.forEach((t, i) => {
-        if (w[1] === t.name) (snaps[i] as { exists: boolean }).exists = true;
-      });
-      continue;
-    }
-    if (w[0] !== '-A' || w[1] === undefined) continue;
-    if (w[1] in pos) pos[w[1]] = (pos[w[1]] ?? 0) + 1;
-    const j = w.indexOf('-j');
-    targets.forEach((t, i) => {
-      const s = snaps[i] as (typeof snaps)[number];
-      if (w[1] === t.name) s.lines.push(line);
-      else if (j >= 0 && w[j + 1] === t.name) {
-        s.jumps.push(line);
-        if (w[1] === t.hook && w.length === 4) s.hookJumpPositions.push(pos[t.hook] ?? 0);
-      }
-    });
-    if (isSeqChain(chain, w[1])) seqChains.set(w[1], [...(seqChains.get(w[1]) ?? []), line]);
-    if (w[1] === preName) pre.lines.push(line);
-    if (w[1] === chain && isPreJumpLine(chain, line)) preMain.push(line);
-    if (w[1] === chain) {
-      if (isSequenceMainLine(chain, line)) seqMain.push(line);
-      const g = parseGrantRule(f, w);
-      if (g) grants.push(g);
-      const d = parseDropRule(w);
-      if (d) protect.push(d);
-    }
-  }
-  return {
-    input: snaps[0] as ChainSnapshot,
-    output: snaps[1] as ChainSnapshot,
-    grants,
-    protect,
-    seqChains,
-    seqMain,
-    pre,
-    preMain,
-  };
-}
 
 /** Is the chain jumped to exactly once, plainly, from rule 1 of its hook? */
 function jumpOk(s: ChainSnapshot): boolean {

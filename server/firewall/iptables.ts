@@ -35,13 +35,12 @@ import type { FirewallBackend, FirewallPlan, GrantEntry, KnockSequence } from '.
 import {
   chainText,
   installText,
-  parseSnapshot,
   type SeqText,
-  type Snapshot,
   snapshotProblems,
   undoInstallText,
   uninstallText,
 } from './iptables-rules.js';
+import { type Snapshot, parseSnapshot } from './iptables-snapshot.js';
 import { parsePreCounter, preChainName, preJumpLines } from './iptables-prefilter.js';
 import { seqChainName, sequenceChainLines, sequenceMainLines } from './iptables-sequences.js';
 import { RestoreShell } from './ipt-restore-shell.js';

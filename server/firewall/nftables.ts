@@ -32,30 +32,18 @@ import { grantKeyString } from '../../shared/address.js';
 import { MIN_GRANT_MS, NFT_RECYCLE_AFTER, NFT_TIMEOUT_MS } from '../../shared/constants.js';
 import type { FirewallBackend, FirewallPlan, GrantEntry } from './backend.js';
 import { tableNameProblem } from './names.js';
-import {
-  type NftListedGrant,
-  type NftTableListing,
-  grantsOfListing,
-  parseNftTable,
-  parseNftTables,
-} from './nft-json.js';
-import { GRANT_SETS, elemKey, elemWithTimeout, installLines, replaceLines, setOf } from './nft-script.js';
-import { nftCheckProblems, parseChainRules } from './nft-check.js';
-import { PREFILTER_CHAIN, PREFILTER_COUNTER, parseCounterPackets, prefilterSetsAsPlanned } from './nft-prefilter.js';
+import { type NftListedGrant, type NftTableListing, parseNftTable } from './nft-json.js';
+import { installLines, replaceLines } from './nft-script.js';
+import { prefilterSetsAsPlanned } from './nft-prefilter.js';
 import { staleSequenceObjects } from './nft-sequences.js';
 import { traceMark } from '../grant-trace.js';
-import { type FastPathPlan, FastPathSender, fastRoutes } from './nft-fastpath.js';
+import { FastPathHolder } from './nft-fastpath-holder.js';
+import { grantCommands, revokeCommands } from './nft-grant-text.js';
 import { NftMirror } from './nft-mirror.js';
-import { NftShell, type ShellResult, nftErrorMessage } from './nft-shell.js';
-import { SerialQueue, describeFailure, run, withWrap } from './process.js';
+import { NftOneshot } from './nft-oneshot.js';
+import { NftShell } from './nft-shell.js';
+import { SerialQueue, run } from './process.js';
 import { type CheckedPlan, checkGrants, checkKeys, checkNow, checkPlan, firewallError } from './validate.js';
-
-/**
- * A triggered element counts as the owner's own (one `add` refreshes it, its comment kept) only if the mirror's expiry
- * is at least this far ahead: else the kernel may have expired it just before the trigger made a new one, without
- * comment.
- */
-const MADE_MARGIN_MS = 1000;
 
 export interface NftablesOptions {
   /** Table name in family `inet`. Default `spa_knock`. Checked by names.ts `tableNameProblem`. */
@@ -92,12 +80,10 @@ export class NftablesBackend implements FirewallBackend {
   private layoutGen = 0;
   /** An install/uninstall is running in the queue. */
   private layoutBusy = false;
-  /** The kernel fast path's trigger sockets, while the installed plan has one (nft-fastpath.ts). */
-  private fast: FastPathSender | undefined;
-  /** Why an optional fast path (`fast_path = "auto"`) is off in the installed plan; undefined: on, or not asked for. */
-  private fastOff: string | undefined;
-  /** The fast path that plan wanted, while it is off for a port that could not be bound (bindFastPath retries it). */
-  private fastWanted: FastPathPlan | undefined;
+  /** The kernel fast path's trigger sockets, or why it is off (nft-fastpath-holder.ts). */
+  private readonly fast = new FastPathHolder();
+  /** The one-process nft commands on our table (nft-oneshot.ts). */
+  private readonly cli: NftOneshot;
 
   constructor(opts: NftablesOptions = {}) {
     const table = opts.table ?? 'spa_knock';
@@ -115,6 +101,7 @@ export class NftablesBackend implements FirewallBackend {
     this.mode = opts.mode ?? 'persistent';
     this.timeoutMs = opts.timeoutMs ?? NFT_TIMEOUT_MS;
     this.recycleAfter = opts.recycleAfter ?? NFT_RECYCLE_AFTER;
+    this.cli = new NftOneshot(this.table, this.wrap, this.timeoutMs);
   }
 
   /** Pid of the long-lived `nft -i` child, if running (for diagnostics and tests). */
@@ -133,7 +120,7 @@ export class NftablesBackend implements FirewallBackend {
   }
 
   private nftArgv(args: readonly string[]): string[] {
-    return withWrap(this.wrap, ['nft', ...args]);
+    return this.cli.argv(args);
   }
 
   private get t(): string {
@@ -146,48 +133,11 @@ export class NftablesBackend implements FirewallBackend {
     checkNow(now);
     // the trigger ports first: if one cannot be bound, nothing is installed (no rule listens to a port we do not hold)
     await this.queue.run(async () => {
-      const installed = await this.prepareFastPath(checked);
+      // the fast path's sockets live in this process's namespace: it needs no `wrap`, and `nft -i` to confirm grants
+      const installed = await this.fast.prepare(checked, this.wrap.length === 0 && this.mode === 'persistent');
       await this.changingLayout(() => this.installNow(installed, now));
     });
     await this.queue.run(() => this.prepareShell());
-  }
-
-  /**
-   * Open (or keep, or close) the fast path's trigger sockets for the plan, and return the plan to install. They live in
-   * this process's network namespace, so the fast path needs the daemon where its table is (no `wrap`) and a long-lived
-   * `nft -i` (whose transaction confirms each grant). Where it cannot be set up (that, or a trigger port that cannot be
-   * bound), a required fast path (`fast_path = true`) fails the install, naming the config key; an optional one
-   * (`"auto"`) is left out of the installed plan, and `fastPathState()` says why.
-   */
-  private async prepareFastPath(plan: CheckedPlan): Promise<CheckedPlan> {
-    const want = plan.fastPath;
-    const same =
-      want !== undefined &&
-      this.fast !== undefined &&
-      JSON.stringify(fastRoutes(this.fast.plan)) === JSON.stringify(fastRoutes(want));
-    this.fastWanted = undefined;
-    if (same) {
-      this.fastOff = undefined; // held already (kept, or taken again by bindFastPath)
-      return plan;
-    }
-    this.fast?.close();
-    this.fast = undefined;
-    this.fastOff = undefined;
-    if (want === undefined) return plan;
-    const off = (reason: string): CheckedPlan => {
-      if (want.optional !== true) throw firewallError(reason);
-      this.fastOff = reason;
-      return withoutFastPath(plan);
-    };
-    if (this.wrap.length > 0 || this.mode !== 'persistent')
-      return off('firewall.fast_path needs the persistent nft -i and the daemon in the namespace of its table');
-    try {
-      this.fast = await FastPathSender.open(want);
-    } catch (err) {
-      this.fastWanted = want;
-      return off(`firewall.fast_path_port ${want.firstPort}: cannot bind the trigger ${(err as Error).message}`);
-    }
-    return plan;
   }
 
   /**
@@ -196,19 +146,7 @@ export class NftablesBackend implements FirewallBackend {
    * healer calls this after a clean check, so a port freed later brings the fast path back without a reload.
    */
   bindFastPath(): Promise<boolean> {
-    return this.queue.run(async () => {
-      if (this.fastOff === undefined) return false; // on, or not asked for
-      if (this.fast !== undefined) return true; // held, but the install that would put it in has not run (or failed)
-      const want = this.fastWanted;
-      if (want === undefined) return false; // off for a reason that binding cannot cure
-      try {
-        this.fast = await FastPathSender.open(want);
-      } catch {
-        return false; // still taken; the reason logged stays as it was
-      }
-      this.fastWanted = undefined;
-      return true;
-    });
+    return this.queue.run(() => this.fast.bind());
   }
 
   /**
@@ -216,32 +154,31 @@ export class NftablesBackend implements FirewallBackend {
    * undefined when the plan has none.
    */
   fastPathState(): { readonly on: boolean; readonly reason?: string } | undefined {
-    if (this.fastOff !== undefined) return { on: false, reason: this.fastOff };
-    return this.fast !== undefined ? { on: true } : undefined;
+    return this.fast.state();
   }
 
   private async installNow(plan: CheckedPlan, now: number): Promise<void> {
-    const existed = (await this.tableHandle()) !== undefined;
+    const existed = (await this.cli.tableHandle()) !== undefined;
     const old = existed ? await this.readBack('it exists but') : undefined; // unreadable: change nothing
     const stale = staleSequenceObjects(old?.chains.keys() ?? [], old?.sets.keys() ?? [], plan.sequences);
     this.mirror.kernelAddsGrants = plan.sequences.length > 0;
     // the prefilter's per-source sets are kept (with what they hold) when already as planned (nft-prefilter.ts)
     const keep = old !== undefined && prefilterSetsAsPlanned(old, plan.prefilter);
-    const first = await this.runScript(installLines(this.table, plan, stale, keep));
+    const first = await this.cli.runScript(installLines(this.table, plan, stale, keep));
     const failed = (msg: string): Error =>
       firewallError(`nft install of table ${this.t} (firewall.table) failed: ${msg}`);
     if (!first.ok) {
       if (first.kind === 'process' || !existed) throw failed(first.message);
       // Maybe an incompatible table of the same name (older/newer layout): replace it whole, keeping the grants.
-      const listed = await this.readGrants(now);
-      const second = await this.runScript(replaceLines(this.table, plan, listed ?? [], MIN_GRANT_MS));
+      const listed = await this.cli.readGrants(now);
+      const second = await this.cli.runScript(replaceLines(this.table, plan, listed ?? [], MIN_GRANT_MS));
       if (!second.ok) throw failed(first.message);
     }
     let grants: NftListedGrant[];
     try {
-      grants = (await this.readGrants(now)) ?? [];
+      grants = (await this.cli.readGrants(now)) ?? [];
     } catch (err) {
-      if (!existed) await this.deleteByHandle();
+      if (!existed) await this.cli.deleteByHandle();
       throw firewallError(
         `nft table ${this.t} was installed but cannot be read back (${(err as Error).message}); ` +
           `${existed ? 'the table was there before and is left' : 'it was removed again'}: choose another firewall.table`,
@@ -253,29 +190,11 @@ export class NftablesBackend implements FirewallBackend {
   /** Read the table with the command `list`/`check` use; throws one line naming firewall.table. */
   private async readBack(context: string): Promise<NftTableListing | undefined> {
     try {
-      return await this.listTable();
+      return await this.cli.listTable();
     } catch (err) {
       throw firewallError(
         `nft table ${this.t}: ${context} cannot be read (${(err as Error).message}): choose another firewall.table`,
       );
-    }
-  }
-
-  /** The kernel handle of our table, from `nft -j list tables` (which works whatever the name). */
-  private async tableHandle(): Promise<number | undefined> {
-    const argv = ['nft', '-j', 'list', 'tables'];
-    const r = await run(withWrap(this.wrap, argv), { timeoutMs: this.timeoutMs });
-    if (r.code !== 0) throw firewallError(describeFailure(argv, r));
-    return parseNftTables(r.stdout).find((x) => x.family === 'inet' && x.name === this.table)?.handle;
-  }
-
-  /** Delete our table by handle (a name nft cannot parse can still be deleted this way). Best effort. */
-  private async deleteByHandle(): Promise<void> {
-    try {
-      const handle = await this.tableHandle();
-      if (handle !== undefined) await this.runScript([`delete table inet handle ${handle}`]);
-    } catch {
-      /* the caller's error is what matters */
     }
   }
 
@@ -312,7 +231,7 @@ export class NftablesBackend implements FirewallBackend {
     // of the same element is queued before it. It goes before checkGrants (~0.1 ms with the code cold), which guards
     // nft *text*: a trigger checks what makes the element itself (nft-fastpath.ts trigger), and an entry that
     // checkGrants then refuses (none does: the grant manager's entries are validated) fails as `firewall`.
-    const triggered = this.fast?.trigger(entries, now) ?? [];
+    const triggered = this.fast.trigger(entries, now);
     if (triggered.length > 0) traceMark('triggered');
     const grants = checkGrants(entries);
     checkNow(now);
@@ -322,40 +241,7 @@ export class NftablesBackend implements FirewallBackend {
     await this.queue.run(async () => {
       traceMark('queue-entered');
       const fast = this.addRefreshes && this.mode === 'persistent';
-      const cmds: string[] = [];
-      const applied: GrantEntry[] = [];
-      for (const name of GRANT_SETS) {
-        const set = `${this.t} ${name}`;
-        const refresh: string[] = [];
-        const replace: GrantEntry[] = [];
-        for (const g of grants.filter((x) => setOf(x) === name)) {
-          const expiresAt = Math.max(g.expiresAt, now + MIN_GRANT_MS);
-          applied.push({ ...g, expiresAt });
-          const known = this.mirror.at(g, now);
-          // one `add` where it is enough: an element that cannot exist (the table is fully known and it is not in
-          // it), or, where `add` refreshes timeouts, the same owner's own element; otherwise add; delete; add
-          // (the fast path: an element the kernel just made has no owner yet, so it is neither absent nor the
-          // owner's own unless it surely still held the owner's element when triggered)
-          const key = grantKeyString(g);
-          const absent = this.mirror.surelyAbsent(g, now) && !made.has(key);
-          const sameOwner =
-            known !== undefined &&
-            !known.uncertain &&
-            known.owner === g.owner &&
-            (!made.has(key) || known.expiresAt > now + MADE_MARGIN_MS);
-          if (absent || (fast && sameOwner)) refresh.push(elemWithTimeout(g, expiresAt - now, g.owner));
-          else replace.push({ ...g, expiresAt });
-        }
-        if (refresh.length > 0) cmds.push(`add element ${set} { ${refresh.join(', ')} }`);
-        if (replace.length > 0) {
-          const withTimeout = replace.map((g) => elemWithTimeout(g, g.expiresAt - now, g.owner)).join(', ');
-          cmds.push(
-            `add element ${set} { ${withTimeout} }`,
-            `delete element ${set} { ${replace.map(elemKey).join(', ')} }`,
-            `add element ${set} { ${withTimeout} }`,
-          );
-        }
-      }
+      const { cmds, applied } = grantCommands(this.t, grants, now, this.mirror, made, fast);
       traceMark('cmds-built');
       try {
         await this.change('grant', cmds);
@@ -372,14 +258,7 @@ export class NftablesBackend implements FirewallBackend {
   async revoke(entries: readonly Omit<GrantEntry, 'expiresAt'>[]): Promise<void> {
     const keys = checkKeys(entries);
     if (keys.length === 0) return;
-    const cmds: string[] = [];
-    for (const name of GRANT_SETS) {
-      const mine = keys.filter((k) => setOf(k) === name);
-      if (mine.length === 0) continue;
-      const set = `${this.t} ${name}`;
-      const els = mine.map(elemKey).join(', ');
-      cmds.push(`add element ${set} { ${els} }`, `delete element ${set} { ${els} }`);
-    }
+    const cmds = revokeCommands(this.t, keys);
     await this.queue.run(async () => {
       try {
         await this.change('revoke', cmds);
@@ -395,7 +274,7 @@ export class NftablesBackend implements FirewallBackend {
   /** One atomic change: via the long-lived shell (restarted once if it died), or `nft -f -`. */
   private async change(op: string, cmds: readonly string[]): Promise<void> {
     if (this.mode === 'oneshot') {
-      const r = await this.runScript(cmds);
+      const r = await this.cli.runScript(cmds);
       if (!r.ok) throw firewallError(`nft ${op} failed: ${r.message}`);
       return;
     }
@@ -406,37 +285,7 @@ export class NftablesBackend implements FirewallBackend {
     if (!r.ok) throw firewallError(`nft ${op} failed: ${r.message}`);
   }
 
-  /** `nft -f -` with the lines on stdin: one transaction. */
-  private async runScript(lines: readonly string[]): Promise<ShellResult> {
-    const r = await run(this.nftArgv(['-f', '-']), { input: `${lines.join('\n')}\n`, timeoutMs: this.timeoutMs });
-    if (r.code === 0) return { ok: true };
-    if (r.spawnError !== undefined || r.timedOut || !/Error: /.test(r.stderr)) {
-      return { ok: false, kind: 'process', message: describeFailure(['nft', '-f', '-'], r) };
-    }
-    return { ok: false, kind: 'nft', message: nftErrorMessage(r.stderr.split('\n')) };
-  }
-
   // ------------------------------------------------------------------------------------------------ read side
-  /** `nft -j list table`, parsed; undefined if the table does not exist. Throws on other failures. */
-  private async listTable(): Promise<NftTableListing | undefined> {
-    const argv = ['nft', '-j', 'list', 'table', 'inet', this.table];
-    const r = await run(withWrap(this.wrap, argv), { timeoutMs: this.timeoutMs });
-    if (r.code !== 0) {
-      if (r.spawnError === undefined && /Error: No such file or directory/.test(r.stderr)) return undefined;
-      throw firewallError(
-        r.spawnError === undefined && /Error: /.test(r.stderr)
-          ? `nft list failed: ${nftErrorMessage(r.stderr.split('\n'))}`
-          : describeFailure(argv, r),
-      );
-    }
-    return parseNftTable(r.stdout, 'inet', this.table);
-  }
-
-  private async readGrants(now: number): Promise<NftListedGrant[] | undefined> {
-    const listing = await this.listTable();
-    return listing === undefined ? undefined : grantsOfListing(listing, now);
-  }
-
   /**
    * The grants in allow4/allow6. expiresAt = now + the kernel's remaining time, which nft's JSON gives in whole
    * seconds (rounded down), so expiresAt may be up to 1 s early. An element without timeout (added by hand) is
@@ -444,7 +293,7 @@ export class NftablesBackend implements FirewallBackend {
    */
   list(now: number): Promise<GrantEntry[]> {
     return this.queue.run(async () => {
-      const listed = (await this.readGrants(now)) ?? [];
+      const listed = (await this.cli.readGrants(now)) ?? [];
       this.mirror.remember(listed, true);
       return listed.map(({ family, address, prefix, access, expiresAt, owner }) => ({
         family,
@@ -467,34 +316,10 @@ export class NftablesBackend implements FirewallBackend {
     const checked = checkPlan(plan);
     const gen = this.layoutGen;
     if (!this.layoutBusy) {
-      const problems = await this.readCheck(this.checkedAgainst(checked));
+      const problems = await this.cli.readCheck(this.fast.checkedAgainst(checked));
       if (gen === this.layoutGen && !this.layoutBusy) return problems;
     }
-    return await this.queue.run(() => this.readCheck(this.checkedAgainst(checked)));
-  }
-
-  /**
-   * The plans an installed table may match. An optional fast path is as this object installed it; a process that
-   * installed nothing (`spa-knockd check`, doctor) cannot know whether the daemon could bind the trigger ports, so
-   * the table may have the fast path or not.
-   */
-  private checkedAgainst(plan: CheckedPlan): CheckedPlan[] {
-    if (plan.fastPath?.optional !== true || this.fast !== undefined) return [plan];
-    if (this.fastOff !== undefined) return [withoutFastPath(plan)];
-    return [plan, withoutFastPath(plan)];
-  }
-
-  /** The problems against the first plan, or none if the table matches any of them. */
-  private async readCheck(wants: readonly CheckedPlan[]): Promise<string[]> {
-    const listing = await this.listTable();
-    if (listing === undefined) return [`nft table ${this.t} is missing`];
-    const rules = {
-      input: listing.chains.has('input') ? await this.listChainRules('input') : undefined,
-      output: listing.chains.has('output') ? await this.listChainRules('output') : undefined,
-      [PREFILTER_CHAIN]: listing.chains.has(PREFILTER_CHAIN) ? await this.listChainRules(PREFILTER_CHAIN) : undefined,
-    };
-    const found = wants.map((want) => nftCheckProblems(this.t, listing, want, rules));
-    return found.find((p) => p.length === 0) ?? found[0] ?? [];
+    return await this.queue.run(() => this.cli.readCheck(this.fast.checkedAgainst(checked)));
   }
 
   /** Run an install/uninstall (in the queue), marking the layout as changing for check(). */
@@ -509,32 +334,18 @@ export class NftablesBackend implements FirewallBackend {
     }
   }
 
-  /** The rule lines of one of our chains, as `nft list chain` prints them. */
-  private async listChainRules(chain: 'input' | 'output' | typeof PREFILTER_CHAIN): Promise<string[]> {
-    const argv = ['nft', 'list', 'chain', 'inet', this.table, chain];
-    const r = await run(withWrap(this.wrap, argv), { timeoutMs: this.timeoutMs });
-    if (r.code !== 0) throw firewallError(describeFailure(argv, r));
-    return parseChainRules(r.stdout);
-  }
-
   /** The kernel prefilter's drop counter (nft-prefilter.ts); undefined when it is not installed. Outside the queue. */
-  async prefilterDrops(): Promise<number | undefined> {
-    const r = await run(this.nftArgv(['-j', 'list', 'counter', 'inet', this.table, PREFILTER_COUNTER]), {
-      timeoutMs: this.timeoutMs,
-    });
-    return r.code === 0 ? parseCounterPackets(r.stdout) : undefined;
+  prefilterDrops(): Promise<number | undefined> {
+    return this.cli.prefilterDrops();
   }
 
   uninstall(): Promise<void> {
     return this.queue.run(() =>
       this.changingLayout(async () => {
-        const r = await this.runScript([`add table ${this.t}`, `delete table ${this.t}`]);
+        const r = await this.cli.runScript([`add table ${this.t}`, `delete table ${this.t}`]);
         if (!r.ok) throw firewallError(`nft uninstall failed: ${r.message}`);
         this.mirror.clear();
-        this.fast?.close();
-        this.fast = undefined;
-        this.fastOff = undefined;
-        this.fastWanted = undefined;
+        this.fast.clear();
       }),
     );
   }
@@ -543,16 +354,8 @@ export class NftablesBackend implements FirewallBackend {
     return this.queue.run(async () => {
       const shell = this.shell;
       this.shell = undefined;
-      this.fast?.close();
-      this.fast = undefined;
-      this.fastWanted = undefined;
+      this.fast.close();
       await shell?.close();
     });
   }
-}
-
-/** The plan without its kernel fast path. */
-function withoutFastPath(plan: CheckedPlan): CheckedPlan {
-  const { fastPath: _, ...rest } = plan;
-  return rest;
 }

@@ -1,4 +1,4 @@
-/** The iptables rule text, built and parsed without root (server/firewall/iptables-rules.ts). */
+/** The iptables rule text, built and parsed without root (server/firewall/iptables-rules.ts, iptables-snapshot.ts). */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -7,15 +7,17 @@ import {
   grantRule,
   installText,
   outChainName,
-  parseDropRule,
-  parseGrantRule,
-  parseSnapshot,
   silenceRule,
   snapshotProblems,
-  splitRuleLine,
   undoInstallText,
   uninstallText,
 } from '../../server/firewall/iptables-rules.js';
+import {
+  parseDropRule,
+  parseGrantRule,
+  parseSnapshot,
+  splitRuleLine,
+} from '../../server/firewall/iptables-snapshot.js';
 import type { GrantEntry } from '../../server/firewall/backend.js';
 
 const C = 'SPA_KNOCK';

@@ -9,11 +9,11 @@ import { hashlimitName, parsePreCounter, preChainLines } from '../../server/fire
 import {
   chainText,
   installText,
-  parseSnapshot,
   snapshotProblems,
   undoInstallText,
   uninstallText,
 } from '../../server/firewall/iptables-rules.js';
+import { parseSnapshot } from '../../server/firewall/iptables-snapshot.js';
 import type { NftTableListing } from '../../server/firewall/nft-json.js';
 import { parseNftTable } from '../../server/firewall/nft-json.js';
 import {
