@@ -7,33 +7,32 @@
  */
 import { networkInterfaces } from 'node:os';
 import { formatAccess } from '../shared/access.js';
-import { grantSource, subnetBroadcasts } from '../shared/address.js';
-import { REPLAY_COMPACT_FACTOR, REPLAY_COMPACT_SLACK } from '../shared/constants.js';
-import { ReplayGuard } from '../shared/replay.js';
+import { subnetBroadcasts } from '../shared/address.js';
+import type { ReplayGuard } from '../shared/replay.js';
 import { ClockSkews } from './clock-skew.js';
 import { CodeFloors } from './code-floor.js';
 import type { Config } from './config.js';
-import { type FirewallBackend, type FirewallPlan, type GrantEntry, keyFields } from './firewall/backend.js';
+import type { FirewallBackend, GrantEntry } from './firewall/backend.js';
 import { ExpiryWatch } from './client-expiry.js';
-import { prefilterOf } from './firewall/prefilter.js';
-import { FAST_PATH_MAX_DURATIONS, type FastPathPlan } from './firewall/nft-fastpath.js';
 import { GrantManager } from './grants.js';
-import { PrefilterCount } from './prefilter-count.js';
 import type { GateHealer } from './heal.js';
 import { type Limiters, limitersFor, maxGrantsOf, startHealer, startRotator, verifierFor } from './daemon-parts.js';
+import { FastPathNews, type FastPathState, planOf } from './daemon-plan.js';
+import { compactIfDue, replayGuardOf } from './daemon-replay.js';
 import { type Listener, openUdpListener } from './listener.js';
 import type { Logger } from './log.js';
 import type { ReplayFile } from './replay-file.js';
 import { RejectBook } from './reject-book.js';
 import { RejectCounter } from './stats.js';
+import { RejectSummary } from './reject-summary.js';
 import { type Timers, realTimers } from './timers.js';
 import type { SequenceRotator } from './rotation.js';
-import { sequencesAt } from './sequence-config.js';
 import { type DropReader, procDropReader } from './udp-drops.js';
 import type { Verifier } from './verify.js';
 import { warmUp } from './warmup.js';
 import { traceMark, traceStart, traceTake } from './grant-trace.js';
-import { fmtEntries, grantLine, revokeLine } from './grant-log.js';
+import { grantLine, revokeLine } from './grant-log.js';
+import { endExpiredClients, logExpired, revokeOnStop } from './grant-ends.js';
 
 export interface DaemonDeps {
   readonly config: Config;
@@ -65,37 +64,7 @@ export interface DaemonDeps {
   readonly readPrefilterDrops?: () => Promise<number | undefined>;
 }
 
-/** The firewall plan of a config at `nowMs` (rotating sequences: the current and the previous time step's). */
-export function planOf(config: Config, nowMs: number = Date.now()): FirewallPlan {
-  return {
-    protect: config.firewall.protect,
-    silencePortUnreachable: config.firewall.silencePortUnreachable,
-    sequences: sequencesAt(config.sequences, config.rotatingSequences, nowMs),
-    prefilter: prefilterOf(config.listen.port, config.limit),
-    // "auto" asks only the backend that has one (nftables); iptables has no fast path (config.ts refuses `true`)
-    ...(config.firewall.fastPath === true ||
-    (config.firewall.fastPath === 'auto' && config.firewall.backend === 'nftables')
-      ? { fastPath: fastPathOf(config) }
-      : {}),
-  };
-}
-
-/**
- * The kernel fast path's plan (server/firewall/nft-fastpath.ts): a trigger port for each default grant duration a
- * knock gets: grant.duration, then the shorter ones some clients' max_duration clamps it to (at most
- * FAST_PATH_MAX_DURATIONS in all). Optional under `fast_path = "auto"`.
- */
-export function fastPathOf(config: Config): FastPathPlan {
-  const d = config.grant.duration;
-  const others = new Set(config.clients.map((cl) => Math.min(d, cl.maxDuration)).filter((x) => x !== d));
-  const durationsS = [d, ...[...others].sort((a, b) => a - b)].slice(0, FAST_PATH_MAX_DURATIONS);
-  return {
-    firstPort: config.firewall.fastPathPort,
-    durationsS,
-    uid: process.getuid?.() ?? 0,
-    ...(config.firewall.fastPath === 'auto' ? { optional: true } : {}),
-  };
-}
+export { fastPathOf, planOf } from './daemon-plan.js';
 
 export class Daemon {
   readonly rejects = new RejectCounter();
@@ -113,13 +82,11 @@ export class Daemon {
   #limits: Limiters;
   #maxGrants: ReadonlyMap<string, number>;
   readonly #broadcasts: ReadonlySet<string>;
-  readonly #readDrops: DropReader;
   #listener: Listener | undefined;
-  /** The knock socket's port (kept after stop closes it, for the last drop count). */
-  #port: number | undefined;
-  #summaryTimer: unknown;
-  /** The kernel fast path's state last logged ('on', or the reason it is off), so each change is logged once. */
-  #fastLogged: string | undefined;
+  /** The periodic `rejects` line, with the kernel's drops (server/reject-summary.ts). */
+  readonly #summary: RejectSummary;
+  /** Logs each change of the kernel fast path's state (server/daemon-plan.ts). */
+  readonly #fastNews: FastPathNews;
   /** Re-installs the plan at each time step when the config has rotating sequences. */
   rotator: SequenceRotator | undefined;
   /** Re-installs the gate when the firewall lost it (firewall.heal_interval; server/heal.ts). */
@@ -127,10 +94,6 @@ export class Daemon {
   #ready = false;
   /** Counts refused packets, notes clock skews, says when the replay record cannot be written (reject-book.ts). */
   readonly #refusals: RejectBook;
-  /** Kernel drop count at the last summary. */
-  #dropsBase: number | undefined;
-  /** The kernel prefilter's drops (server/prefilter-count.ts); undefined without a counter to read. */
-  readonly #prefilter: PrefilterCount | undefined;
   /** Promise of the firewall change in flight for the latest packet (tests await it). */
   #pending = new Set<Promise<void>>();
   /** Ends the grants of clients that reach their `expires` (server/client-expiry.ts). */
@@ -140,24 +103,23 @@ export class Daemon {
     this.#d = deps;
     this.#now = deps.now ?? Date.now;
     this.#timers = deps.timers ?? realTimers;
-    this.#readDrops = deps.readDrops ?? procDropReader();
+    const readDrops = deps.readDrops ?? procDropReader();
     this.#refusals = new RejectBook(this.rejects, this.clockSkews, deps.log);
     const b = deps.backend;
-    const read =
-      deps.readPrefilterDrops ??
-      (b.prefilterDrops ? () => b.prefilterDrops?.() ?? Promise.resolve(undefined) : undefined);
-    this.#prefilter = read ? new PrefilterCount(read) : undefined;
+    this.#summary = new RejectSummary({
+      rejects: this.rejects,
+      log: deps.log,
+      timers: this.#timers,
+      readDrops,
+      readPrefilterDrops:
+        deps.readPrefilterDrops ??
+        (b.prefilterDrops ? () => b.prefilterDrops?.() ?? Promise.resolve(undefined) : undefined),
+      intervalMs: () => this.#config.log.rejectSummaryInterval * 1000,
+    });
+    this.#fastNews = new FastPathNews(b, deps.log);
     const c = deps.config;
     this.#config = c;
-    const now = this.#now();
-    const rf = deps.replayFile;
-    const windowMs = c.replay.window * 1000;
-    this.#replay = new ReplayGuard({
-      windowMs,
-      initial: rf ? rf.load(now, windowMs) : [],
-      floor: rf?.floor ?? 0,
-      ...(rf ? { persist: (r) => rf.append(r) } : {}),
-    });
+    this.#replay = replayGuardOf(c, deps.replayFile, this.#now());
     this.#broadcasts = deps.broadcasts ?? subnetBroadcasts(networkInterfaces());
     this.#limits = limitersFor(c);
     this.#codeFloors = deps.codeFloors ?? new CodeFloors();
@@ -169,14 +131,7 @@ export class Daemon {
       now: this.#now,
       timers: this.#timers,
       maxGrantsOf: (client) => this.#maxGrants.get(client) ?? this.#config.grant.maxGrants,
-      onExpire: (entries) => {
-        for (const e of entries) {
-          deps.log.info(
-            { event: 'expire', address: grantSource(e), accesses: fmtEntries([e]), owner: e.owner },
-            'grant expired',
-          );
-        }
-      },
+      onExpire: (entries) => logExpired(deps.log, entries),
       onError: (err) => deps.log.error({ event: 'firewall-error', err }, 'revoking an expired grant failed; retrying'),
     });
     this.#expiry = new ExpiryWatch({
@@ -188,24 +143,7 @@ export class Daemon {
 
   /** Revoke the live grants of clients past their `expires`, and log it. */
   #endExpired(clients: readonly string[]): void {
-    const names = new Set(clients);
-    const log = this.#d.log;
-    const p = this.grants
-      .endOwnedBy((owner) => owner !== undefined && names.has(owner))
-      .then(
-        (ended) =>
-          // info when grants ended; a client long expired (seen again at each reload) only at debug
-          log[ended.length > 0 ? 'info' : 'debug'](
-            {
-              event: 'client-expired',
-              clients,
-              ended: ended.map((g) => ({ client: g.owner, address: g.address, access: formatAccess(g.access) })),
-            },
-            'client past its expires date: knocks refused, grants ended',
-          ),
-        (err: unknown) =>
-          log.error({ event: 'firewall-error', clients, err }, 'ending the grants of an expired client failed'),
-      );
+    const p = endExpiredClients(this.grants, clients, this.#d.log);
     this.#pending.add(p);
     void p.finally(() => this.#pending.delete(p));
   }
@@ -243,7 +181,7 @@ export class Daemon {
       }
       // the prefilter counter's starting point (drops before this start do not count): read before the socket is
       // adopted, since from there on nothing may be awaited until #ready (a queued knock would be ignored)
-      await this.#prefilter?.refresh();
+      await this.#summary.prefilter?.refresh();
       // the gate stays installed if adoption fails: protected ports stay closed (fail-closed)
       listener ??= await open();
     } catch (e) {
@@ -254,11 +192,10 @@ export class Daemon {
     this.#expiry.watch(c.clients);
     if (this.#d.warmUp !== false) warmUp(this.#now());
     this.#listener = listener;
-    this.#port = listener.port;
-    this.#dropsBase = listener.port !== undefined ? this.#readDrops(listener.port) : undefined;
+    this.#summary.watch(listener.port);
     this.#ready = true;
-    this.#scheduleSummary();
-    const fast = this.#fastPathNews();
+    this.#summary.schedule();
+    const fast = this.#fastNews.news();
     this.#d.log.info(
       {
         event: 'start',
@@ -282,32 +219,12 @@ export class Daemon {
     }
   }
 
-  /**
-   * Log a change of the kernel fast path's state after an install (start, reload, heal): a warning once when an
-   * optional one (`fast_path = "auto"`) could not be set up, with why; a line when it comes (back) on. Returns it.
-   */
-  #fastPathNews(): { readonly on: boolean; readonly reason?: string } | undefined {
-    const state = this.#d.backend.fastPathState?.();
-    const key = state === undefined ? undefined : state.on ? 'on' : state.reason;
-    if (key !== this.#fastLogged) {
-      if (state !== undefined && !state.on)
-        this.#d.log.warn(
-          { event: 'fast-path-off', reason: state.reason },
-          'kernel fast path off; grants go through nft -i alone',
-        );
-      else if (state?.on && this.#fastLogged !== undefined)
-        this.#d.log.info({ event: 'fast-path-on' }, 'kernel fast path on');
-    }
-    this.#fastLogged = key;
-    return state;
-  }
-
   #startLoops(): void {
     const { backend, log } = this.#d;
     const plan = (now: number) => planOf(this.#config, now);
     const reinstall = async () => {
       const n = await this.grants.reinstall((now) => backend.install(plan(now), now));
-      this.#fastPathNews();
+      this.#fastNews.news();
       return n;
     };
     const deps = { backend, plan, now: this.#now, timers: this.#timers, log, reinstall };
@@ -342,16 +259,13 @@ export class Daemon {
       throw e;
     }
     this.#config = next;
-    this.#fastPathNews();
+    this.#fastNews.news();
     this.#limits = limitersFor(next);
     this.#verifier = verifierFor(next, this.#replay, this.#broadcasts, this.#codeFloors, this.#limits);
     this.#maxGrants = maxGrantsOf(next);
     this.#d.log.level = next.log.level;
     this.#startLoops();
-    if (this.#summaryTimer !== undefined) {
-      this.#timers.clearTimeout(this.#summaryTimer);
-      this.#scheduleSummary();
-    }
+    this.#summary.reschedule();
     const names = new Set(next.clients.map((cl) => cl.name));
     const ended = await this.grants.endOwnedBy((owner) => owner !== undefined && !names.has(owner));
     this.#expiry.watch(next.clients);
@@ -363,7 +277,7 @@ export class Daemon {
   }
 
   /** The kernel fast path of the installed plan (status): on, or off and why; undefined when there is none. */
-  get fastPathState(): { readonly on: boolean; readonly reason?: string } | undefined {
+  get fastPathState(): FastPathState {
     return this.#d.backend.fastPathState?.();
   }
 
@@ -415,7 +329,7 @@ export class Daemon {
     this.#pending.add(p);
     void p.finally(() => {
       this.#pending.delete(p);
-      this.#maybeCompact(this.#now());
+      compactIfDue(this.#d.replayFile, this.#replay, this.#now(), this.#d.log);
     });
   }
 
@@ -424,64 +338,14 @@ export class Daemon {
     while (this.#pending.size > 0) await Promise.all([...this.#pending]);
   }
 
-  #maybeCompact(now: number): void {
-    const rf = this.#d.replayFile;
-    if (!rf || rf.lines <= REPLAY_COMPACT_FACTOR * this.#replay.size + REPLAY_COMPACT_SLACK) return;
-    try {
-      rf.compact(this.#replay.state(now));
-    } catch (err) {
-      // appends go on to the old file; compaction is retried on the next accepted knock
-      this.#d.log.error({ event: 'state-write-error', err }, 'compacting the replay log failed');
-    }
-  }
-
-  #scheduleSummary(): void {
-    const ms = this.#config.log.rejectSummaryInterval * 1000;
-    this.#summaryTimer = this.#timers.setTimeout(() => {
-      const pf = this.#prefilter;
-      if (pf === undefined) this.flushRejectSummary();
-      else void pf.refresh().then(() => this.flushRejectSummary());
-      this.#scheduleSummary();
-    }, ms);
-  }
-
   /** Datagrams the kernel prefilter dropped since this daemon started (read now); undefined: no prefilter. */
-  async prefilterDrops(): Promise<number | undefined> {
-    await this.#prefilter?.refresh();
-    return this.#prefilter?.sinceStart;
-  }
-
-  /** Kernel drops on the knock socket since the last call (undefined when /proc cannot tell). */
-  #dropsSinceLast(): number | undefined {
-    const port = this.#port;
-    if (port === undefined) return undefined;
-    const total = this.#readDrops(port);
-    if (total === undefined) return undefined;
-    const since = total - (this.#dropsBase ?? 0);
-    this.#dropsBase = total;
-    return Math.max(0, since);
+  prefilterDrops(): Promise<number | undefined> {
+    return this.#summary.prefilterDrops();
   }
 
   /** Log one summary line of the rejects (and kernel drops) counted since the last one, if any. */
   flushRejectSummary(): void {
-    const drops = this.#dropsSinceLast();
-    const pf = this.#prefilter?.takeSinceLast();
-    const s = this.rejects.drain();
-    if (!s && !drops && !pf) return;
-    this.#d.log.info(
-      {
-        event: 'rejects',
-        total: s?.total ?? 0,
-        by: s?.by ?? {},
-        ...(drops !== undefined ? { drops } : {}),
-        ...(pf !== undefined ? { prefilter_drops: pf } : {}),
-      },
-      drops
-        ? 'packets rejected or dropped by the kernel (receive buffer full)'
-        : pf
-          ? 'packets rejected or dropped by the kernel prefilter'
-          : 'packets rejected',
-    );
+    this.#summary.flush();
   }
 
   /**
@@ -492,8 +356,7 @@ export class Daemon {
    * revoke them on time; nftables grants keep expiring in the kernel by themselves.
    */
   async stop(): Promise<void> {
-    if (this.#summaryTimer !== undefined) this.#timers.clearTimeout(this.#summaryTimer);
-    this.#summaryTimer = undefined;
+    this.#summary.cancel();
     this.#ready = false;
     this.#expiry.stop();
     // no backlog is waited for (issue 9): knocks still waiting for the firewall are shed (fail closed), only the
@@ -506,19 +369,9 @@ export class Daemon {
     await listener?.close();
     await this.#stopLoops();
     await this.settled();
-    await this.#prefilter?.refresh();
+    await this.#summary.prefilter?.refresh();
     this.flushRejectSummary();
-    if (!this.#d.backend.kernelExpiry) {
-      const live = this.grants.active().map(({ entry }) => keyFields(entry));
-      if (live.length > 0) {
-        try {
-          await this.#d.backend.revoke(live);
-          this.#d.log.info({ event: 'revoke-on-stop', grants: live.length }, 'revoked live grants on stop');
-        } catch (err) {
-          this.#d.log.error({ event: 'firewall-error', err }, 'revoking grants on stop failed');
-        }
-      }
-    }
+    await revokeOnStop(this.#d.backend, this.grants, this.#d.log);
     await this.#d.backend.close();
     this.#d.replayFile?.close();
     this.#codeFloors.close();

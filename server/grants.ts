@@ -25,14 +25,17 @@
  * @module
  */
 import { type Access, sameAccess } from '../shared/access.js';
-import { type Cidr, cidrsOverlap, grantKeyString, grantSource, parseCidr } from '../shared/address.js';
+import { grantKeyString } from '../shared/address.js';
 import { type FirewallBackend, type GrantEntry, keyFields } from './firewall/backend.js';
-import { GrantHolders, sourceKey } from './grant-holders.js';
+import { type BatchAdds, type LiveGrants, type Writes, decide } from './grant-decide.js';
+import { GrantHolders } from './grant-holders.js';
+import { CallQueue } from './grant-queue.js';
 import { traceMark } from './grant-trace.js';
 import type { Decision } from './policy.js';
 import type { Timers } from './timers.js';
 
 export { type Timers, realTimers } from './timers.js';
+export { COALESCE_SLACK_MS } from './grant-decide.js';
 
 export interface GrantManagerOptions {
   readonly backend: FirewallBackend;
@@ -82,23 +85,11 @@ const keyOf = grantKeyString;
 /** A timed revoke that failed (iptables) is retried after this long. */
 const REVOKE_RETRY_MS = 1000;
 
-/** A grant already ending within this much of a knock's new expiry is left as it is (coalescing), ms. */
-export const COALESCE_SLACK_MS = 1000;
-
-/** The slack for a knock of `durationS` seconds: COALESCE_SLACK_MS, at most a tenth of the duration. */
-const slackOf = (durationS: number): number => Math.min(COALESCE_SLACK_MS, durationS * 100);
-
 interface Waiting {
   readonly d: Decision;
   readonly resolve: (r: OpenResult) => void;
   readonly reject: (err: unknown) => void;
 }
-
-/** A batch's writes by grant key. */
-type Writes = Map<string, GrantEntry>;
-
-/** Per client, the sources a batch opens that the client did not hold before it. */
-type BatchAdds = Map<string, Set<string>>;
 
 /** Opens that go to the firewall together (one `grant` call). */
 interface Batch {
@@ -113,9 +104,8 @@ export class GrantManager {
   #timer: unknown;
   #timerAt = Infinity;
   #stopped = false;
-  #queue: Promise<unknown> = Promise.resolve();
-  /** Calls queued by #serial and not settled yet (0: the next one starts synchronously). */
-  #running = 0;
+  /** Runs the firewall calls one at a time (grant-queue.ts); an idle one starts a call in the caller's turn. */
+  readonly #calls = new CallQueue();
   /** The batch new opens join (queued, not started); undefined once it starts or is sealed. */
   #batch: Batch | undefined;
   /** Batches queued and not started (stop() sheds them). */
@@ -123,8 +113,17 @@ export class GrantManager {
   /** Opens in those batches. */
   #waiting = 0;
 
+  /** What the decisions of a batch read (grant-decide.ts). */
+  readonly #grants: LiveGrants;
+
   constructor(opts: GrantManagerOptions) {
     this.#o = opts;
+    this.#grants = {
+      current: (key, now) => this.#current(key, now),
+      live: this.#live,
+      holders: this.#holders,
+      maxGrantsOf: (client) => this.#o.maxGrantsOf?.(client) ?? Infinity,
+    };
   }
 
   /** Adopt the grants the kernel already holds (after a restart or a crash), with the owners stored there. */
@@ -154,7 +153,7 @@ export class GrantManager {
     const p = new Promise<OpenResult>((resolve, reject) => batch.items.push({ d, resolve, reject }));
     // with nothing in flight, the batch starts here, in the caller's turn: decided and handed to the backend before
     // open() returns (no promise hop between the verified knock and the firewall; a later open joins the next batch)
-    if (fresh) void this.#serial(() => this.#flush(batch));
+    if (fresh) void this.#calls.run(() => this.#flush(batch));
     return p;
   }
 
@@ -173,37 +172,10 @@ export class GrantManager {
     return this.#serialSealed(() => this.#close(d));
   }
 
-  /** #serial, after sealing the waiting batch: opens that come later queue behind this call. */
+  /** #calls.run, after sealing the waiting batch: opens that come later queue behind this call. */
   #serialSealed<T>(fn: () => Promise<T>): Promise<T> {
     this.#batch = undefined;
-    return this.#serial(fn);
-  }
-
-  /**
-   * Run `fn` after every call queued before it. With none queued or running, `fn` starts at once, synchronously (up
-   * to its first await), which is what lets an idle manager reach the firewall in the knock's own turn.
-   */
-  #serial<T>(fn: () => Promise<T>): Promise<T> {
-    let p: Promise<T>;
-    if (this.#running > 0) p = this.#queue.then(fn);
-    else {
-      try {
-        p = fn();
-      } catch (err) {
-        p = Promise.reject(err);
-      }
-    }
-    this.#running++;
-    const done = p.then(
-      () => this.#settle(),
-      () => this.#settle(),
-    );
-    this.#queue = done;
-    return p;
-  }
-
-  #settle(): void {
-    this.#running--;
+    return this.#calls.run(fn);
   }
 
   #current(key: string, now: number): GrantEntry | undefined {
@@ -224,7 +196,7 @@ export class GrantManager {
     const writes: Writes = new Map();
     /** Per client, the sources this batch opens that it did not hold (counted against its limit with the held). */
     const adds: BatchAdds = new Map();
-    const results = items.map((w) => this.#decide(w.d, now, writes, adds));
+    const results = items.map((w) => decide(w.d, now, writes, adds, this.#grants));
     traceMark('decided');
     if (writes.size > 0) {
       try {
@@ -247,60 +219,6 @@ export class GrantManager {
     });
   }
 
-  /** One knock's outcomes against the live grants and the batch's `writes` so far (which it extends). */
-  #decide(d: Decision, now: number, writes: Writes, adds: BatchAdds): { result: OpenResult; wrote: boolean } {
-    const expiresAt = now + d.duration * 1000;
-    const slack = slackOf(d.duration);
-    const outcomes: GrantOutcome[] = [];
-    const mine: GrantEntry[] = [];
-    const prefix = d.prefix !== undefined ? { prefix: d.prefix } : {};
-    for (const access of d.accesses) {
-      const key = { family: d.family, address: d.address, ...prefix, access };
-      const k = keyOf(key);
-      const cur = writes.get(k) ?? this.#current(k, now);
-      let o: GrantOutcome;
-      if (cur === undefined) o = { access, action: 'opened', owner: d.client, expiresAt };
-      else if (Math.abs(cur.expiresAt - expiresAt) <= slack)
-        o = { access, action: 'unchanged', owner: cur.owner, expiresAt: cur.expiresAt };
-      else if (cur.owner === d.client) o = { access, action: 'renewed', owner: d.client, expiresAt };
-      else if (cur.expiresAt < expiresAt) o = { access, action: 'extended', owner: cur.owner, expiresAt };
-      else o = { access, action: 'unchanged', owner: cur.owner, expiresAt: cur.expiresAt };
-      outcomes.push(o);
-      if (o.action !== 'unchanged')
-        mine.push({ ...key, expiresAt: o.expiresAt, ...(o.owner !== undefined ? { owner: o.owner } : {}) });
-    }
-    const opens = outcomes.some((o) => o.action === 'opened');
-    if (opens && !this.#withinLimit(d, now, adds))
-      return { result: { ok: false, reason: 'grant-limit' }, wrote: false };
-    if (d.prefix !== undefined && this.#overlaps(d, now, writes))
-      return { result: { ok: false, reason: 'prefix-overlap' }, wrote: false };
-    for (const e of mine) writes.set(keyOf(e), e);
-    if (opens) this.#addSource(d, now, adds);
-    return { result: { ok: true, outcomes }, wrote: mine.length > 0 };
-  }
-
-  /**
-   * Would one more address for this client stay within its limit? (An address it already holds, or that this batch
-   * already opens for it, costs nothing.) O(1): the held sources are counted as grants change (grant-holders.ts).
-   */
-  #withinLimit(d: Decision, now: number, adds: BatchAdds): boolean {
-    const max = this.#o.maxGrantsOf?.(d.client) ?? Infinity;
-    const src = sourceKey(d);
-    if (this.#holders.holds(d.client, src, now)) return true;
-    const batch = adds.get(d.client);
-    if (batch?.has(src)) return true;
-    return this.#holders.count(d.client, now) + (batch?.size ?? 0) < max;
-  }
-
-  /** Note that this batch opens `d`'s source for its client (when the client did not hold it already). */
-  #addSource(d: Decision, now: number, adds: BatchAdds): void {
-    const src = sourceKey(d);
-    if (this.#holders.holds(d.client, src, now)) return;
-    let batch = adds.get(d.client);
-    if (batch === undefined) adds.set(d.client, (batch = new Set()));
-    batch.add(src);
-  }
-
   /** #live.set, with the holders' count. */
   #put(key: string, e: GrantEntry): void {
     this.#live.set(key, e);
@@ -311,23 +229,6 @@ export class GrantManager {
   #drop(key: string): void {
     this.#live.delete(key);
     this.#holders.delete(key);
-  }
-
-  /**
-   * Would this prefix grant overlap a live prefix grant (or one this batch writes) of another length for one of the
-   * same accesses? (A grant restored from nft after a restart is listed up to 1 s early, so the kernel may hold it a
-   * moment longer than this knows: the nft change then fails, `firewall`, and a later knock succeeds.)
-   */
-  #overlaps(d: Decision, now: number, writes: ReadonlyMap<string, GrantEntry>): boolean {
-    const mine = blockOf(d);
-    if (mine === undefined) return false;
-    for (const l of [...this.#live.values(), ...writes.values()]) {
-      if (l.prefix === undefined || l.family !== d.family || l.prefix === d.prefix) continue;
-      if (l.expiresAt <= now || !d.accesses.some((a) => sameAccess(a, l.access))) continue;
-      const other = blockOf(l);
-      if (other !== undefined && cidrsOverlap(mine, other)) return true;
-    }
-    return false;
   }
 
   async #close(d: Decision): Promise<CloseResult> {
@@ -432,7 +333,7 @@ export class GrantManager {
     this.#timer = this.#o.timers.setTimeout(() => {
       this.#timer = undefined;
       this.#timerAt = Infinity;
-      void this.#serial(() => this.#tick());
+      void this.#calls.run(() => this.#tick());
     }, delay);
   }
 
@@ -450,7 +351,7 @@ export class GrantManager {
         if (!this.#stopped) {
           this.#timer = this.#o.timers.setTimeout(() => {
             this.#timer = undefined;
-            void this.#serial(() => this.#tick());
+            void this.#calls.run(() => this.#tick());
           }, REVOKE_RETRY_MS);
           this.#timerAt = now + REVOKE_RETRY_MS;
         }
@@ -461,9 +362,4 @@ export class GrantManager {
     this.#o.onExpire?.(entries);
     this.#schedule();
   }
-}
-
-function blockOf(g: { address: string; prefix?: number | undefined }): Cidr | undefined {
-  const r = parseCidr(grantSource(g));
-  return r.ok ? r.cidr : undefined;
 }

@@ -29,7 +29,7 @@ import { PROTO_NUMBER, type Proto } from '../../shared/access.js';
 import type { GrantEntry } from './backend.js';
 import { nftDuration } from './nft-script.js';
 
-/** What the plan says about the fast path (server/daemon.ts planOf; checked by validate.ts checkPlan). */
+/** What the plan says about the fast path (server/daemon-plan.ts planOf; checked by validate.ts checkPlan). */
 export interface FastPathPlan {
   /** First source port of the range (one port per protocol and duration). */
   readonly firstPort: number;
