@@ -93,8 +93,10 @@ export class FastPathHolder {
    * the table may have the fast path or not.
    */
   checkedAgainst(plan: CheckedPlan): CheckedPlan[] {
-    if (plan.fastPath?.optional !== true || this.fast !== undefined) return [plan];
+    if (plan.fastPath?.optional !== true) return [plan];
+    // off in the installed plan, even while bind() holds the ports again and the install that adds it is pending
     if (this.fastOff !== undefined) return [withoutFastPath(plan)];
+    if (this.fast !== undefined) return [plan];
     return [plan, withoutFastPath(plan)];
   }
 
