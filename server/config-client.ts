@@ -42,6 +42,31 @@ export interface ClientConfig {
   readonly expiresAt?: number;
 }
 
+/**
+ * A client as the daemon holds it, made in one place: the config (server/config.ts) and the JIT warm-up
+ * (server/warmup.ts) build theirs here, so that V8 gives both the same shape and the code warmed on the one runs on
+ * the others without being thrown away.
+ */
+export function clientConfig(
+  c: ClientConfig & { readonly maxPrefix4: number; readonly maxPrefix6: number },
+): ClientConfig {
+  return {
+    name: c.name,
+    format: c.format,
+    key: c.key,
+    open: c.open,
+    sources: c.sources,
+    maxDuration: c.maxDuration,
+    maxGrants: c.maxGrants,
+    requireSourceAddress: c.requireSourceAddress,
+    maxPrefix4: c.maxPrefix4,
+    maxPrefix6: c.maxPrefix6,
+    ...(c.expiresAt !== undefined ? { expiresAt: c.expiresAt } : {}),
+    ...(c.fwknop ? { fwknop: c.fwknop } : {}),
+    ...(c.codesWindow !== undefined ? { codesWindow: c.codesWindow } : {}),
+  };
+}
+
 const cidrSchema = z.string().transform((s, ctx): Cidr => {
   const r = parseCidr(s);
   if (!r.ok) {

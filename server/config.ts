@@ -20,7 +20,7 @@ import {
 import { SpaError } from '../shared/errors.js';
 import { readKeyFile } from '../shared/keyfile.js';
 import { parseKey } from '../shared/keys.js';
-import { type ClientConfig, clientSchema } from './config-client.js';
+import { type ClientConfig, clientConfig, clientSchema } from './config-client.js';
 import { accessSchema, codesWindowOf, maxGrants, seconds } from './config-fields.js';
 import { fwknopKeysOf } from './config-fwknop.js';
 import { tableNameProblem } from './firewall/names.js';
@@ -278,7 +278,7 @@ export function parseConfig(text: string, path: string): Config {
     });
     const codesWindow = codesWindowOf(cl, (k, msg) => fail(['client', i, k], msg));
     const maxDuration = Math.min(cl.max_duration ?? c.grant.max_duration, c.grant.max_duration);
-    return {
+    return clientConfig({
       name: cl.name,
       format: cl.format,
       key,
@@ -292,7 +292,7 @@ export function parseConfig(text: string, path: string): Config {
       ...(cl.expires !== undefined ? { expiresAt: cl.expires } : {}),
       ...(fwknop ? { fwknop } : {}),
       ...(codesWindow !== undefined ? { codesWindow } : {}),
-    };
+    });
   });
 
   const seqs = resolveSequences(

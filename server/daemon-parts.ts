@@ -51,12 +51,7 @@ export function verifierFor(
     replay,
     defaultDuration: c.grant.duration,
     broadcasts,
-    ...(limits
-      ? {
-          admitSource: (source: string, now: number, scope: string) => limits.source.admit(source, now, scope),
-          admitClient: (client: string, now: number) => limits.client.take(client, now),
-        }
-      : {}),
+    ...(limits ? { sourceLimit: limits.source, clientLimit: limits.client } : {}),
   });
 }
 

@@ -19,7 +19,7 @@ export function replayGuardOf(c: Config, rf: ReplayFile | undefined, now: number
     windowMs,
     initial: rf ? rf.load(now, windowMs) : [],
     floor: rf?.floor ?? 0,
-    ...(rf ? { persist: (r) => rf.append(r) } : {}),
+    ...(rf ? { persist: rf } : {}),
   });
 }
 

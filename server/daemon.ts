@@ -8,6 +8,7 @@
 import { networkInterfaces } from 'node:os';
 import { formatAccess } from '../shared/access.js';
 import { subnetBroadcasts } from '../shared/address.js';
+import { REWARM_KNOCKS } from '../shared/constants.js';
 import type { ReplayGuard } from '../shared/replay.js';
 import { ClockSkews } from './clock-skew.js';
 import { CodeFloors } from './code-floor.js';
@@ -29,7 +30,7 @@ import { type Timers, realTimers } from './timers.js';
 import type { SequenceRotator } from './rotation.js';
 import { type DropReader, procDropReader } from './udp-drops.js';
 import type { Verifier } from './verify.js';
-import { warmUp } from './warmup.js';
+import { rewarm, warmUp } from './warmup.js';
 import { traceMark, traceStart, traceTake } from './grant-trace.js';
 import { grantLine, revokeLine } from './grant-log.js';
 import { endExpiredClients, logExpired, revokeOnStop } from './grant-ends.js';
@@ -96,6 +97,8 @@ export class Daemon {
   readonly #refusals: RejectBook;
   /** Promise of the firewall change in flight for the latest packet (tests await it). */
   #pending = new Set<Promise<void>>();
+  /** Accepted knocks still to be followed by a warm-up (REWARM_KNOCKS at start). */
+  #rewarms = REWARM_KNOCKS;
   /** Ends the grants of clients that reach their `expires` (server/client-expiry.ts). */
   readonly #expiry: ExpiryWatch;
 
@@ -119,8 +122,11 @@ export class Daemon {
     this.#fastNews = new FastPathNews(b, deps.log);
     const c = deps.config;
     this.#config = c;
-    this.#replay = replayGuardOf(c, deps.replayFile, this.#now());
     this.#broadcasts = deps.broadcasts ?? subnetBroadcasts(networkInterfaces());
+    // before the real verifier, replay guard and limiters exist: objects made before V8 widens a field (a timestamp
+    // where a small integer was) keep the old, deprecated shape, and the warmed code would not run on them
+    if (deps.warmUp !== false) warmUp(c, this.#broadcasts, this.#now());
+    this.#replay = replayGuardOf(c, deps.replayFile, this.#now());
     this.#limits = limitersFor(c);
     this.#codeFloors = deps.codeFloors ?? new CodeFloors();
     this.#verifier = verifierFor(c, this.#replay, this.#broadcasts, this.#codeFloors, this.#limits);
@@ -190,7 +196,6 @@ export class Daemon {
     }
     this.#startLoops();
     this.#expiry.watch(c.clients);
-    if (this.#d.warmUp !== false) warmUp(this.#now());
     this.#listener = listener;
     this.#summary.watch(listener.port);
     this.#ready = true;
@@ -330,6 +335,13 @@ export class Daemon {
     void p.finally(() => {
       this.#pending.delete(p);
       compactIfDue(this.#d.replayFile, this.#replay, this.#now(), this.#d.log);
+      // the first real knocks take turns the warm-up could not (the replay file's write, the real clients' objects);
+      // V8 throws away the code they do not fit and would not optimize it again at knock rates: warm it once more,
+      // now with what they left behind, after their firewall change (server/warmup.ts)
+      if (this.#rewarms > 0 && this.#d.warmUp !== false) {
+        this.#rewarms--;
+        rewarm(this.#config, this.#broadcasts, this.#now, () => this.#ready);
+      }
     });
   }
 

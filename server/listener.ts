@@ -6,6 +6,12 @@
  * by the kernel, unseen by the daemon (they are counted in /proc/net/udp{,6}, see server/udp-drops.ts). Linux doubles
  * the value asked for and caps it at net.core.rmem_max; the listener reports what it got.
  *
+ * Each datagram goes on as a plain `Uint8Array` view of the Buffer node made (no copy). The verifier's code is warmed at
+ * start (server/warmup.ts) on the Uint8Arrays the crypto makes, and V8 specialises optimized code on an object's map: a
+ * Buffer made by node's C++ (its prototype set after creation) has another map, and the first real packet would throw
+ * the warmed code away (`--trace-deopt`: "wrong map" in verify, splitPacket, the MAC and the cipher), leaving the
+ * knock path in the interpreter for the rest of the daemon's life.
+ *
  * Socket activation (sd_listen_fds(3), docs/systemd.md): with `fd` the listener adopts a UDP socket systemd has
  * already bound and passed (fd 3) instead of binding one; node:dgram wraps it (`bind({ fd })`). Anything else on
  * that fd (a stream socket, a file, nothing) is refused with ERR_SPA_LISTEN.
@@ -33,7 +39,8 @@ export interface ListenOptions {
   fd?: number;
   /** SO_RCVBUF to ask for, bytes; the kernel default (~208 KiB) when absent. */
   receiveBuffer?: number;
-  onMessage: (buf: Buffer, source: string) => void;
+  /** Each datagram as a plain Uint8Array view of the socket's bytes (not a Buffer: see the module comment). */
+  onMessage: (buf: Uint8Array, source: string) => void;
   onError: (err: Error) => void;
 }
 
@@ -67,7 +74,9 @@ export function openUdpListener(opts: ListenOptions): Promise<Listener> {
         return;
       }
       sock.on('error', opts.onError);
-      sock.on('message', (msg, rinfo) => opts.onMessage(msg, rinfo.address));
+      sock.on('message', (msg, rinfo) =>
+        opts.onMessage(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), rinfo.address),
+      );
       const a = sock.address();
       resolve({
         bound: hostPort(a.address, a.port),

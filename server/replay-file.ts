@@ -35,6 +35,11 @@ const HEADER_RE = /^#floor (\d{1,16}) window (\d{1,16})$/;
 export interface ReplayFileOptions {
   /** Timer seam for the batched fdatasync (default: node's). */
   readonly timers?: Timers;
+  /**
+   * Append to this file, as it is, instead of STATE_DIR/replay.log: no state directory is made or checked. Only for
+   * appends (the JIT warm-up's `/dev/null`, server/warmup.ts): load and compact would replace the file.
+   */
+  readonly appendTo?: string;
 }
 
 export class ReplayFile {
@@ -52,6 +57,10 @@ export class ReplayFile {
 
   constructor(stateDir: string, opts: ReplayFileOptions = {}) {
     this.#timers = opts.timers ?? realTimers;
+    if (opts.appendTo !== undefined) {
+      this.path = opts.appendTo;
+      return;
+    }
     try {
       mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     } catch (e) {

@@ -21,8 +21,17 @@ export function concat(...parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/**
+ * Lower-case hex. A loop over the bytes, not a Buffer over `b.buffer`: the daemon's key-id lookup and replay ids run
+ * it on every knock, and through the ArrayBuffer the code V8 optimized at the warm-up (on the crypto's arrays) did not
+ * fit the socket's (`--trace-deopt`: "wrong map"; server/warmup.ts).
+ */
 export function toHex(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+  let s = '';
+  for (let i = 0; i < b.length; i++) s += HEX[b[i] as number];
+  return s;
 }
 
 export function fromHex(s: string): Uint8Array | undefined {

@@ -84,6 +84,21 @@ export const NFT_RECYCLE_AFTER = 5000;
 export const NFT_KNOWN_GRACE_MS = 5000;
 /** Per-command timeouts of the firewall tools, ms. */
 export const NFT_TIMEOUT_MS = 5000;
+/**
+ * How long the nftables backend's confirming transaction waits after the kernel fast path opened every port of a
+ * grant, while the grant manager has nothing else to do (server/firewall/nftables.ts, server/grant-queue.ts).
+ */
+export const CONFIRM_HOLD_MS = 5;
 export const IPTABLES_TIMEOUT_MS = 10_000;
 /** Synthetic packets verified at daemon start to warm V8's JIT up (docs/performance.md). */
 export const WARMUP_ROUNDS = 2000;
+/**
+ * The daemon warms the verification path again after each of its first REWARM_KNOCKS accepted knocks (server/daemon.ts):
+ * what a real knock does and the warm-up could not (the replay file's write, the configured clients' objects) makes
+ * V8 throw optimized code away, and at knock rates it would not optimize it again. REWARM_ROUNDS rounds, REWARM_STEP
+ * per turn of the event loop: measured, 300 rounds leave `verify` unoptimized, 1000 optimize it again
+ * (test/server/warm-jit.test.ts).
+ */
+export const REWARM_KNOCKS = 2;
+export const REWARM_ROUNDS = 1000;
+export const REWARM_STEP = 100;

@@ -16,11 +16,15 @@ type Hmac = _HMAC<ReturnType<typeof sha256.create>>;
 
 export class MacState {
   readonly #keyed: Hmac;
-  #work: Hmac | undefined;
+  readonly #work: Hmac;
   readonly #out = new Uint8Array(32);
 
   constructor(macKey: Uint8Array) {
     this.#keyed = hmac.create(sha256, macKey) as Hmac;
+    // the scratch state exists from the start (keyed the same way, not a clone: `_cloneInto()` without a target takes
+    // a branch the hot path never takes), so every tag takes the one path `_cloneInto(work)`, also the first one of a
+    // key: else it would throw away the code the daemon's warm-up optimized (server/warmup.ts)
+    this.#work = hmac.create(sha256, macKey) as Hmac;
   }
 
   /** HMAC-SHA256(key, data), a new array. */
@@ -40,7 +44,6 @@ export class MacState {
 
   #into(data: Uint8Array): void {
     const w = this.#keyed._cloneInto(this.#work);
-    this.#work = w;
     w.update(data);
     w.digestInto(this.#out);
   }

@@ -9,7 +9,7 @@
  * every forgotten record, which is ≥ that packet's timestamp. A packet stamped at or below the floor is refused
  * whatever the clock says now, so a forgotten packet can never be accepted again (docs/protocol.md §8).
  *
- * The guard is pure: the clock is an argument and persistence is a callback (the daemon appends to a file in its
+ * The guard is pure: the clock is an argument and persistence is a store given (the daemon appends to a file in its
  * state directory and writes the floor when it compacts it, see server/replay-file.ts).
  * @module
  */
@@ -41,14 +41,23 @@ export interface ReplayGuardOptions {
   readonly initial?: Iterable<ReplayRecord>;
   /** The floor loaded from persistent storage. */
   readonly floor?: number;
-  /** Called synchronously for every new record, before `remember` returns. */
-  readonly persist?: (r: ReplayRecord) => void;
+  /** Given every new record, synchronously, before `remember` returns. */
+  readonly persist?: ReplayStore;
+}
+
+/**
+ * Where records are kept (the daemon: its replay file, server/replay-file.ts). An object, not a callback: its method
+ * is one call target for every store of its class, so the daemon's JIT warm-up (server/warmup.ts) can warm the very
+ * code its own store runs. `append` throws if the record could not be kept.
+ */
+export interface ReplayStore {
+  append(r: ReplayRecord): void;
 }
 
 export class ReplayGuard {
   readonly windowMs: number;
   readonly #seen = new Map<string, number>();
-  readonly #persist: ((r: ReplayRecord) => void) | undefined;
+  readonly #persist: ReplayStore | undefined;
   #floor: number;
   #nextPrune = -Infinity;
 
@@ -86,7 +95,7 @@ export class ReplayGuard {
   remember(id: string, tsMs: number, nowMs: number): ReplayRecord {
     // kept until the window can no longer accept it, whichever clock is ahead
     const r = { id, expiresAt: Math.max(tsMs, nowMs) + this.windowMs };
-    this.#persist?.(r);
+    this.#persist?.append(r);
     this.#seen.set(id, r.expiresAt);
     return r;
   }

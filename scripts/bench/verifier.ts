@@ -57,7 +57,7 @@ export function buildVerifier(n: number, opts: BuildOptions = {}): BenchVerifier
   const replay = new ReplayGuard({
     windowMs,
     initial: rf ? rf.load(now) : [],
-    ...(rf ? { persist: (r) => rf.append(r) } : {}),
+    ...(rf ? { persist: rf } : {}),
   });
   const verifier = new Verifier({
     formats: [

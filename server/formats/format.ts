@@ -36,9 +36,14 @@ export interface PacketFormat {
   /** Cheap test (no crypto) of whether the datagram could be this format. */
   claims(buf: Uint8Array): boolean;
   /**
-   * Size, version, key lookup, MAC, decrypt, parse. Never throws on hostile input. `admit` (the per-source limiter,
-   * server/ratelimit.ts) is asked once the packet passed the checks that cost no crypto, just before the first MAC:
-   * false ends it with reason `rate`.
+   * Size, version, key lookup, MAC, decrypt, parse. Never throws on hostile input. `gate` (the per-source limiter,
+   * server/ratelimit.ts, through server/verify.ts) is asked once the packet passed the checks that cost no crypto,
+   * just before the first MAC: false ends it with reason `rate`.
    */
-  authenticate(buf: Uint8Array, nowMs: number, admit?: () => boolean): AuthResult;
+  authenticate(buf: Uint8Array, nowMs: number, gate?: Gate): AuthResult;
+}
+
+/** May this packet's source spend one MAC now? (server/verify.ts SourceGate) */
+export interface Gate {
+  admit(): boolean;
 }

@@ -17,7 +17,7 @@ import {
   replayKeyOf,
 } from '../../shared/fwknop/codec.js';
 import type { ClientConfig } from '../config.js';
-import type { AuthResult, PacketFormat } from './format.js';
+import type { AuthResult, Gate, PacketFormat } from './format.js';
 
 export class FwknopFormat implements PacketFormat {
   readonly name = 'fwknop';
@@ -34,11 +34,11 @@ export class FwknopFormat implements PacketFormat {
     return this.#clients.length > 0 && looksLikeFwknop(buf);
   }
 
-  authenticate(buf: Uint8Array, _nowMs: number, admit?: () => boolean): AuthResult {
+  authenticate(buf: Uint8Array, _nowMs: number, gate?: Gate): AuthResult {
     const text = Buffer.from(buf).toString('latin1');
     // fwknopd's rule: a packet that already carries the salt prefix is someone re-wrapping a seen packet
     if (text.startsWith(SALT_PREFIX_B64)) return { ok: false, code: 'version' };
-    if (admit !== undefined && !admit()) return { ok: false, code: 'rate' };
+    if (gate !== undefined && !gate.admit()) return { ok: false, code: 'rate' };
     for (const { client, keys } of this.#clients) {
       const h = checkHmac(text, keys);
       if (!h.ok) continue;

@@ -11,7 +11,7 @@ import { MacState } from '../../shared/mac.js';
 import { decryptPayload, splitPacket } from '../../shared/wire.js';
 import type { ClientConfig } from '../config.js';
 import { traceMark } from '../grant-trace.js';
-import type { AuthResult, PacketFormat } from './format.js';
+import type { AuthResult, Gate, PacketFormat } from './format.js';
 
 interface Keyed {
   readonly client: ClientConfig;
@@ -64,7 +64,9 @@ export class Spak1Format implements PacketFormat {
       for (const k of this.#clients) {
         const id = toHex(keyIdFor(k.keys.id, epoch));
         const list = next.get(id);
-        const e = { ...k, epoch };
+        // a literal, not `{ ...k, epoch }`: a spread copies the source object's size, which V8 trims after the first
+        // objects of a site, so entries made at start (the warm-up, server/warmup.ts) and later would differ in shape
+        const e: Entry = { client: k.client, keys: k.keys, mac: k.mac, epoch };
         if (list) list.push(e);
         else next.set(id, [e]);
       }
@@ -74,7 +76,7 @@ export class Spak1Format implements PacketFormat {
     this.#to = to;
   }
 
-  authenticate(buf: Uint8Array, nowMs: number, admit?: () => boolean): AuthResult {
+  authenticate(buf: Uint8Array, nowMs: number, gate?: Gate): AuthResult {
     const split = splitPacket(buf);
     if (!split.ok) return split;
     const parts = split.value;
@@ -82,7 +84,7 @@ export class Spak1Format implements PacketFormat {
     const candidates = this.#index.get(toHex(parts.keyId));
     if (!candidates) return { ok: false, code: 'unknown-key' };
     traceMark('key-found');
-    if (admit !== undefined && !admit()) return { ok: false, code: 'rate' };
+    if (gate !== undefined && !gate.admit()) return { ok: false, code: 'rate' };
     for (const e of candidates) {
       if (!e.mac.matches(parts.authenticated, parts.tag)) continue; // wire.ts authenticate, with the states kept
       traceMark('mac-ok');

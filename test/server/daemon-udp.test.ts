@@ -114,3 +114,29 @@ test('a port in use is one ERR_SPA_LISTEN line, with errno words', async () => {
     s.close();
   }
 });
+
+test('each datagram reaches the daemon as a plain Uint8Array over the same bytes, not a Buffer (server/warmup.ts)', async () => {
+  let got: Uint8Array | undefined;
+  let from = '';
+  const l = await openUdpListener({
+    address: '127.0.0.1',
+    port: 0,
+    onMessage: (buf, source) => {
+      got = buf;
+      from = source;
+    },
+    onError: () => undefined,
+  });
+  const s = createSocket('udp4');
+  try {
+    await new Promise<void>((r) => s.send(Buffer.from([1, 2, 3, 250]), l.port ?? 0, '127.0.0.1', () => r()));
+    for (let i = 0; i < 100 && got === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(got, 'received');
+    assert.equal(Object.getPrototypeOf(got), Uint8Array.prototype, 'the map the warm-up warmed, not a Buffer');
+    assert.deepEqual([...got], [1, 2, 3, 250]);
+    assert.equal(from, '127.0.0.1');
+  } finally {
+    s.close();
+    await l.close();
+  }
+});

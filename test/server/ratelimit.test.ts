@@ -156,13 +156,15 @@ describe('the limiters in the verifier', () => {
       defaultDuration: 30,
       ...(o.source
         ? {
-            admitSource: (s: string, now: number) => {
-              asked.push(s);
-              return o.source?.admit(s, now) ?? true;
+            sourceLimit: {
+              admit: (s: string, now: number) => {
+                asked.push(s);
+                return o.source?.admit(s, now) ?? true;
+              },
             },
           }
         : {}),
-      ...(o.client ? { admitClient: (c: string, now: number) => o.client?.take(c, now) ?? true } : {}),
+      ...(o.client ? { clientLimit: { take: (c: string, now: number) => o.client?.take(c, now) ?? true } } : {}),
     });
     return { v, replay, asked };
   }

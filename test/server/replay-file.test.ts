@@ -16,7 +16,7 @@ describe('replay file (persistence across restarts)', () => {
   test('records written by one process are refused by the next', () => {
     const dir = join(root, 'a');
     const f1 = new ReplayFile(dir);
-    const g1 = new ReplayGuard({ windowMs: 60_000, initial: f1.load(1000), persist: (r) => f1.append(r) });
+    const g1 = new ReplayGuard({ windowMs: 60_000, initial: f1.load(1000), persist: f1 });
     g1.remember('spak1:aa', 1000, 1000);
     g1.remember('spak1:bb', 2000, 2000);
     // no close(): as after kill -9, only what write(2) put in the file counts

@@ -245,8 +245,10 @@ describe('verify: reject reasons, cheapest first', () => {
     let fail = true;
     const replay = new ReplayGuard({
       windowMs: 60_000,
-      persist: () => {
-        if (fail) throw new Error('ENOSPC');
+      persist: {
+        append: () => {
+          if (fail) throw new Error('ENOSPC');
+        },
       },
     });
     const v = new Verifier({ formats: [new Spak1Format(config.clients, 60_000)], replay, defaultDuration: 30 });

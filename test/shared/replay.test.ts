@@ -66,7 +66,7 @@ function run(guard: ReplayGuard, steps: readonly Step[], log?: ReplayRecord[]): 
 describe('ReplayGuard', () => {
   it('fresh → remember → replay; the record lives until max(ts, now) + window', () => {
     const log: ReplayRecord[] = [];
-    const guard = new ReplayGuard({ windowMs: W, persist: (r) => log.push(r) });
+    const guard = new ReplayGuard({ windowMs: W, persist: { append: (r) => log.push(r) } });
     run(
       guard,
       [
@@ -85,7 +85,7 @@ describe('ReplayGuard', () => {
 
   it('a client clock ahead keeps the record until ts + window', () => {
     const log: ReplayRecord[] = [];
-    const guard = new ReplayGuard({ windowMs: W, persist: (r) => log.push(r) });
+    const guard = new ReplayGuard({ windowMs: W, persist: { append: (r) => log.push(r) } });
     run(
       guard,
       [
@@ -115,7 +115,7 @@ describe('ReplayGuard', () => {
 
   it('persist is called once per remember, synchronously, with the record', () => {
     const calls: ReplayRecord[] = [];
-    const guard = new ReplayGuard({ windowMs: W, persist: (r) => calls.push(r) });
+    const guard = new ReplayGuard({ windowMs: W, persist: { append: (r) => calls.push(r) } });
     const r1 = guard.remember('n1', T, T);
     assert.deepEqual(calls, [r1]);
     assert.deepEqual(r1, { id: 'n1', expiresAt: T + W });
@@ -131,8 +131,10 @@ describe('ReplayGuard', () => {
   it('if persist throws, remember throws and nothing is remembered (no grant without a durable record)', () => {
     const guard = new ReplayGuard({
       windowMs: W,
-      persist: () => {
-        throw new Error('disk full');
+      persist: {
+        append: () => {
+          throw new Error('disk full');
+        },
       },
     });
     assert.throws(() => guard.remember('x', T, T), /disk full/);
@@ -142,7 +144,7 @@ describe('ReplayGuard', () => {
 
   it('honours initial records after a simulated restart and prunes the expired ones', () => {
     const log: ReplayRecord[] = [];
-    const first = new ReplayGuard({ windowMs: W, persist: (r) => log.push(r) });
+    const first = new ReplayGuard({ windowMs: W, persist: { append: (r) => log.push(r) } });
     run(
       first,
       [
