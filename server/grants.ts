@@ -106,6 +106,9 @@ export class GrantManager {
   #stopped = false;
   /** Runs the firewall calls one at a time (grant-queue.ts); an idle one starts a call in the caller's turn. */
   readonly #calls = new CallQueue();
+  /** The backend's leave to wait before a confirmation (FirewallBackend.grant): none once stopped. */
+  readonly #hold = (ms: number): Promise<void> =>
+    this.#stopped ? Promise.resolve() : this.#calls.hold(ms, this.#o.timers);
   /** The batch new opens join (queued, not started); undefined once it starts or is sealed. */
   #batch: Batch | undefined;
   /** Batches queued and not started (stop() sheds them). */
@@ -200,7 +203,7 @@ export class GrantManager {
     traceMark('decided');
     if (writes.size > 0) {
       try {
-        await this.#o.backend.grant([...writes.values()], now);
+        await this.#o.backend.grant([...writes.values()], now, this.#hold);
       } catch (err) {
         // all or nothing: every knock of the batch that needed a change failed; one that needed none still holds
         items.forEach((w, i) => {
@@ -306,6 +309,7 @@ export class GrantManager {
    */
   stop(): number {
     this.#stopped = true;
+    this.#calls.release();
     if (this.#timer !== undefined) this.#o.timers.clearTimeout(this.#timer);
     this.#timer = undefined;
     let shed = 0;

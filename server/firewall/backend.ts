@@ -75,6 +75,9 @@ export interface KnockSequence {
   readonly ignore: readonly Access[];
 }
 
+/** Wait up to `ms` (less when the grant manager has other work); never rejects. */
+export type Hold = (ms: number) => Promise<void>;
+
 export interface FirewallBackend {
   readonly name: 'nftables' | 'iptables' | 'fake';
   /** Does the backend say the kernel expires grants on its own (nft set timeouts)? If not, the daemon revokes on time. */
@@ -90,8 +93,12 @@ export interface FirewallBackend {
    * rules are the grant manager's (server/grants.ts), the backend writes what it is given. Every grant lasts at least
    * MIN_GRANT_MS (expiresAt is raised to now + MIN_GRANT_MS if earlier). Invalid input is an ERR_SPA_FIREWALL
    * SpaError before anything is applied.
+   *
+   * `hold`: the caller's leave to wait, up to the ms given, less when it has other work (server/grant-queue.ts). A
+   * backend that has opened the ports already, before its confirming change (nftables' kernel fast path), may wait
+   * there, so that the confirmation does not compete for the CPU with the connection the client opens right then.
    */
-  grant(entries: readonly GrantEntry[], now: number): Promise<void>;
+  grant(entries: readonly GrantEntry[], now: number, hold?: Hold): Promise<void>;
   /** Remove grants, atomically; removing a grant that is already gone is not an error. */
   revoke(entries: readonly Omit<GrantEntry, 'expiresAt'>[]): Promise<void>;
   /**

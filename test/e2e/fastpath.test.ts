@@ -14,6 +14,7 @@ import { requireNetns } from '../../harness/netns.js';
 import { BACKEND_TOOLS } from '../../harness/prerequisites.js';
 import { DAEMON, runTs } from '../../harness/run.js';
 import { DURATION, E2eWorld, SSH } from './world.js';
+import { CONFIRM_HOLD_MS } from '../../shared/constants.js';
 
 const FIRST = 62340;
 /** One duration (grant.duration): tcp on FIRST, udp on FIRST + 1. */
@@ -78,6 +79,13 @@ if (requireNetns(BACKEND_TOOLS.nftables)) {
       // the confirming transaction stored the owner on the element the kernel made
       const set4 = await nft(w.pair.srv, 'list', 'set', 'inet', 'spak_e2e_nft', 'allow4');
       assert.match(set4, new RegExp(`${w.pair.cli4.replaceAll('.', '\\.')} \\. tcp \\. ${SSH} .*comment "alice"`));
+      // …and waited CONFIRM_HOLD_MS first (the port was open already; nothing else waited): the grant line, written
+      // once it committed, says so
+      for (const g of w.daemon.events('grant'))
+        assert.ok(
+          Number(g['latency_ms']) >= CONFIRM_HOLD_MS,
+          `confirmed after the hold: ${String(g['latency_ms'])} ms`,
+        );
       assert.equal(w.daemon.events('firewall-error').length, 0);
     });
 

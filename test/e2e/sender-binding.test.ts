@@ -95,7 +95,7 @@ function senderBinding(backend: Backend, tag: string, subnet: number): void {
       await w.sendRaw(srv4(), hex, cli4());
       assert.equal(await w.opens(srv4(), SSH, 3000, cli4()), true, 'open for cli4 (by the copy or the original)');
       assert.equal(await w.isOpen(srv4(), SSH, copier), false, 'still nothing for the copier');
-      const granted = w.daemon.events('grant', mark).map((l) => l.address);
+      const granted = (await w.grantLines(mark, 1)).map((l) => l.address);
       assert.deepEqual(granted, [cli4()], 'one grant, for the address the knock names');
       await w.knockOk(srv4(), '--key', w.keys['alice']!, '--allow-ip', cli4(), '--close');
       await w.daemon.waitFor((l) => l.event === 'revoke' && l.address === cli4(), 3000, mark);

@@ -180,7 +180,7 @@ if (requireNetns([...BACKEND_TOOLS.nftables, 'ssh', 'sshd', 'ssh-keygen'])) {
         const r = await ssh(target(), w.keys['alice']!);
         assert.equal(r.code, 0, `ssh: ${r.stderr}`);
         assert.equal(r.stdout, 'hello-from-sshd\n');
-        const grants = w.daemon.events('grant', from);
+        const grants = await w.grantLines(from, 1);
         assert.ok(grants.length >= 1, 'the daemon granted');
         await w.knockOk(target(), '--key', w.keys['alice']!, '--close');
       });
@@ -197,7 +197,7 @@ if (requireNetns([...BACKEND_TOOLS.nftables, 'ssh', 'sshd', 'ssh-keygen'])) {
         assert.equal(r.code, 0, `ssh: ${r.stderr}`);
         assert.equal(r.stdout, 'hello-from-sshd\n');
         assert.deepEqual(
-          w.daemon.events('grant', from).map((g) => g.address),
+          (await w.grantLines(from, 1)).map((g) => g.address),
           [w.pair.cli6],
         );
         await w.knockOk(w.pair.srv6, '--key', w.keys['alice']!, '--close');

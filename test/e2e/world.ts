@@ -192,6 +192,17 @@ export class E2eWorld {
     return new Promise((r) => setTimeout(r, 250));
   }
 
+  /**
+   * The grant lines from log line `from` on, once there are `n`: a grant line is written when its change is confirmed,
+   * which with the kernel fast path comes a few ms after the port is open (CONFIRM_HOLD_MS, server/firewall/nftables.ts).
+   */
+  async grantLines(from: number, n: number, timeoutMs = 5000): Promise<Record<string, unknown>[]> {
+    const end = Date.now() + timeoutMs;
+    while (this.daemon.events('grant', from).length < n && Date.now() < end)
+      await new Promise((r) => setTimeout(r, 10));
+    return this.daemon.events('grant', from);
+  }
+
   grantsSoFar(): number {
     return this.daemon.events('grant').length;
   }
