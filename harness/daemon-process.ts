@@ -23,6 +23,11 @@ export class DaemonProcess {
       readonly args?: readonly string[];
       /** The daemon's entry point (default: this checkout's server/main.ts; the bench's A/B row runs another one). */
       readonly entry?: string;
+      /**
+       * Run `entry` (built JavaScript) with plain node, as spa-knockd runs, not through tsx: the bench's knock-to-open
+       * rows (scripts/bench/floor.ts; tsx's loader thread can throw the daemon's optimized code away, server/warmup.ts).
+       */
+      readonly plain?: boolean;
     } = {},
   ) {}
 
@@ -50,8 +55,7 @@ export class DaemonProcess {
         this.ns,
         ...(this.opts.launcher ?? []),
         process.execPath,
-        '--import',
-        'tsx',
+        ...(this.opts.plain === true ? [] : ['--import', 'tsx']),
         this.opts.entry ?? DAEMON,
         '--config',
         this.configPath,

@@ -9,22 +9,22 @@
  * the element (minimal-kernel.ts); spa-knockd with nftables, without and with the kernel fast path
  * (`firewall.fast_path`, subnet 140); spa-knockd with iptables; fwknopd 2.6.10 in UDP-server
  * mode (when installed; real `fwknop` client packets); knockd (when installed; a 3-port UDP sequence, timed from its
- * first datagram). Servers are stopped by PID, namespaces removed, on every exit path (lifecycle.ts). The rows' list,
+ * first datagram). spa-knockd runs as it ships: its dist/ built from the checkout, plain node (builtDaemon). Servers are stopped by PID, namespaces removed, on every exit path (lifecycle.ts). The rows' list,
  * labels and subnets, and the shapes of the parameters and results: floor-rows.ts.
  * @module
  */
 import { BENCH_LIMITS } from './options.js';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildPacket } from '../../client/request.js';
 import { DaemonProcess } from '../../harness/daemon-process.js';
 import { type FwknopKeyText, fwknopKeyGen, fwknopPacket } from '../../harness/fwknop.js';
 import { FwknopdProcess } from '../../harness/fwknopd.js';
 import { type NetnsPair, createPair, removePair } from '../../harness/netns.js';
-import { ROOT } from '../../harness/run.js';
+import { DAEMON, ROOT } from '../../harness/run.js';
 import { type RpcChild, startRpcChild } from '../../harness/stdio-rpc.js';
 import { formatKey, generateKey } from '../../shared/keys.js';
 import type { FloorProbeOps, ProbeDatagram, ProbeSample } from './floor-probe-child.js';
@@ -87,6 +87,26 @@ export function floorRowMissing(row: FloorRow): string | undefined {
   if (row === 'fwknopd' && !(has('fwknopd') && has('fwknop'))) return 'fwknopd/fwknop not installed';
   if (row === 'knockd' && !has('knockd')) return 'knockd not installed';
   return undefined;
+}
+
+const built = new Map<string, string>();
+
+/**
+ * The daemon as it ships, for a checkout's server/main.ts: its dist/server/main.js, built now (tsc -p
+ * tsconfig.build.json, once per run), run by plain node. Under tsx the loader's thread can throw the daemon's
+ * optimized code away at moments of its own (test/server/warm-jit.test.ts); spa-knockd never runs that way.
+ */
+function builtDaemon(main: string): string {
+  const known = built.get(main);
+  if (known !== undefined) return known;
+  const checkout = dirname(dirname(main));
+  progress(`floor: building ${checkout}/dist (tsc -p tsconfig.build.json)`);
+  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  const r = spawnSync(process.execPath, [tsc, '-p', join(checkout, 'tsconfig.build.json')], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`building ${checkout}: ${(r.stdout + r.stderr).trim()}`);
+  const entry = join(checkout, 'dist', 'server', 'main.js');
+  built.set(main, entry);
+  return entry;
 }
 
 /** A node program inside `ns`, ready once it prints `ready`; killed by PID in the scope. */
@@ -208,10 +228,8 @@ async function setUp(row: FloorRow, p: FloorParams, scope: Scope, fwKeys: () => 
     const fast = row === 'spa-nft-fast' || (row === 'spa-nft-b' && p.compareFast === true);
     const toml = daemonToml(dir, row === 'spa-ipt' ? 'iptables' : 'nftables', p.n, fast);
     writeFileSync(cfg, toml, { mode: 0o600 });
-    const d =
-      row === 'spa-nft-b' && p.compare
-        ? new DaemonProcess(pair.srv, cfg, { entry: p.compare })
-        : new DaemonProcess(pair.srv, cfg);
+    const entry = builtDaemon(row === 'spa-nft-b' && p.compare ? p.compare : DAEMON);
+    const d = new DaemonProcess(pair.srv, cfg, { entry, plain: true });
     scope.defer(async () => {
       await d.stop('SIGKILL'); // by PID
     });
