@@ -120,7 +120,7 @@ function floorTable(f: FloorResult | undefined): string[] {
       `fwknopd / it: ${f2(med('fwknopd') / spa)}×`,
     ...daemon.map(
       (x) =>
-        `   ${x.label}, daemon side (datagram handed over → committed${x.row === 'spa-nft-fast' ? ' and confirmed' : ''}): median ${f2(x.daemon?.median ?? Number.NaN)}, p90 ${f2(x.daemon?.p90 ?? Number.NaN)}` +
+        `   ${x.label}, daemon side (datagram handed over → committed${x.row === 'spa-nft-fast' ? ', confirmed after the CONFIRM_HOLD_MS wait; the port opened before' : ''}): median ${f2(x.daemon?.median ?? Number.NaN)}, p90 ${f2(x.daemon?.p90 ?? Number.NaN)}` +
         (x.trace ? `; trace (µs, min/median): ${JSON.stringify(x.trace)}` : ''),
     ),
   ];
