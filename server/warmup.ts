@@ -5,12 +5,13 @@
  * real replay state, the real limiters or the firewall, and the throwaway key is never configured.
  *
  * V8 specialises optimized code on what it saw, so the warm-up feeds the path what the daemon will: a verifier built
- * by the daemon's own factory (verifierFor: the same formats, the same limiters, the same broadcasts), its client
- * made where the config makes its own (clientConfig: the same shape), packets as the listener hands them over (a plain Uint8Array,
- * server/listener.ts) and source addresses as fresh strings, as the socket reports them (a literal is an internalized
- * string: another shape). The daemon runs it before it makes its own verifier (server/daemon.ts). Warmed on anything
- * else, the first real packet throws the optimized code away (`node --trace-deopt`: "wrong map", "wrong call
- * target", "insufficient type feedback") and the knock path runs unoptimized from then on.
+ * by the daemon's own factory (verifierFor: the same formats, limiters and broadcasts), its client made where the
+ * config makes its own (clientConfig: the same shape), its replay records appended by a ReplayFile (to /dev/null),
+ * packets as the listener hands them over (a plain Uint8Array, server/listener.ts), source addresses as fresh strings
+ * as the socket reports them (a literal is an internalized string: another shape), and a clock that moves (1 ms a
+ * round: the limiters refill). The daemon runs it before it makes its own objects (server/daemon.ts). Warmed on
+ * anything else, the first real packet throws the optimized code away (`node --trace-deopt`: "wrong map", "wrong
+ * call target", "insufficient type feedback") and the knock path runs unoptimized from then on.
  * @module
  */
 import { randomBytes } from '@noble/ciphers/utils.js';

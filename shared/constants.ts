@@ -93,11 +93,11 @@ export const IPTABLES_TIMEOUT_MS = 10_000;
 /** Synthetic packets verified at daemon start to warm V8's JIT up (docs/performance.md). */
 export const WARMUP_ROUNDS = 2000;
 /**
- * The daemon warms the verification path again after each of its first REWARM_KNOCKS accepted knocks (server/daemon.ts):
- * what a real knock does and the warm-up could not (the replay file's write, the configured clients' objects) makes
- * V8 throw optimized code away, and at knock rates it would not optimize it again. REWARM_ROUNDS rounds, REWARM_STEP
- * per turn of the event loop: measured, 300 rounds leave `verify` unoptimized, 1000 optimize it again
- * (test/server/warm-jit.test.ts).
+ * The daemon warms the verification path again after each of its first REWARM_KNOCKS accepted knocks
+ * (server/daemon.ts, server/warmup.ts rewarm): what a real knock meets and the warm-up could not show V8 can still
+ * make it throw optimized code away, and at knock rates it would not optimize it again. REWARM_ROUNDS rounds,
+ * REWARM_STEP per turn of the event loop. Measured with test/server/warm-jit-child.ts: after a deopt, 300 rounds left
+ * `verify` unoptimized, 1000 optimized it again.
  */
 export const REWARM_KNOCKS = 2;
 export const REWARM_ROUNDS = 1000;
