@@ -123,7 +123,7 @@ async function main(): Promise<void> {
         n: sz.floor,
         intervalMs: 0.2,
         rows,
-        ...(opts.compare !== undefined ? { compare: opts.compare } : {}),
+        ...(opts.compare !== undefined ? { compare: opts.compare, compareFast: opts.compareFast } : {}),
       });
     }
     let coldStart: ColdStart | undefined;

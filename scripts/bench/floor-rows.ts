@@ -73,6 +73,8 @@ export interface FloorRowResult {
   /** Why the row was not measured (a peer not installed). */
   readonly skipped?: string;
   readonly samples: readonly number[];
+  /** ms of each round in order, NaN where this row's sample failed: rows pair up round by round (report.ts paired). */
+  readonly rounds: readonly number[];
   /** spa-knockd rows: latency_ms of the grant log lines of these samples (datagram handed over → committed). */
   readonly daemon?: Stats;
   /** With SPAK_TRACE_GRANT=1 (server/grant-trace.ts): min/median µs of each mark of the grant path. */
@@ -82,5 +84,7 @@ export interface FloorRowResult {
 export interface FloorResult {
   readonly n: number;
   readonly intervalMs: number;
+  /** The `spa-nft-b` row ran with the kernel fast path (FloorParams.compareFast). */
+  readonly compareFast: boolean;
   readonly rows: readonly FloorRowResult[];
 }

@@ -63,6 +63,7 @@ interface Setup {
   readonly datagrams: (from: string) => ProbeDatagram[];
   readonly daemon?: DaemonProcess;
   readonly ms: number[];
+  readonly rounds: number[];
   readonly attempts: number[];
   readonly failures: string[];
 }
@@ -274,6 +275,7 @@ async function setUp(row: FloorRow, p: FloorParams, scope: Scope, fwKeys: () => 
     datagrams,
     ...(daemon ? { daemon } : {}),
     ms: [],
+    rounds: [],
     attempts: [],
     failures: [],
   };
@@ -299,6 +301,7 @@ export async function benchFloor(p: FloorParams): Promise<FloorResult> {
           failures: [],
           skipped: missing,
           samples: [],
+          rounds: [],
         });
         continue;
       }
@@ -321,8 +324,12 @@ export async function benchFloor(p: FloorParams): Promise<FloorResult> {
         const r = await s.probe.call('sample', req, 10_000);
         if (r.ok && typeof r.ms === 'number') {
           s.ms.push(r.ms);
+          s.rounds.push(r.ms);
           s.attempts.push(r.attempts ?? 0);
-        } else s.failures.push(`sample ${i}: ${r.error ?? '?'}`);
+        } else {
+          s.rounds.push(Number.NaN);
+          s.failures.push(`sample ${i}: ${r.error ?? '?'}`);
+        }
         await sleep(5);
       }
     }
@@ -356,12 +363,18 @@ export async function benchFloor(p: FloorParams): Promise<FloorResult> {
         attempts: stats(s.attempts).median,
         failures: s.failures,
         samples: s.ms.map(r3),
+        rounds: s.rounds,
         ...(s.daemon ? { daemon: daemonLatency(s.daemon) } : {}),
         ...(trace ? { trace } : {}),
       };
     });
     const order = (r: FloorRowResult) => p.rows.indexOf(r.row);
-    return { n: p.n, intervalMs: p.intervalMs, rows: [...rows, ...skipped].sort((a, b) => order(a) - order(b)) };
+    return {
+      n: p.n,
+      intervalMs: p.intervalMs,
+      compareFast: p.compareFast === true,
+      rows: [...rows, ...skipped].sort((a, b) => order(a) - order(b)),
+    };
   } finally {
     await scope.close();
   }

@@ -19,6 +19,8 @@ export interface Options {
   readonly only: readonly string[] | undefined;
   /** `--compare PATH`: the server/main.ts of another checkout, as an extra row of the floor part (A/B, interleaved). */
   readonly compare: string | undefined;
+  /** `--compare-fast`: that row with the kernel fast path on (an A/B of the default); else `fast_path = false`. */
+  readonly compareFast: boolean;
   /** `--flood`: the flood benchmark (scripts/bench/flood.ts) instead of the rest. */
   readonly flood: boolean;
 }
@@ -27,7 +29,7 @@ export interface Options {
 export const runs = (o: Options, part: string): boolean => o.only === undefined || o.only.includes(part);
 
 const USAGE =
-  'npm run bench [-- --quick] [--json] [--backend nftables|iptables|all] [--only PART,…] [--compare OTHER/server/main.ts]\n' +
+  'npm run bench [-- --quick] [--json] [--backend nftables|iptables|all] [--only PART,…] [--compare OTHER/server/main.ts [--compare-fast]]\n' +
   '       npm run bench -- --flood [--quick] [--json]     the floods of issue 9 alone (docs/flood.md)\n' +
   '       npm run bench -- --scale [--quick] [--json] [--backend …]   10,000 grants alone (docs/scale.md)';
 
@@ -91,6 +93,7 @@ export function parseOptions(argv: readonly string[] = process.argv.slice(2)): O
     backend?: string;
     only?: string;
     compare?: string;
+    'compare-fast'?: boolean;
     help?: boolean;
     flood?: boolean;
   };
@@ -103,6 +106,7 @@ export function parseOptions(argv: readonly string[] = process.argv.slice(2)): O
         backend: { type: 'string' },
         only: { type: 'string' },
         compare: { type: 'string' },
+        'compare-fast': { type: 'boolean' },
         flood: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -121,12 +125,14 @@ export function parseOptions(argv: readonly string[] = process.argv.slice(2)): O
     usage(`--backend must be nftables, iptables or all (got "${b}")`);
   const only = values.only?.split(',').map((x) => x.trim());
   if (only?.some((x) => x === '')) usage('--only needs part names, comma-separated');
+  if (values['compare-fast'] && values.compare === undefined) usage('--compare-fast needs --compare');
   return {
     quick: values.quick ?? false,
     json: values.json ?? false,
     backends: b === 'all' ? ['nftables', 'iptables'] : [b],
     only,
     compare: values.compare,
+    compareFast: values['compare-fast'] ?? false,
     flood: values.flood ?? false,
   };
 }

@@ -8,7 +8,7 @@ import type { ColdVerify } from './cold-verify.js';
 import type { FloorResult } from './floor.js';
 import type { BackendResult } from './knock-to-open.js';
 import { type BackendName, E2E, GAP_MS } from './options.js';
-import { type Stats, r3, roundStats } from './stats.js';
+import { type Stats, r3, roundStats, stats } from './stats.js';
 import type { BenchSection } from './section.js';
 import type { VerifyCase } from './verify-throughput.js';
 
@@ -118,12 +118,30 @@ function floorTable(f: FloorResult | undefined): string[] {
       `fwknopd / spa-knockd: ${f2(med('fwknopd') / med('spa-nft-fast'))}×`,
     `   spa-knockd nftables, fast_path = false − minimal nft program: ${f2(spa - med('mini-nft'))} ms (median); ` +
       `fwknopd / it: ${f2(med('fwknopd') / spa)}×`,
+    `   paired (median of the per-round differences, rounds where both rows opened): default − minimal nft program ${f2(paired(f, 'spa-nft-fast', 'mini-nft'))} ms` +
+      (f.rows.some((x) => x.row === 'spa-nft-b')
+        ? `; ${f.compareFast ? 'default' : 'fast_path = false'} − the --compare checkout ${f2(paired(f, f.compareFast ? 'spa-nft-fast' : 'spa-nft', 'spa-nft-b'))} ms`
+        : ''),
     ...daemon.map(
       (x) =>
         `   ${x.label}, daemon side (datagram handed over → committed${x.row === 'spa-nft-fast' ? ', confirmed after the CONFIRM_HOLD_MS wait; the port opened before' : ''}): median ${f2(x.daemon?.median ?? Number.NaN)}, p90 ${f2(x.daemon?.p90 ?? Number.NaN)}` +
         (x.trace ? `; trace (µs, min/median): ${JSON.stringify(x.trace)}` : ''),
     ),
   ];
+}
+
+/** Median of a[i] − b[i] over the rounds where both rows opened (FloorRowResult.rounds). */
+function paired(f: FloorResult, a: string, b: string): number {
+  const ra = f.rows.find((x) => x.row === a)?.rounds;
+  const rb = f.rows.find((x) => x.row === b)?.rounds;
+  if (!ra || !rb) return Number.NaN;
+  const d: number[] = [];
+  for (let i = 0; i < Math.min(ra.length, rb.length); i++) {
+    const x = ra[i];
+    const y = rb[i];
+    if (x !== undefined && y !== undefined && Number.isFinite(x) && Number.isFinite(y)) d.push(x - y);
+  }
+  return stats(d).median;
 }
 
 function coldStartTable(c: ColdStart | undefined): string[] {

@@ -39,6 +39,12 @@ describe('bench machinery', { timeout: 300_000 }, () => {
       assert.deepEqual(x.failures, [], x.label);
       assert.equal(x.stats.n, 3, x.label);
       assert.ok(x.stats.min > 0 && x.attempts >= 1, x.label);
+      // round by round, for the report's paired differences
+      assert.equal(x.rounds.length, 3, x.label);
+      assert.ok(
+        x.rounds.every((ms) => Number.isFinite(ms) && ms > 0),
+        x.label,
+      );
     }
   });
 });
