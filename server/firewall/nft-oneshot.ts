@@ -2,7 +2,9 @@
  * The nftables backend's one-process commands on its table (server/firewall/nftables.ts): `nft -f -` transactions
  * (install, uninstall, and grant/revoke in `oneshot` mode) and the reads behind install, `list` and `check` (`nft -j
  * list table`, `nft list chain`, the prefilter's counter). The long-lived `nft -i` of grant/revoke is nft-shell.ts.
- * Nothing here is queued or remembered: the backend decides when these run.
+ * Nothing here is queued or remembered: the backend decides when these run. The reads go through long-lived read
+ * sessions (nft-reader.ts) once the backend has given them (`session`: the daemon's gate, after its install); a
+ * one-off command (`spa-knockd check`, `list`) spawns `nft` for each.
  * @module
  */
 import {
@@ -15,10 +17,20 @@ import {
 import { nftCheckProblems, parseChainRules } from './nft-check.js';
 import { PREFILTER_CHAIN, PREFILTER_COUNTER, parseCounterPackets } from './nft-prefilter.js';
 import { type ShellResult, nftErrorMessage } from './nft-shell.js';
-import { describeFailure, run, withWrap } from './process.js';
+import type { NftReader } from './nft-reader.js';
+import { type RunResult, describeFailure, run, withWrap } from './process.js';
 import { type CheckedPlan, firewallError } from './validate.js';
 
+/** The read sessions: `nft -j -i` for JSON reads, `nft -i` for text (nft-reader.ts). */
+export interface NftReadSessions {
+  readonly json: NftReader;
+  readonly text: NftReader;
+}
+
 export class NftOneshot {
+  /** Set by the backend once it owns the gate (nft-reader.ts); the reads below spawn `nft` without it. */
+  session: NftReadSessions | undefined;
+
   /**
    * @param table our table's name (family `inet`), already checked
    * @param wrap command prefix for every command (tests: `ip netns exec NS`)
@@ -68,10 +80,17 @@ export class NftOneshot {
   }
 
   // ------------------------------------------------------------------------------------------------ read side
+  /** `nft ARGS` for a read: through the read sessions when there are any, else a process of its own. */
+  private read(args: readonly string[]): Promise<RunResult> {
+    const s = this.session;
+    if (s === undefined) return run(this.argv(args), { timeoutMs: this.timeoutMs });
+    return args[0] === '-j' ? s.json.run(args.slice(1)) : s.text.run(args);
+  }
+
   /** `nft -j list table`, parsed; undefined if the table does not exist. Throws on other failures. */
   async listTable(): Promise<NftTableListing | undefined> {
     const argv = ['nft', '-j', 'list', 'table', 'inet', this.table];
-    const r = await run(withWrap(this.wrap, argv), { timeoutMs: this.timeoutMs });
+    const r = await this.read(argv.slice(1));
     if (r.code !== 0) {
       if (r.spawnError === undefined && /Error: No such file or directory/.test(r.stderr)) return undefined;
       throw firewallError(
@@ -104,16 +123,14 @@ export class NftOneshot {
   /** The rule lines of one of our chains, as `nft list chain` prints them. */
   private async listChainRules(chain: 'input' | 'output' | typeof PREFILTER_CHAIN): Promise<string[]> {
     const argv = ['nft', 'list', 'chain', 'inet', this.table, chain];
-    const r = await run(withWrap(this.wrap, argv), { timeoutMs: this.timeoutMs });
+    const r = await this.read(argv.slice(1));
     if (r.code !== 0) throw firewallError(describeFailure(argv, r));
     return parseChainRules(r.stdout);
   }
 
   /** The kernel prefilter's drop counter (nft-prefilter.ts); undefined when it is not installed. */
   async prefilterDrops(): Promise<number | undefined> {
-    const r = await run(this.argv(['-j', 'list', 'counter', 'inet', this.table, PREFILTER_COUNTER]), {
-      timeoutMs: this.timeoutMs,
-    });
+    const r = await this.read(['-j', 'list', 'counter', 'inet', this.table, PREFILTER_COUNTER]);
     return r.code === 0 ? parseCounterPackets(r.stdout) : undefined;
   }
 }

@@ -41,6 +41,7 @@ import { FastPathHolder } from './nft-fastpath-holder.js';
 import { grantCommands, revokeCommands } from './nft-grant-text.js';
 import { NftMirror } from './nft-mirror.js';
 import { NftOneshot } from './nft-oneshot.js';
+import { NftReader } from './nft-reader.js';
 import { NftShell } from './nft-shell.js';
 import { SerialQueue, run } from './process.js';
 import { type CheckedPlan, checkGrants, checkKeys, checkNow, checkPlan, firewallError } from './validate.js';
@@ -52,7 +53,8 @@ export interface NftablesOptions {
   readonly wrap?: readonly string[];
   /**
    * `persistent` (default): grant/revoke are written to one long-lived `nft -i` child.
-   * `oneshot`: every change spawns `nft -f -`. Install/list/check/uninstall always spawn.
+   * `oneshot`: every change spawns `nft -f -`. Install and uninstall always spawn; after an install in `persistent`
+   * mode the reads (check, list, the prefilter's counter) go through long-lived read sessions (nft-reader.ts).
    */
   readonly mode?: 'persistent' | 'oneshot';
   /** Per-command timeout in ms. Default NFT_TIMEOUT_MS. */
@@ -128,6 +130,12 @@ export class NftablesBackend implements FirewallBackend {
   }
 
   // ------------------------------------------------------------------------------------------------ install
+  /** Pids of the read sessions' `nft -i` children, while running (tests: the healer's check starts no process). */
+  get readerPids(): readonly (number | undefined)[] {
+    const s = this.cli.session;
+    return s ? [s.json.pid, s.text.pid] : [];
+  }
+
   async install(plan: FirewallPlan, now: number): Promise<void> {
     const checked = checkPlan(plan);
     checkNow(now);
@@ -138,6 +146,13 @@ export class NftablesBackend implements FirewallBackend {
       await this.changingLayout(() => this.installNow(installed, now));
     });
     await this.queue.run(() => this.prepareShell());
+    // the gate is ours now: its reads (the healer's check, the prefilter's counter) go through long-lived sessions,
+    // not a fork of the daemon each (nft-reader.ts)
+    if (this.mode === 'persistent')
+      this.cli.session ??= {
+        json: new NftReader(this.nftArgv(['-j', '-i']), this.timeoutMs, this.recycleAfter),
+        text: new NftReader(this.nftArgv(['-i']), this.timeoutMs, this.recycleAfter),
+      };
   }
 
   /**
@@ -313,8 +328,9 @@ export class NftablesBackend implements FirewallBackend {
   /**
    * Read-only, and outside the queue: every nft read is an atomic snapshot of the ruleset, and a grant or revoke (what
    * the queue mostly runs) changes only elements of allow4/allow6, which the check does not compare. So the healer's
-   * check (three `nft` processes every heal_interval, ~10–30 ms) never holds up a knock. Only an install or uninstall
-   * of this object changes what the check compares: a check that overlapped one is read again inside the queue.
+   * check (four reads every heal_interval, through the read sessions: no process started) never holds up a knock.
+   * Only an install or uninstall of this object changes what the check compares: a check that overlapped one is read
+   * again inside the queue.
    */
   async check(plan: FirewallPlan): Promise<string[]> {
     const checked = checkPlan(plan);
@@ -358,8 +374,10 @@ export class NftablesBackend implements FirewallBackend {
     return this.queue.run(async () => {
       const shell = this.shell;
       this.shell = undefined;
+      const session = this.cli.session;
+      this.cli.session = undefined;
       this.fast.close();
-      await shell?.close();
+      await Promise.all([shell?.close(), session?.json.close(), session?.text.close()]);
     });
   }
 }
