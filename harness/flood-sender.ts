@@ -39,6 +39,8 @@ export interface FloodRequest {
   readonly sniffed?: string;
   /** `fwknop-valid`: an fwknop key pair (KEY_BASE64, HMAC_KEY_BASE64; HMAC-SHA256, fwknop's default). */
   readonly fwknop?: { readonly keyB64: string; readonly hmacB64: string };
+  /** Write `flooding` on stderr once the first burst is out (the bench starts timing knocks after it). */
+  readonly announce?: boolean;
 }
 
 export interface FloodResult {
@@ -123,6 +125,7 @@ export async function flood(r: FloodRequest): Promise<FloodResult> {
   const t0 = performance.now();
   const end = t0 + r.seconds * 1000;
   let started = 0;
+  let announced = false;
   const pause = () => new Promise((res) => setImmediate(res));
   const nap = () => new Promise((res) => setTimeout(res, 1));
   while (started < r.max && performance.now() < end) {
@@ -132,6 +135,10 @@ export async function flood(r: FloodRequest): Promise<FloodResult> {
       continue;
     }
     for (let i = 0; i < BURST && started < allowed; i++, started++) sock.send(make(), r.port, r.host);
+    if (r.announce && !announced) {
+      announced = true;
+      process.stderr.write('flooding\n');
+    }
     await pause();
     while (sock.getSendQueueCount() > MAX_QUEUED && performance.now() < end) await pause();
   }

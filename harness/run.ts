@@ -16,7 +16,13 @@ export interface RunResult {
 export function runTs(
   script: string,
   args: readonly string[],
-  opts: { prefix?: readonly string[]; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+  opts: {
+    prefix?: readonly string[];
+    timeoutMs?: number;
+    env?: NodeJS.ProcessEnv;
+    /** Each chunk of stderr as it comes (the whole of it is in the result too). */
+    onStderr?: (chunk: string) => void;
+  } = {},
 ): Promise<RunResult> {
   const argv = [...(opts.prefix ?? []), process.execPath, '--import', 'tsx', script, ...args];
   return new Promise((resolve, reject) => {
@@ -28,7 +34,10 @@ export function runTs(
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      opts.onStderr?.(d.toString());
+    });
     const t = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
     p.on('error', reject);
     p.on('close', (code) => {

@@ -73,7 +73,7 @@ async function main(): Promise<void> {
     // `--flood`: the floods of issue 9 only, spa-knockd and fwknopd side by side (scripts/bench/flood.ts)
     try {
       const seconds = opts.quick ? 8 : 20;
-      const r = await benchFlood({ seconds });
+      const r = await benchFlood({ seconds, trace: opts.trace });
       if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
       else printFloodTable(r, seconds);
     } finally {

@@ -311,16 +311,18 @@ export class Daemon {
     }
     // nothing before the firewall change that does not open the port: compaction (a rewrite of replay.log, rare),
     // the log line and the stats come after it
+    const opening = d.type === 'open' ? this.grants.open(d) : undefined;
+    const early = traceTake(); // with an idle queue, the trigger is out by now (SPAK_TRACE_GRANT only)
     const work =
-      d.type === 'open'
-        ? this.grants.open(d).then((r) => {
+      opening !== undefined
+        ? opening.then((r) => {
             if (!r.ok) {
               this.rejects.add(r.reason);
               return;
             }
             const latencyMs = Number(process.hrtime.bigint() - t0) / 1e6;
             log.info(
-              grantLine(d, r.outcomes, { oneTimeCode, latencyMs, trace: traceTake() }),
+              grantLine(d, r.outcomes, { oneTimeCode, latencyMs, trace: traceTake(early) }),
               'knock accepted: access granted',
             );
           })

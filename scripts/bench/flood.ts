@@ -6,10 +6,15 @@
  * Servers: spa-knockd (nftables) as configured by default, the same with `limit.kernel_prefilter = false`, fwknopd.
  * Per server, per flood (none; one key holder's distinct valid knocks; junk carrying a sniffed key id — for fwknopd,
  * which has no key id, base64 junk its HMAC check runs on; random junk): one sender process in the client namespace
- * (harness/flood-sender.ts, from its own address) as fast as it goes for `seconds`, and meanwhile a legitimate client
- * knocks again and again, each time for a fresh address of the client namespace (a packet naming that address, built
- * before the timing starts), timed client side by scripts/bench/fwknop-child.ts: checked closed, packet sent, a fresh
- * TCP connect every 1 ms until one succeeds (lost: none within 3 s). Also: datagrams the sender got out, kernel drops
+ * (harness/flood-sender.ts, from its own address) as fast as it goes for `seconds`; once it says it is flooding, a
+ * legitimate client knocks again and again, each time from a fresh address of the client namespace (a packet naming
+ * that address, built before the timing starts), timed client side by the floor's probe (floor-probe-child.ts, its
+ * sockets and addresses warmed first): checked closed, packet sent, a fresh TCP connect every 0.2 ms until one
+ * succeeds (lost: none within 3 s). spa-knockd runs as it ships (built dist/, plain node: built.ts); the row
+ * `spa-knockd + probe RT` is an experiment, not a shipped setting: the daemon's and the probe's main threads run
+ * SCHED_FIFO 1 (`chrt -f -R 1`: their other threads and children ordinary), so that neither waits for a CPU behind
+ * the flood sender on this 2-CPU machine; what is left is the daemon's own work (docs/flood.md). Also: the run-queue wait of the server's main thread during the flood (time it was ready to
+ * run but had no CPU, /proc/PID/schedstat), datagrams the sender got out, kernel drops
  * on the server's UDP socket (/proc/net/udp in the server namespace), the server's RSS before and after, and for
  * spa-knockd the reject counts by reason and the datagrams its kernel prefilter dropped (`limit.kernel_prefilter`,
  * on by default: the counter `flood_drops` of its nft table, server/firewall/nft-prefilter.ts). Figures on a loaded machine vary a lot: the load average is printed.
@@ -20,6 +25,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildPacket } from '../../client/request.js';
+import { DAEMON } from '../../harness/run.js';
 import { DaemonProcess } from '../../harness/daemon-process.js';
 import type { FloodKind, FloodResult } from '../../harness/flood-sender.js';
 import { type FwknopKeyText, fwknopKeyGen, fwknopPacket } from '../../harness/fwknop.js';
@@ -31,18 +37,27 @@ import { toHex } from '../../shared/bytes.js';
 import { formatKey, generateKey } from '../../shared/keys.js';
 import { PREFILTER_COUNTER, parseCounterPackets } from '../../server/firewall/nft-prefilter.js';
 import { parseProcNetUdp } from '../../server/udp-drops.js';
-import type { FwknopBenchOps } from './fwknop-child.js';
+import { spawn, spawnSync } from 'node:child_process';
+import { onPath } from '../../harness/prerequisites.js';
+import { builtDaemon } from './built.js';
+import { type DaemonMarks, breakdown, breakdownText, parseCapture } from './flood-trace.js';
+import type { FloorProbeOps } from './floor-probe-child.js';
 import { Scope, progress, sleep } from './lifecycle.js';
 import { type Stats, stats } from './stats.js';
 
 const SSH = 22;
 const UDP_PORT = 62201;
+/** An open TCP port on the server (not protected): the probe warms its sockets and addresses on it. */
+const CONTROL = 2222;
+/** The row `spa-knockd + probe RT`: the main thread SCHED_FIFO 1, every thread or process it creates ordinary. */
+const REALTIME = ['chrt', '-f', '-R', '1'];
 const MAX_SAMPLES = 200;
 /** ms between two knocks of the legitimate client, at least. */
 const MIN_SPACING_MS = 250;
 
-export type FloodServer = 'spa-knockd nftables' | 'spa-knockd no prefilter' | 'fwknopd';
-export type FloodName = 'none' | 'valid knocks' | 'sniffed key id' | 'random junk';
+export type FloodServer = 'spa-knockd nftables' | 'spa-knockd + probe RT' | 'spa-knockd no prefilter' | 'fwknopd';
+/** `first knock`: the server's first knock after its start, alone (cold: no knock has warmed its grant path yet). */
+export type FloodName = 'first knock' | 'none' | 'valid knocks' | 'sniffed key id' | 'random junk';
 
 export interface FloodRow {
   readonly server: FloodServer;
@@ -62,15 +77,21 @@ export interface FloodRow {
   /** Server CPU time (user + system) during the flood, ms, and per datagram it received (sent − kernel drops), µs. */
   readonly cpuMs: number;
   readonly cpuUsPerDatagram: number | undefined;
+  /** The server's main thread during the flood: ms it was ready to run but waited for a CPU (/proc/PID/schedstat). */
+  readonly runQueueMs: number;
   readonly rejects?: Record<string, number>;
+  /** `--trace`, spa-knockd rows: where the slowest knocks of this flood spent their time (flood-trace.ts). */
+  readonly slowest?: readonly string[];
 }
 
 export interface FloodOptions {
   readonly seconds: number;
+  /** `--trace`: a capture on the server's veth and the daemon's marks, for the slowest knocks (flood-trace.ts). */
+  readonly trace?: boolean;
 }
 
 const kindOf = (server: FloodServer, f: FloodName): FloodKind | undefined =>
-  f === 'none'
+  f === 'none' || f === 'first knock'
     ? undefined
     : f === 'valid knocks'
       ? server === 'fwknopd'
@@ -116,6 +137,76 @@ async function prefilterCount(pair: NetnsPair, table: string): Promise<number | 
   return r.code === 0 ? parseCounterPackets(r.stdout) : undefined;
 }
 
+/** ms the thread PID spent ready to run but waiting for a CPU (second field of /proc/PID/schedstat, ns). */
+function runQueueMs(pid: number | undefined): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1e6;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** The slowest knocks whose breakdown `--trace` prints, per flood. */
+const SLOWEST = 3;
+
+interface Capture {
+  readonly file: string;
+  readonly stop: () => Promise<void>;
+  /** CLOCK_REALTIME − CLOCK_MONOTONIC, µs (tcpdump stamps the one, the daemon's marks the other). */
+  readonly offsetUs: number;
+}
+
+/** tcpdump on the server's veth, all but the flood sender's packets and the probe's warm-up port, to a file. */
+async function startCapture(scope: Scope, ns: string, dir: string, flooder: string): Promise<Capture> {
+  const file = join(dir, 'knocks.pcap');
+  const filter = `not src host ${flooder} and not port ${CONTROL}`;
+  const td = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-i', 'vsrv', '-n', '-U', '-w', file, filter], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stopped = false;
+  const exited = new Promise<void>((r) => td.once('exit', () => r()));
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    td.kill('SIGINT'); // by PID; it writes out what it holds
+    await Promise.race([exited, sleep(3000)]);
+  };
+  scope.defer(stop);
+  await new Promise<void>((resolve, reject) => {
+    let err = '';
+    td.stderr?.on('data', (c: Buffer) => {
+      err += c.toString();
+      if (/listening on/.test(err)) resolve();
+    });
+    td.once('exit', () => reject(new Error(`tcpdump: ${err.trim()}`)));
+  });
+  const offsetUs = (performance.timeOrigin + performance.now()) * 1000 - Number(process.hrtime.bigint() / 1000n);
+  return { file, stop, offsetUs };
+}
+
+/** Stop the capture and break down the SLOWEST slowest knocks of each flood (flood-trace.ts). */
+async function slowestKnocks(
+  c: Capture,
+  timed: readonly { flood: FloodName; from: string; ms: number }[],
+  marksOf: (from: string) => DaemonMarks | undefined,
+): Promise<Map<FloodName, string[]>> {
+  await c.stop();
+  const r = spawnSync('tcpdump', ['-n', '-tt', '--nano', '-r', c.file], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  const wire = parseCapture(r.stdout ?? '', UDP_PORT, SSH);
+  const out = new Map<FloodName, string[]>();
+  for (const f of new Set(timed.map((t) => t.flood))) {
+    const worst = timed.filter((t) => t.flood === f).sort((a, b) => b.ms - a.ms);
+    out.set(
+      f,
+      worst.slice(0, SLOWEST).map((t) => {
+        const b = breakdown(t.from, t.ms, wire.get(t.from), marksOf(t.from), c.offsetUs);
+        return b ? breakdownText(b) : `${t.ms.toFixed(2)} ms: not in the capture (${t.from})`;
+      }),
+    );
+  }
+  return out;
+}
+
 const NFT_TABLE = 'spak_flood_bench';
 
 async function benchServer(
@@ -126,7 +217,7 @@ async function benchServer(
 ): Promise<FloodRow[]> {
   const tag = `flood-b${subnet}`;
   const scope = new Scope();
-  const floods: FloodName[] = ['none', 'valid knocks', 'sniffed key id', 'random junk'];
+  const floods: FloodName[] = ['first knock', 'none', 'valid knocks', 'sniffed key id', 'random junk'];
   const perFlood = Math.min(MAX_SAMPLES, Math.max(5, Math.floor(o.seconds * 2)));
   try {
     progress(`flood: ${server}: namespaces ${pairNames(tag).srv}/-cli (10.251.${subnet}.0/24)`);
@@ -134,11 +225,12 @@ async function benchServer(
     const pair = await createPair(tag, { subnet });
     scope.defer(() => pair.cleanup());
     const flooder = `10.251.${subnet}.3`;
-    const addrs = Array.from({ length: perFlood * floods.length }, (_, i) => `10.251.${subnet}.${10 + i}`);
+    const addrs = Array.from({ length: 1 + perFlood * (floods.length - 1) }, (_, i) => `10.251.${subnet}.${10 + i}`);
     if (addrs.length > 240) throw new Error('flood bench: too many samples for one /24');
     for (const a of [flooder, ...addrs]) await pair.exec(pair.cli, ['ip', 'addr', 'add', `${a}/24`, 'dev', 'vcli']);
     const srv = await pair.agent(pair.srv);
     await srv.listenTcp(SSH);
+    await srv.listenTcp(CONTROL);
     const dir = mkdtempSync(join(tmpdir(), `spak-${tag}-`));
     scope.defer(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -147,6 +239,7 @@ async function benchServer(
     let pid: () => number | undefined;
     let rejectsFrom: ((mark: number) => Record<string, number>) | undefined;
     let mark = () => 0;
+    let daemonLines = (): readonly Record<string, unknown>[] => [];
     if (server === 'fwknopd') {
       await pair.exec(pair.srv, ['iptables', '-A', 'INPUT', '-p', 'tcp', '--dport', String(SSH), '-j', 'DROP']);
       const d = new FwknopdProcess(pair.srv, {
@@ -177,13 +270,18 @@ async function benchServer(
         ].join('\n'),
         { mode: 0o600 },
       );
-      const d = new DaemonProcess(pair.srv, cfg);
+      const d = new DaemonProcess(pair.srv, cfg, {
+        entry: builtDaemon(DAEMON),
+        plain: true,
+        ...(server === 'spa-knockd + probe RT' ? { launcher: REALTIME } : {}),
+      });
       scope.defer(async () => {
         await d.stop('SIGKILL');
       });
-      await d.start(60_000); // a loaded machine starts tsx slowly
+      await d.start(60_000);
       pid = () => d.pid;
       mark = () => d.lines.length;
+      daemonLines = () => d.lines;
       rejectsFrom = (m) => {
         const by: Record<string, number> = {};
         for (const l of d.events('rejects', m))
@@ -191,28 +289,36 @@ async function benchServer(
         return by;
       };
     }
-    const child = await startRpcChild<FwknopBenchOps>(
+    const child = await startRpcChild<FloorProbeOps>(
       [
         ...pair.wrap(pair.cli),
+        ...(server === 'spa-knockd + probe RT' ? REALTIME : []),
         process.execPath,
+        '--expose-gc', // the probe collects its garbage between samples (floor-probe-child.ts)
         '--import',
         'tsx',
-        fileURLToPath(new URL('./fwknop-child.ts', import.meta.url)),
+        fileURLToPath(new URL('./floor-probe-child.ts', import.meta.url)),
       ],
-      { name: 'fwknop-child', cwd: ROOT },
+      { name: 'flood probe', cwd: ROOT, readyTimeoutMs: 60_000 },
     );
-    scope.defer(() => child.close());
+    scope.defer(() => child.kill());
+    const warm = await child.call('warm', { host: pair.srv4, port: CONTROL, from: addrs, n: 2 }, 120_000);
+    if (!warm.ok) throw new Error(`flood: ${server}: ${warm.error ?? 'warm-up failed'}`);
 
+    const capture = o.trace && server !== 'fwknopd' ? await startCapture(scope, pair.srv, dir, flooder) : undefined;
+    const timed: { flood: FloodName; from: string; ms: number }[] = [];
     const rows: FloodRow[] = [];
     let next = 0;
     for (const flood of floods) {
       const kind = kindOf(server, flood);
-      progress(`flood: ${server}: ${flood}${kind ? ` (${kind}, ${o.seconds} s)` : ''}, ${perFlood} legitimate knocks`);
+      const knocks = flood === 'first knock' ? 1 : perFlood;
+      progress(`flood: ${server}: ${flood}${kind ? ` (${kind}, ${o.seconds} s)` : ''}, ${knocks} legitimate knocks`);
       const m = mark();
       const drops0 = await udpDrops(pair);
       const pf0 = await prefilterCount(pair, NFT_TABLE);
       const rss0 = rssKb(pid());
       const cpu0 = cpuMs(pid());
+      const rq0 = runQueueMs(pid());
       let sending: Promise<FloodResult | undefined> = Promise.resolve(undefined);
       if (kind) {
         const req = {
@@ -225,24 +331,32 @@ async function benchServer(
           key: aliceKey,
           sniffed: toHex(buildPacket(bobKey, { type: 'open', accesses: [], duration: 0 }).bytes),
           fwknop: { keyB64: fk.keyB64, hmacB64: fk.hmacB64 },
+          announce: true,
         };
+        let flooding: () => void = () => undefined;
+        const started = new Promise<void>((r) => (flooding = r));
         sending = runTs(`${ROOT}harness/flood-sender.ts`, [JSON.stringify(req)], {
           prefix: pair.wrap(pair.cli),
           timeoutMs: (o.seconds + 30) * 1000,
+          onStderr: (c) => {
+            if (c.includes('flooding')) flooding();
+          },
         }).then((r) => {
           if (r.code !== 0) throw new Error(`flood sender: ${r.stderr.trim()}`);
           return JSON.parse(r.stdout) as FloodResult;
         });
-        await sleep(1000); // the sender's start, and the flood under way
+        // the sender under way (its first burst out), then half a second of flood before the first knock
+        await Promise.race([started, sending]);
+        await sleep(500);
       }
       // the samples spread over the flood; the last one starts early enough to end (3 s at most) before it does
       const t0 = Date.now();
-      const deadline = kind ? t0 + (o.seconds - 1) * 1000 - 3000 : Number.POSITIVE_INFINITY;
+      const deadline = kind ? t0 + (o.seconds - 1.5) * 1000 - 3000 : Number.POSITIVE_INFINITY;
       // never faster than the default limit.client_rate (5/s) allows one client: the legitimate client is not a flooder
       const spacing = Math.max(MIN_SPACING_MS, kind ? (deadline - t0) / perFlood : 0);
       const ms: number[] = [];
       let lost = 0;
-      for (let i = 0; i < perFlood && Date.now() < deadline; i++) {
+      for (let i = 0; i < knocks && Date.now() < deadline; i++) {
         const from = addrs[next++] as string;
         const hex =
           server === 'fwknopd'
@@ -250,12 +364,23 @@ async function benchServer(
             : toHex(buildPacket(bobKey, { type: 'open', accesses: [], duration: 0, allowAddress: from }).bytes);
         const s0 = Date.now();
         const r = await child.call(
-          'e2e',
-          { hex, host: pair.srv4, udpPort: UDP_PORT, tcpPort: SSH, from, maxMs: 3000 },
+          'sample',
+          {
+            host: pair.srv4,
+            tcpPort: SSH,
+            from,
+            datagrams: [{ hex, port: UDP_PORT }],
+            intervalMs: 0.2,
+            attemptTimeoutMs: 3,
+            maxMs: 3000,
+            closedCheckMs: 40,
+          },
           20_000,
         );
-        if (r.ok && typeof r.ms === 'number') ms.push(r.ms);
-        else lost++;
+        if (r.ok && typeof r.ms === 'number') {
+          ms.push(r.ms);
+          timed.push({ flood, from, ms: r.ms });
+        } else lost++;
         await sleep(Math.max(0, spacing - (Date.now() - s0)));
       }
       const sent = await sending;
@@ -265,6 +390,7 @@ async function benchServer(
       const pf1 = await prefilterCount(pair, NFT_TABLE);
       const prefilterDrops = pf0 !== undefined && pf1 !== undefined ? pf1 - pf0 : undefined;
       const cpu = cpuMs(pid()) - cpu0;
+      const rq = runQueueMs(pid()) - rq0;
       // what reached the server's socket: sent, less what the prefilter and the full socket buffer dropped
       const received = (sent?.sent ?? 0) - (drops ?? 0) - (prefilterDrops ?? 0);
       rows.push({
@@ -279,10 +405,16 @@ async function benchServer(
         rssKb: [rss0, rssKb(pid())],
         cpuMs: cpu,
         cpuUsPerDatagram: sent && received > 0 ? (cpu * 1000) / received : undefined,
+        runQueueMs: rq,
         ...(rejectsFrom ? { rejects: rejectsFrom(m) } : {}),
       });
     }
-    return rows;
+    if (!capture) return rows;
+    const slow = await slowestKnocks(capture, timed, (from) => {
+      const g = daemonLines().find((l) => l['event'] === 'grant' && l['address'] === from);
+      return g?.['trace'] as DaemonMarks | undefined;
+    });
+    return rows.map((x) => ({ ...x, slowest: slow.get(x.flood) ?? [] }));
   } finally {
     await scope.close();
   }
@@ -290,8 +422,14 @@ async function benchServer(
 
 export async function benchFlood(o: FloodOptions): Promise<{ rows: FloodRow[]; loadavg: string }> {
   const fk = fwknopKeyGen();
+  if (o.trace) {
+    if (!onPath('tcpdump')) throw new Error('--trace needs tcpdump (fix: apt-get install -y tcpdump)');
+    process.env['SPAK_TRACE_GRANT'] = '1'; // the daemons started from here on carry their marks (grant-trace.ts)
+  }
   const rows = [
     ...(await benchServer('spa-knockd nftables', 123, o, fk)),
+    // the same, with neither the daemon nor the probe waiting for a CPU (an experiment: docs/flood.md)
+    ...(await benchServer('spa-knockd + probe RT', 125, o, fk)),
     // the same daemon without its kernel prefilter, side by side on the same machine at the same time
     ...(await benchServer('spa-knockd no prefilter', 152, o, fk)),
     ...(await benchServer('fwknopd', 124, o, fk)),
@@ -316,19 +454,22 @@ export function printFloodTable(r: { rows: readonly FloodRow[]; loadavg: string 
   const f = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-').padStart(7);
   const out: string[] = [
     `Floods (${seconds} s each, one sender process; legitimate knock sent → TCP connect, ms; load average at end ${r.loadavg})`,
-    `${'server'.padEnd(24)} ${'flood'.padEnd(15)} ${'sent/s'.padStart(8)} ${'n'.padStart(4)} ${'median'.padStart(7)} ${'p99'.padStart(7)} ${'max'.padStart(7)} lost  drops  prefilter  CPU ms  µs/dgram  RSS kB before→after  rejects`,
+    `${'server'.padEnd(24)} ${'flood'.padEnd(15)} ${'sent/s'.padStart(8)} ${'n'.padStart(4)} ${'median'.padStart(7)} ${'p99'.padStart(7)} ${'max'.padStart(7)} lost  drops  prefilter  CPU ms  µs/dgram  rq wait ms  RSS kB before→after  rejects`,
   ];
   for (const x of r.rows)
     out.push(
-      `${x.server.padEnd(24)} ${x.flood.padEnd(15)} ${x.perSecond.toFixed(0).padStart(8)} ${String(x.open.n).padStart(4)} ${f(x.open.median)} ${f(x.open.p99)} ${f(x.open.max)} ${String(x.lost).padStart(4)} ${String(x.drops ?? '?').padStart(6)} ${String(x.prefilterDrops ?? '-').padStart(10)} ${String(x.cpuMs).padStart(7)} ${usText(x).padStart(9)}  ${x.rssKb[0]}→${x.rssKb[1]}  ${x.rejects ? JSON.stringify(x.rejects) : ''}`,
+      `${x.server.padEnd(24)} ${x.flood.padEnd(15)} ${x.perSecond.toFixed(0).padStart(8)} ${String(x.open.n).padStart(4)} ${f(x.open.median)} ${f(x.open.p99)} ${f(x.open.max)} ${String(x.lost).padStart(4)} ${String(x.drops ?? '?').padStart(6)} ${String(x.prefilterDrops ?? '-').padStart(10)} ${String(x.cpuMs).padStart(7)} ${usText(x).padStart(9)}  ${(Number.isFinite(x.runQueueMs) ? x.runQueueMs.toFixed(1) : '-').padStart(10)}  ${x.rssKb[0]}→${x.rssKb[1]}  ${x.rejects ? JSON.stringify(x.rejects) : ''}`,
     );
+  for (const x of r.rows)
+    if (x.slowest && x.slowest.length > 0)
+      out.push(`${x.server}, ${x.flood}, slowest knocks:`, ...x.slowest.map((t) => `  ${t}`));
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const quick = process.argv.includes('--quick');
   const seconds = quick ? 8 : 20;
-  benchFlood({ seconds }).then(
+  benchFlood({ seconds, trace: process.argv.includes('--trace') }).then(
     (r) => {
       if (process.argv.includes('--json')) process.stdout.write(`${JSON.stringify(r)}\n`);
       else printFloodTable(r, seconds);

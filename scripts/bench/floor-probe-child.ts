@@ -128,5 +128,11 @@ serveStdio<FloorProbeOps>({
     }
     return { ok: true, connects };
   },
-  sample,
+  sample: async (p) => {
+    const r = await sample(p);
+    // started with --expose-gc (flood.ts): collect this sample's garbage now, between samples, so that no collection
+    // pauses the probe inside the next one's timing
+    (globalThis as { gc?: () => void }).gc?.();
+    return r;
+  },
 });

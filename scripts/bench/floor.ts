@@ -14,10 +14,10 @@
  * @module
  */
 import { BENCH_LIMITS } from './options.js';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildPacket } from '../../client/request.js';
 import { DaemonProcess } from '../../harness/daemon-process.js';
@@ -25,6 +25,7 @@ import { type FwknopKeyText, fwknopKeyGen, fwknopPacket } from '../../harness/fw
 import { FwknopdProcess } from '../../harness/fwknopd.js';
 import { type NetnsPair, createPair, removePair } from '../../harness/netns.js';
 import { DAEMON, ROOT } from '../../harness/run.js';
+import { builtDaemon } from './built.js';
 import { type RpcChild, startRpcChild } from '../../harness/stdio-rpc.js';
 import { formatKey, generateKey } from '../../shared/keys.js';
 import type { FloorProbeOps, ProbeDatagram, ProbeSample } from './floor-probe-child.js';
@@ -88,26 +89,6 @@ export function floorRowMissing(row: FloorRow): string | undefined {
   if (row === 'fwknopd' && !(has('fwknopd') && has('fwknop'))) return 'fwknopd/fwknop not installed';
   if (row === 'knockd' && !has('knockd')) return 'knockd not installed';
   return undefined;
-}
-
-const built = new Map<string, string>();
-
-/**
- * The daemon as it ships, for a checkout's server/main.ts: its dist/server/main.js, built now (tsc -p
- * tsconfig.build.json, once per run), run by plain node. Under tsx the loader's thread can throw the daemon's
- * optimized code away at moments of its own (test/server/warm-jit.test.ts); spa-knockd never runs that way.
- */
-function builtDaemon(main: string): string {
-  const known = built.get(main);
-  if (known !== undefined) return known;
-  const checkout = dirname(dirname(main));
-  progress(`floor: building ${checkout}/dist (tsc -p tsconfig.build.json)`);
-  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-  const r = spawnSync(process.execPath, [tsc, '-p', join(checkout, 'tsconfig.build.json')], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`building ${checkout}: ${(r.stdout + r.stderr).trim()}`);
-  const entry = join(checkout, 'dist', 'server', 'main.js');
-  built.set(main, entry);
-  return entry;
 }
 
 /** A node program inside `ns`, ready once it prints `ready`; killed by PID in the scope. */
@@ -344,7 +325,7 @@ export async function benchFloor(p: FloorParams): Promise<FloorResult> {
       const by: Record<string, number[]> = {};
       for (const l of d.events('grant'))
         for (const [k, v] of Object.entries((l['trace'] as Record<string, number> | undefined) ?? {}))
-          (by[k] ??= []).push(v);
+          if (k !== 'at') (by[k] ??= []).push(v); // `at` is a clock reading, not a step
       const keys = Object.keys(by);
       return keys.length === 0
         ? undefined

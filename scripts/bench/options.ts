@@ -23,6 +23,8 @@ export interface Options {
   readonly compareFast: boolean;
   /** `--flood`: the flood benchmark (scripts/bench/flood.ts) instead of the rest. */
   readonly flood: boolean;
+  /** `--trace` (with `--flood`): where the slowest knocks of each flood spent their time (scripts/bench/flood-trace.ts). */
+  readonly trace: boolean;
 }
 
 /** Does this run include `part`? */
@@ -30,7 +32,7 @@ export const runs = (o: Options, part: string): boolean => o.only === undefined 
 
 const USAGE =
   'npm run bench [-- --quick] [--json] [--backend nftables|iptables|all] [--only PART,…] [--compare OTHER/server/main.ts [--compare-fast]]\n' +
-  '       npm run bench -- --flood [--quick] [--json]     the floods of issue 9 alone (docs/flood.md)\n' +
+  '       npm run bench -- --flood [--quick] [--json] [--trace]   the floods of issue 9 alone (docs/flood.md)\n' +
   '       npm run bench -- --scale [--quick] [--json] [--backend …]   10,000 grants alone (docs/scale.md)';
 
 /** ms between any two knocks of the burst, and between packets to the cold verifier. */
@@ -96,6 +98,7 @@ export function parseOptions(argv: readonly string[] = process.argv.slice(2)): O
     'compare-fast'?: boolean;
     help?: boolean;
     flood?: boolean;
+    trace?: boolean;
   };
   try {
     ({ values } = parseArgs({
@@ -108,6 +111,7 @@ export function parseOptions(argv: readonly string[] = process.argv.slice(2)): O
         compare: { type: 'string' },
         'compare-fast': { type: 'boolean' },
         flood: { type: 'boolean' },
+        trace: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -126,6 +130,7 @@ export function parseOptions(argv: readonly string[] = process.argv.slice(2)): O
   const only = values.only?.split(',').map((x) => x.trim());
   if (only?.some((x) => x === '')) usage('--only needs part names, comma-separated');
   if (values['compare-fast'] && values.compare === undefined) usage('--compare-fast needs --compare');
+  if (values.trace && !values.flood) usage('--trace needs --flood');
   return {
     quick: values.quick ?? false,
     json: values.json ?? false,
@@ -134,6 +139,7 @@ export function parseOptions(argv: readonly string[] = process.argv.slice(2)): O
     compare: values.compare,
     compareFast: values['compare-fast'] ?? false,
     flood: values.flood ?? false,
+    trace: values.trace ?? false,
   };
 }
 
