@@ -17,7 +17,7 @@
  * The child is replaced after `recycleAfter` requests (it keeps no history, but this bounds whatever it might keep).
  * @module
  */
-import { LongLivedProcess, oneLine } from './process.js';
+import { LongLivedProcess, ToolSession, oneLine } from './process.js';
 
 export type RestoreResult =
   | { readonly ok: true }
@@ -36,28 +36,23 @@ interface Pending {
 /** Requests served by one child before it is replaced. */
 export const RESTORE_RECYCLE_AFTER = 1000;
 
-export class RestoreShell {
-  private proc: LongLivedProcess | undefined;
+export class RestoreShell extends ToolSession {
   private seq = 0;
-  private served = 0;
   /** Lines written to the current child. */
   private lines = 0;
   private pending: Pending | undefined;
 
   /** `argv` is the whole command, e.g. `['iptables-restore', '-v', '-w', '--noflush']` after a wrap; `tool` names it. */
   constructor(
-    private readonly argv: readonly string[],
+    argv: readonly string[],
     private readonly tool: string,
-    private readonly timeoutMs: number,
-    private readonly recycleAfter = RESTORE_RECYCLE_AFTER,
-  ) {}
-
-  get pid(): number | undefined {
-    return this.proc?.isAlive ? this.proc.pid : undefined;
+    timeoutMs: number,
+    recycleAfter = RESTORE_RECYCLE_AFTER,
+  ) {
+    super(argv, timeoutMs, recycleAfter);
   }
 
   private start(): LongLivedProcess {
-    this.served = 0;
     this.lines = 0;
     const proc = new LongLivedProcess(this.argv, {
       onStdoutLine: (line) => {
@@ -72,7 +67,7 @@ export class RestoreShell {
         if (p?.proc === proc && line.trim() !== '') p.errLines.push(line);
       },
       onExit: (code, signal, spawnError) => {
-        if (this.proc === proc) this.proc = undefined;
+        this.child.drop(proc);
         const p = this.pending;
         if (p?.proc !== proc) return;
         this.pending = undefined;
@@ -80,7 +75,6 @@ export class RestoreShell {
         p.resolve(this.failure(p, code, signal, spawnError));
       },
     });
-    this.proc = proc;
     return proc;
   }
 
@@ -110,13 +104,7 @@ export class RestoreShell {
    */
   commit(text: string): Promise<RestoreResult> {
     if (this.pending) return Promise.resolve({ ok: false, kind: 'process', message: `${this.tool} busy` });
-    if (this.proc?.isAlive && this.served >= this.recycleAfter) {
-      const old = this.proc;
-      this.proc = undefined;
-      void old.close();
-    }
-    const proc = this.proc?.isAlive ? this.proc : this.start();
-    this.served++;
+    const proc = this.child.next(() => this.start());
     const token = `#spak_sync_${++this.seq}`;
     const input = `${text}${token}\n`;
     const lineBase = this.lines;
@@ -127,7 +115,7 @@ export class RestoreShell {
         this.pending = undefined;
         resolve({ ok: false, kind: 'process', message: `${this.tool} did not answer within ${this.timeoutMs} ms` });
         void proc.kill();
-        if (this.proc === proc) this.proc = undefined;
+        this.child.drop(proc);
       }, this.timeoutMs);
       this.pending = { proc, token, lineBase, errLines: [], resolve, timer };
       if (!proc.write(input) && this.pending?.token === token && !proc.isAlive) {
@@ -137,17 +125,5 @@ export class RestoreShell {
         resolve({ ok: false, kind: 'process', message: `${this.tool} is not running` });
       }
     });
-  }
-
-  async close(): Promise<void> {
-    const proc = this.proc;
-    this.proc = undefined;
-    if (proc) await proc.close();
-  }
-
-  /** For tests: kill the child as if it crashed. */
-  async kill(): Promise<void> {
-    const proc = this.proc;
-    if (proc) await proc.kill();
   }
 }

@@ -17,7 +17,7 @@
  * @module
  */
 import { NFT_RECYCLE_AFTER } from '../../shared/constants.js';
-import { LongLivedProcess, type RunResult } from './process.js';
+import { LongLivedProcess, type RunResult, ToolSession } from './process.js';
 
 const STDOUT_MARK_CMD = 'describe meta mark';
 const STDOUT_MARK = /^meta expression, datatype mark\b/;
@@ -33,23 +33,15 @@ interface Pending {
   readonly timer: NodeJS.Timeout;
 }
 
-export class NftReader {
-  private proc: LongLivedProcess | undefined;
+export class NftReader extends ToolSession {
   private pending: Pending | undefined;
   private chain: Promise<unknown> = Promise.resolve();
   private seq = 0;
-  private served = 0;
   private skipCaret = false;
 
   /** @param argv the session's command, e.g. `['nft', '-j', '-i']` (with the backend's wrap) */
-  constructor(
-    private readonly argv: readonly string[],
-    private readonly timeoutMs: number,
-    private readonly recycleAfter = NFT_RECYCLE_AFTER,
-  ) {}
-
-  get pid(): number | undefined {
-    return this.proc?.isAlive ? this.proc.pid : undefined;
+  constructor(argv: readonly string[], timeoutMs: number, recycleAfter = NFT_RECYCLE_AFTER) {
+    super(argv, timeoutMs, recycleAfter);
   }
 
   /** Run one `nft` command (its words, as the command line would give them). One at a time, in order. Never rejects. */
@@ -60,18 +52,17 @@ export class NftReader {
   }
 
   private start(): LongLivedProcess {
-    this.served = 0;
     this.skipCaret = false;
     const proc: LongLivedProcess = new LongLivedProcess(this.argv, {
       env: { HOME: '/dev/null' },
       onStdoutLine: (line) => {
-        if (this.proc === proc) this.onStdout(line);
+        if (this.child.holds(proc)) this.onStdout(line);
       },
       onStderrLine: (line) => {
-        if (this.proc === proc) this.onStderr(line);
+        if (this.child.holds(proc)) this.onStderr(line);
       },
       onExit: (code, signal, spawnError) => {
-        if (this.proc === proc) this.proc = undefined;
+        this.child.drop(proc);
         const p = this.pending;
         if (!p || p.proc !== proc) return;
         this.settle(p, {
@@ -83,26 +74,19 @@ export class NftReader {
         });
       },
     });
-    this.proc = proc;
     return proc;
   }
 
   private once(line: string): Promise<RunResult> {
     if (line.includes('\n')) return Promise.resolve({ code: -1, stdout: '', stderr: 'newline in nft command' });
-    if (this.proc?.isAlive && this.served >= this.recycleAfter) {
-      const old = this.proc;
-      this.proc = undefined;
-      void old.close();
-    }
-    const proc = this.proc?.isAlive ? this.proc : this.start();
-    this.served++;
+    const proc = this.child.next(() => this.start());
     const token = `spak_sync_${++this.seq}`;
     return new Promise<RunResult>((resolve) => {
       const timer = setTimeout(() => {
         const p = this.pending;
         if (p?.token !== token) return;
         this.settle(p, { code: -1, stdout: '', stderr: p.err.join('\n'), timedOut: true });
-        if (this.proc === proc) this.proc = undefined;
+        this.child.drop(proc);
         void proc.kill();
       }, this.timeoutMs);
       const p: Pending = { proc, token, out: [], err: [], outDone: false, errDone: false, resolve, timer };
@@ -152,16 +136,5 @@ export class NftReader {
     this.pending = undefined;
     clearTimeout(p.timer);
     p.resolve(r);
-  }
-
-  async close(): Promise<void> {
-    const proc = this.proc;
-    this.proc = undefined;
-    if (proc) await proc.close();
-  }
-
-  /** For tests: kill the session as if it had crashed. */
-  async kill(): Promise<void> {
-    await this.proc?.kill();
   }
 }

@@ -5,7 +5,7 @@
  */
 import { NFT_RECYCLE_AFTER } from '../../shared/constants.js';
 import { traceMark } from '../grant-trace.js';
-import { LongLivedProcess, oneLine } from './process.js';
+import { LongLivedProcess, ToolSession, oneLine } from './process.js';
 
 /** One-line summary of nft's error output: `Error: …` lines, each with the span its carets point at. */
 export function nftErrorMessage(lines: readonly string[]): string {
@@ -55,36 +55,27 @@ interface Pending {
  * back at the next start). So the child runs with `HOME=/dev/null` (the history file can never be read or written)
  * and is replaced by a fresh one after `recycleAfter` requests (default NFT_RECYCLE_AFTER) to bound its memory.
  */
-export class NftShell {
-  private proc: LongLivedProcess | undefined;
+export class NftShell extends ToolSession {
   private seq = 0;
-  private served = 0;
   private pending: Pending | undefined;
   private skipCaret = false;
 
-  constructor(
-    private readonly argv: readonly string[],
-    private readonly timeoutMs: number,
-    private readonly recycleAfter = NFT_RECYCLE_AFTER,
-  ) {}
-
-  get pid(): number | undefined {
-    return this.proc?.isAlive ? this.proc.pid : undefined;
+  constructor(argv: readonly string[], timeoutMs: number, recycleAfter = NFT_RECYCLE_AFTER) {
+    super(argv, timeoutMs, recycleAfter);
   }
 
   private start(): LongLivedProcess {
     this.skipCaret = false;
-    this.served = 0;
     const proc = new LongLivedProcess(this.argv, {
       env: { HOME: '/dev/null' },
       onStdoutLine: () => {
         /* nothing expected without -e */
       },
       onStderrLine: (line) => {
-        if (this.proc === proc) this.onStderr(line); // a recycled child's last output is not ours to read
+        if (this.child.holds(proc)) this.onStderr(line); // a recycled child's last output is not ours to read
       },
       onExit: (code, signal, spawnError) => {
-        if (this.proc === proc) this.proc = undefined;
+        this.child.drop(proc);
         const p = this.pending;
         if (!p || p.proc !== proc) return;
         this.pending = undefined;
@@ -94,7 +85,6 @@ export class NftShell {
         p.resolve({ ok: false, kind: 'process', message: `nft process ended (${why})${detail ? `: ${detail}` : ''}` });
       },
     });
-    this.proc = proc;
     return proc;
   }
 
@@ -124,13 +114,7 @@ export class NftShell {
   transact(line: string): Promise<ShellResult> {
     if (this.pending) return Promise.resolve({ ok: false, kind: 'process', message: 'nft shell busy' });
     if (line.includes('\n')) return Promise.resolve({ ok: false, kind: 'nft', message: 'newline in nft command' });
-    if (this.proc?.isAlive && this.served >= this.recycleAfter) {
-      const old = this.proc;
-      this.proc = undefined;
-      void old.close();
-    }
-    const proc = this.proc?.isAlive ? this.proc : this.start();
-    this.served++;
+    const proc = this.child.next(() => this.start());
     const token = `spak_sync_${++this.seq}`;
     return new Promise<ShellResult>((resolve) => {
       const timer = setTimeout(() => {
@@ -138,7 +122,7 @@ export class NftShell {
         this.pending = undefined;
         resolve({ ok: false, kind: 'process', message: `nft did not answer within ${this.timeoutMs} ms` });
         void proc.kill();
-        if (this.proc === proc) this.proc = undefined;
+        this.child.drop(proc);
       }, this.timeoutMs);
       this.pending = { proc, token, lines: [], resolve, timer };
       const wrote = proc.write(`${line}\n${token}\n`);
@@ -152,17 +136,5 @@ export class NftShell {
         }
       }
     });
-  }
-
-  async close(): Promise<void> {
-    const proc = this.proc;
-    this.proc = undefined;
-    if (proc) await proc.close();
-  }
-
-  /** For tests: kill the child as if it crashed. */
-  async kill(): Promise<void> {
-    const proc = this.proc;
-    if (proc) await proc.kill();
   }
 }

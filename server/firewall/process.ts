@@ -259,3 +259,81 @@ export class SerialQueue {
 export function withWrap(wrap: readonly string[] | undefined, argv: readonly string[]): string[] {
   return [...(wrap ?? []), ...argv];
 }
+
+/**
+ * The child of a long-lived session (nft-shell.ts, nft-reader.ts, ipt-restore-shell.ts): started on demand, replaced
+ * by a fresh one after `recycleAfter` requests (a session tool keeps every line it read: this bounds its memory), and
+ * forgotten when it exits or is given up, so that the next request starts another.
+ */
+export class SessionChild {
+  #proc: LongLivedProcess | undefined;
+  #served = 0;
+
+  constructor(private readonly recycleAfter: number) {}
+
+  get pid(): number | undefined {
+    return this.#proc?.isAlive ? this.#proc.pid : undefined;
+  }
+
+  /** Is `p` the session's child now? (A replaced child's last output is not the session's to read.) */
+  holds(p: LongLivedProcess): boolean {
+    return this.#proc === p;
+  }
+
+  /** Forget `p` if it is the session's child (it exited, or a request gave up on it). */
+  drop(p: LongLivedProcess): void {
+    if (this.#proc === p) this.#proc = undefined;
+  }
+
+  /** The child for the next request: the one running, or a new one from `start` (the old one closed if it is spent). */
+  next(start: () => LongLivedProcess): LongLivedProcess {
+    if (this.#proc?.isAlive && this.#served >= this.recycleAfter) {
+      const old = this.#proc;
+      this.#proc = undefined;
+      void old.close();
+    }
+    if (!this.#proc?.isAlive) {
+      this.#served = 0;
+      this.#proc = start();
+    }
+    this.#served++;
+    return this.#proc;
+  }
+
+  async close(): Promise<void> {
+    const proc = this.#proc;
+    this.#proc = undefined;
+    if (proc) await proc.close();
+  }
+
+  /** Kill the child as if it crashed (tests). */
+  async kill(): Promise<void> {
+    await this.#proc?.kill();
+  }
+}
+
+/** What the long-lived sessions share (nft-shell.ts, nft-reader.ts, ipt-restore-shell.ts): the command and its child. */
+export abstract class ToolSession {
+  protected readonly child: SessionChild;
+
+  constructor(
+    protected readonly argv: readonly string[],
+    protected readonly timeoutMs: number,
+    recycleAfter: number,
+  ) {
+    this.child = new SessionChild(recycleAfter);
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  close(): Promise<void> {
+    return this.child.close();
+  }
+
+  /** For tests: kill the child as if it crashed. */
+  kill(): Promise<void> {
+    return this.child.kill();
+  }
+}
