@@ -1,6 +1,6 @@
 /**
- * `npm run bench -- --flood --trace`: where a slow legitimate knock spent its time. Pure part: joins three clocks'
- * views of one knock.
+ * `npm run bench -- --flood --trace`: where a slow legitimate knock spent its time. This is the pure part, which joins
+ * three clocks' views of one knock; the capture itself and the /proc readings are in flood-capture.ts.
  *
  * - The wire, on the server's veth (tcpdump in the server namespace, the flood sender's address filtered out):
  *   when the knock arrived, when each of the probe's SYNs arrived, when the server's SYN-ACK left.

@@ -20,27 +20,26 @@
  * on by default: the counter `flood_drops` of its nft table, server/firewall/nft-prefilter.ts). Figures on a loaded machine vary a lot: the load average is printed.
  * @module
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildPacket } from '../../client/request.js';
-import { DAEMON } from '../../harness/run.js';
 import { DaemonProcess } from '../../harness/daemon-process.js';
 import type { FloodKind, FloodResult } from '../../harness/flood-sender.js';
 import { type FwknopKeyText, fwknopKeyGen, fwknopPacket } from '../../harness/fwknop.js';
 import { FwknopdProcess } from '../../harness/fwknopd.js';
 import { type NetnsPair, createPair, pairNames, removePair } from '../../harness/netns.js';
-import { ROOT, runTs } from '../../harness/run.js';
+import { DAEMON, ROOT, runTs } from '../../harness/run.js';
 import { startRpcChild } from '../../harness/stdio-rpc.js';
 import { toHex } from '../../shared/bytes.js';
 import { formatKey, generateKey } from '../../shared/keys.js';
 import { PREFILTER_COUNTER, parseCounterPackets } from '../../server/firewall/nft-prefilter.js';
 import { parseProcNetUdp } from '../../server/udp-drops.js';
-import { spawn, spawnSync } from 'node:child_process';
 import { onPath } from '../../harness/prerequisites.js';
 import { builtDaemon } from './built.js';
-import { type DaemonMarks, breakdown, breakdownText, parseCapture } from './flood-trace.js';
+import { cpuMs, rssKb, runQueueMs, slowestKnocks, startCapture } from './flood-capture.js';
+import type { DaemonMarks } from './flood-trace.js';
 import type { FloorProbeOps } from './floor-probe-child.js';
 import { Scope, progress, sleep } from './lifecycle.js';
 import { type Stats, stats } from './stats.js';
@@ -103,25 +102,6 @@ const kindOf = (server: FloodServer, f: FloodName): FloodKind | undefined =>
           : 'keyid'
         : 'junk';
 
-function rssKb(pid: number | undefined): number {
-  try {
-    return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/** utime + stime of a process, ms (/proc/PID/stat fields 14 and 15, in clock ticks of 10 ms: USER_HZ = 100). */
-function cpuMs(pid: number | undefined): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) * 10;
-  } catch {
-    return Number.NaN;
-  }
-}
-
 async function udpDrops(pair: NetnsPair): Promise<number | undefined> {
   let total: number | undefined;
   for (const f of ['/proc/net/udp', '/proc/net/udp6']) {
@@ -135,76 +115,6 @@ async function udpDrops(pair: NetnsPair): Promise<number | undefined> {
 async function prefilterCount(pair: NetnsPair, table: string): Promise<number | undefined> {
   const r = await pair.exec(pair.srv, ['nft', '-j', 'list', 'counter', 'inet', table, PREFILTER_COUNTER]);
   return r.code === 0 ? parseCounterPackets(r.stdout) : undefined;
-}
-
-/** ms the thread PID spent ready to run but waiting for a CPU (second field of /proc/PID/schedstat, ns). */
-function runQueueMs(pid: number | undefined): number {
-  try {
-    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1e6;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/** The slowest knocks whose breakdown `--trace` prints, per flood. */
-const SLOWEST = 3;
-
-interface Capture {
-  readonly file: string;
-  readonly stop: () => Promise<void>;
-  /** CLOCK_REALTIME − CLOCK_MONOTONIC, µs (tcpdump stamps the one, the daemon's marks the other). */
-  readonly offsetUs: number;
-}
-
-/** tcpdump on the server's veth, all but the flood sender's packets and the probe's warm-up port, to a file. */
-async function startCapture(scope: Scope, ns: string, dir: string, flooder: string): Promise<Capture> {
-  const file = join(dir, 'knocks.pcap');
-  const filter = `not src host ${flooder} and not port ${CONTROL}`;
-  const td = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-i', 'vsrv', '-n', '-U', '-w', file, filter], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stopped = false;
-  const exited = new Promise<void>((r) => td.once('exit', () => r()));
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    td.kill('SIGINT'); // by PID; it writes out what it holds
-    await Promise.race([exited, sleep(3000)]);
-  };
-  scope.defer(stop);
-  await new Promise<void>((resolve, reject) => {
-    let err = '';
-    td.stderr?.on('data', (c: Buffer) => {
-      err += c.toString();
-      if (/listening on/.test(err)) resolve();
-    });
-    td.once('exit', () => reject(new Error(`tcpdump: ${err.trim()}`)));
-  });
-  const offsetUs = (performance.timeOrigin + performance.now()) * 1000 - Number(process.hrtime.bigint() / 1000n);
-  return { file, stop, offsetUs };
-}
-
-/** Stop the capture and break down the SLOWEST slowest knocks of each flood (flood-trace.ts). */
-async function slowestKnocks(
-  c: Capture,
-  timed: readonly { flood: FloodName; from: string; ms: number }[],
-  marksOf: (from: string) => DaemonMarks | undefined,
-): Promise<Map<FloodName, string[]>> {
-  await c.stop();
-  const r = spawnSync('tcpdump', ['-n', '-tt', '--nano', '-r', c.file], { encoding: 'utf8', maxBuffer: 1 << 28 });
-  const wire = parseCapture(r.stdout ?? '', UDP_PORT, SSH);
-  const out = new Map<FloodName, string[]>();
-  for (const f of new Set(timed.map((t) => t.flood))) {
-    const worst = timed.filter((t) => t.flood === f).sort((a, b) => b.ms - a.ms);
-    out.set(
-      f,
-      worst.slice(0, SLOWEST).map((t) => {
-        const b = breakdown(t.from, t.ms, wire.get(t.from), marksOf(t.from), c.offsetUs);
-        return b ? breakdownText(b) : `${t.ms.toFixed(2)} ms: not in the capture (${t.from})`;
-      }),
-    );
-  }
-  return out;
 }
 
 const NFT_TABLE = 'spak_flood_bench';
@@ -305,7 +215,8 @@ async function benchServer(
     const warm = await child.call('warm', { host: pair.srv4, port: CONTROL, from: addrs, n: 2 }, 120_000);
     if (!warm.ok) throw new Error(`flood: ${server}: ${warm.error ?? 'warm-up failed'}`);
 
-    const capture = o.trace && server !== 'fwknopd' ? await startCapture(scope, pair.srv, dir, flooder) : undefined;
+    const capture =
+      o.trace && server !== 'fwknopd' ? await startCapture(scope, pair.srv, dir, flooder, CONTROL) : undefined;
     const timed: { flood: FloodName; from: string; ms: number }[] = [];
     const rows: FloodRow[] = [];
     let next = 0;
@@ -410,10 +321,9 @@ async function benchServer(
       });
     }
     if (!capture) return rows;
-    const slow = await slowestKnocks(capture, timed, (from) => {
-      const g = daemonLines().find((l) => l['event'] === 'grant' && l['address'] === from);
-      return g?.['trace'] as DaemonMarks | undefined;
-    });
+    const marksOf = (from: string) =>
+      daemonLines().find((l) => l['event'] === 'grant' && l['address'] === from)?.['trace'] as DaemonMarks | undefined;
+    const slow = await slowestKnocks(capture, timed, marksOf, { udp: UDP_PORT, tcp: SSH });
     return rows.map((x) => ({ ...x, slowest: slow.get(x.flood) ?? [] }));
   } finally {
     await scope.close();
