@@ -13,7 +13,8 @@
  * Then every part in EXTRA_PARTS (section.ts: flood, 10k-grant scale). `--only PART,…` runs a subset.
  *
  * `--flood` runs only the floods of issue 9 instead (scripts/bench/flood.ts): spa-knockd (nftables) and fwknopd side by
- * side, a legitimate knock timed during each flood; 20 s per flood, 8 s with --quick. Figures: docs/flood.md.
+ * side, a legitimate knock timed during each flood; 20 s per flood, 8 s with --quick; `--runs N` repeats every row and
+ * pools the knocks (flood-report.ts), `--servers` picks rows. Figures: docs/flood.md.
  * `--scale` runs instead the 10,000-grant scale part alone (scripts/bench/scale.ts) and prints its own block.
  *
  * Traffic: none in part 1; in part 2 only between the two namespaces made for it. Progress goes to stderr; the table
@@ -23,7 +24,8 @@
  */
 import { cpus, loadavg, release } from 'node:os';
 import { benchColdVerify } from './bench/cold-verify.js';
-import { benchFlood, printFloodTable } from './bench/flood.js';
+import { benchFlood } from './bench/flood.js';
+import { printFloodTable } from './bench/flood-report.js';
 import { type BackendResult, benchBackend } from './bench/knock-to-open.js';
 import { Scope, checkInterrupted, handleSignals, isInterrupted, progress, runCleanups } from './bench/lifecycle.js';
 import { type ColdStart, benchColdStart } from './bench/cold-start.js';
@@ -73,7 +75,7 @@ async function main(): Promise<void> {
     // `--flood`: the floods of issue 9 only, spa-knockd and fwknopd side by side (scripts/bench/flood.ts)
     try {
       const seconds = opts.quick ? 8 : 20;
-      const r = await benchFlood({ seconds, trace: opts.trace });
+      const r = await benchFlood({ seconds, trace: opts.trace, runs: opts.runs, servers: opts.servers });
       if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
       else printFloodTable(r, seconds);
     } finally {

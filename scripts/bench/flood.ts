@@ -1,7 +1,8 @@
 /**
  * `npm run bench -- --flood [--quick]`: the floods of issue 9, side by side for spa-knockd (nftables) and fwknopd
  * (UDP server mode, iptables), from outside, in namespaces made and removed here. Also runnable alone:
- * `node --import tsx scripts/bench/flood.ts [--quick] [--json]`.
+ * `node --import tsx scripts/bench/flood.ts [--quick] [--json] [--trace] [--runs N] [--servers …]` (options.ts). With
+ * `--runs N` every row runs N times (fresh namespaces and daemon each time) and the knocks are pooled (flood-report.ts).
  *
  * Servers: spa-knockd (nftables) as configured by default, the same with `limit.kernel_prefilter = false`, fwknopd.
  * Per server, per flood (none; one key holder's distinct valid knocks; junk carrying a sniffed key id — for fwknopd,
@@ -41,7 +42,9 @@ import { builtDaemon } from './built.js';
 import { cpuMs, rssKb, runQueueMs, slowestKnocks, startCapture } from './flood-capture.js';
 import type { DaemonMarks } from './flood-trace.js';
 import type { FloorProbeOps } from './floor-probe-child.js';
+import { printFloodTable } from './flood-report.js';
 import { Scope, progress, sleep } from './lifecycle.js';
+import { FLOOD_SERVERS, type FloodServerName, parseOptions } from './options.js';
 import { type Stats, stats } from './stats.js';
 
 const SSH = 22;
@@ -55,6 +58,15 @@ const MAX_SAMPLES = 200;
 const MIN_SPACING_MS = 250;
 
 export type FloodServer = 'spa-knockd nftables' | 'spa-knockd + probe RT' | 'spa-knockd no prefilter' | 'fwknopd';
+/** `--servers`' names for the rows, and each row's server and /24 (10.251.N.0/24) of its namespaces. */
+const SERVERS: Record<FloodServerName, readonly [FloodServer, number]> = {
+  nftables: ['spa-knockd nftables', 123],
+  // the same, with neither the daemon nor the probe waiting for a CPU (an experiment: docs/flood.md)
+  rt: ['spa-knockd + probe RT', 125],
+  // the same daemon without its kernel prefilter, side by side on the same machine at the same time
+  'no-prefilter': ['spa-knockd no prefilter', 152],
+  fwknopd: ['fwknopd', 124],
+};
 /** `first knock`: the server's first knock after its start, alone (cold: no knock has warmed its grant path yet). */
 export type FloodName = 'first knock' | 'none' | 'valid knocks' | 'sniffed key id' | 'random junk';
 
@@ -79,12 +91,19 @@ export interface FloodRow {
   /** The server's main thread during the flood: ms it was ready to run but waited for a CPU (/proc/PID/schedstat). */
   readonly runQueueMs: number;
   readonly rejects?: Record<string, number>;
+  /** The run this row belongs to (1…`--runs`), and every opened knock's time, ms, in order (pooled: flood-report.ts). */
+  readonly run: number;
+  readonly samples: readonly number[];
   /** `--trace`, spa-knockd rows: where the slowest knocks of this flood spent their time (flood-trace.ts). */
   readonly slowest?: readonly string[];
 }
 
 export interface FloodOptions {
   readonly seconds: number;
+  /** `--runs N`: every server N times, fresh namespaces and daemon each time, interleaved (default 1). */
+  readonly runs?: number;
+  /** `--servers a,b`: these rows only (default: all four). */
+  readonly servers?: readonly FloodServerName[] | undefined;
   /** `--trace`: a capture on the server's veth and the daemon's marks, for the slowest knocks (flood-trace.ts). */
   readonly trace?: boolean;
 }
@@ -124,6 +143,7 @@ async function benchServer(
   subnet: number,
   o: FloodOptions,
   fk: FwknopKeyText,
+  run: number,
 ): Promise<FloodRow[]> {
   const tag = `flood-b${subnet}`;
   const scope = new Scope();
@@ -318,6 +338,8 @@ async function benchServer(
         cpuUsPerDatagram: sent && received > 0 ? (cpu * 1000) / received : undefined,
         runQueueMs: rq,
         ...(rejectsFrom ? { rejects: rejectsFrom(m) } : {}),
+        run,
+        samples: ms,
       });
     }
     if (!capture) return rows;
@@ -336,14 +358,15 @@ export async function benchFlood(o: FloodOptions): Promise<{ rows: FloodRow[]; l
     if (!onPath('tcpdump')) throw new Error('--trace needs tcpdump (fix: apt-get install -y tcpdump)');
     process.env['SPAK_TRACE_GRANT'] = '1'; // the daemons started from here on carry their marks (grant-trace.ts)
   }
-  const rows = [
-    ...(await benchServer('spa-knockd nftables', 123, o, fk)),
-    // the same, with neither the daemon nor the probe waiting for a CPU (an experiment: docs/flood.md)
-    ...(await benchServer('spa-knockd + probe RT', 125, o, fk)),
-    // the same daemon without its kernel prefilter, side by side on the same machine at the same time
-    ...(await benchServer('spa-knockd no prefilter', 152, o, fk)),
-    ...(await benchServer('fwknopd', 124, o, fk)),
-  ];
+  const rows: FloodRow[] = [];
+  const runs = o.runs ?? 1;
+  // run after run, each server in turn: a drift in the machine's load reaches every row alike
+  for (let run = 1; run <= runs; run++)
+    for (const name of o.servers ?? FLOOD_SERVERS) {
+      const [server, subnet] = SERVERS[name];
+      if (runs > 1) progress(`flood: run ${run} of ${runs}`);
+      rows.push(...(await benchServer(server, subnet, o, fk, run)));
+    }
   return {
     rows,
     loadavg: loadavg()
@@ -352,36 +375,12 @@ export async function benchFlood(o: FloodOptions): Promise<{ rows: FloodRow[]; l
   };
 }
 
-/** µs/datagram, in brackets where the server read under 5 % of what was sent (the figure is then mostly other work). */
-function usText(x: FloodRow): string {
-  if (x.cpuUsPerDatagram === undefined) return '-';
-  const read = x.sent - (x.drops ?? 0) - (x.prefilterDrops ?? 0);
-  const t = x.cpuUsPerDatagram.toFixed(1);
-  return read < 0.05 * x.sent ? `(${t})` : t;
-}
-
-export function printFloodTable(r: { rows: readonly FloodRow[]; loadavg: string }, seconds: number): void {
-  const f = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-').padStart(7);
-  const out: string[] = [
-    `Floods (${seconds} s each, one sender process; legitimate knock sent → TCP connect, ms; load average at end ${r.loadavg})`,
-    `${'server'.padEnd(24)} ${'flood'.padEnd(15)} ${'sent/s'.padStart(8)} ${'n'.padStart(4)} ${'median'.padStart(7)} ${'p99'.padStart(7)} ${'max'.padStart(7)} lost  drops  prefilter  CPU ms  µs/dgram  rq wait ms  RSS kB before→after  rejects`,
-  ];
-  for (const x of r.rows)
-    out.push(
-      `${x.server.padEnd(24)} ${x.flood.padEnd(15)} ${x.perSecond.toFixed(0).padStart(8)} ${String(x.open.n).padStart(4)} ${f(x.open.median)} ${f(x.open.p99)} ${f(x.open.max)} ${String(x.lost).padStart(4)} ${String(x.drops ?? '?').padStart(6)} ${String(x.prefilterDrops ?? '-').padStart(10)} ${String(x.cpuMs).padStart(7)} ${usText(x).padStart(9)}  ${(Number.isFinite(x.runQueueMs) ? x.runQueueMs.toFixed(1) : '-').padStart(10)}  ${x.rssKb[0]}→${x.rssKb[1]}  ${x.rejects ? JSON.stringify(x.rejects) : ''}`,
-    );
-  for (const x of r.rows)
-    if (x.slowest && x.slowest.length > 0)
-      out.push(`${x.server}, ${x.flood}, slowest knocks:`, ...x.slowest.map((t) => `  ${t}`));
-  process.stdout.write(`${out.join('\n')}\n`);
-}
-
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const quick = process.argv.includes('--quick');
-  const seconds = quick ? 8 : 20;
-  benchFlood({ seconds, trace: process.argv.includes('--trace') }).then(
+  const opts = parseOptions(['--flood', ...process.argv.slice(2)]);
+  const seconds = opts.quick ? 8 : 20;
+  benchFlood({ seconds, trace: opts.trace, runs: opts.runs, servers: opts.servers }).then(
     (r) => {
-      if (process.argv.includes('--json')) process.stdout.write(`${JSON.stringify(r)}\n`);
+      if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
       else printFloodTable(r, seconds);
     },
     (e: unknown) => {

@@ -25,14 +25,23 @@ export interface Options {
   readonly flood: boolean;
   /** `--trace` (with `--flood`): where the slowest knocks of each flood spent their time (scripts/bench/flood-trace.ts). */
   readonly trace: boolean;
+  /** `--runs N` (with `--flood`): every flood row N times, pooled (flood-report.ts); 1 by default. */
+  readonly runs: number;
+  /** `--servers a,b` (with `--flood`): these rows only; undefined: all of FLOOD_SERVERS. */
+  readonly servers: readonly FloodServerName[] | undefined;
 }
+
+/** The flood bench's rows (flood.ts): spa-knockd as shipped, the same with the probe RT, without prefilter; fwknopd. */
+export const FLOOD_SERVERS = ['nftables', 'rt', 'no-prefilter', 'fwknopd'] as const;
+export type FloodServerName = (typeof FLOOD_SERVERS)[number];
+const MAX_RUNS = 20;
 
 /** Does this run include `part`? */
 export const runs = (o: Options, part: string): boolean => o.only === undefined || o.only.includes(part);
 
 const USAGE =
   'npm run bench [-- --quick] [--json] [--backend nftables|iptables|all] [--only PART,…] [--compare OTHER/server/main.ts [--compare-fast]]\n' +
-  '       npm run bench -- --flood [--quick] [--json] [--trace]   the floods of issue 9 alone (docs/flood.md)\n' +
+  '       npm run bench -- --flood [--quick] [--json] [--trace] [--runs N] [--servers nftables,rt,no-prefilter,fwknopd]   the floods of issue 9 alone (docs/flood.md)\n' +
   '       npm run bench -- --scale [--quick] [--json] [--backend …]   10,000 grants alone (docs/scale.md)';
 
 /** ms between any two knocks of the burst, and between packets to the cold verifier. */
@@ -99,6 +108,8 @@ export function parseOptions(argv: readonly string[] = process.argv.slice(2)): O
     help?: boolean;
     flood?: boolean;
     trace?: boolean;
+    runs?: string;
+    servers?: string;
   };
   try {
     ({ values } = parseArgs({
@@ -112,6 +123,8 @@ export function parseOptions(argv: readonly string[] = process.argv.slice(2)): O
         'compare-fast': { type: 'boolean' },
         flood: { type: 'boolean' },
         trace: { type: 'boolean' },
+        runs: { type: 'string' },
+        servers: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -131,6 +144,14 @@ export function parseOptions(argv: readonly string[] = process.argv.slice(2)): O
   if (only?.some((x) => x === '')) usage('--only needs part names, comma-separated');
   if (values['compare-fast'] && values.compare === undefined) usage('--compare-fast needs --compare');
   if (values.trace && !values.flood) usage('--trace needs --flood');
+  for (const k of ['runs', 'servers'] as const)
+    if (values[k] !== undefined && !values.flood) usage(`--${k} needs --flood`);
+  const runs = values.runs === undefined ? 1 : Number(values.runs);
+  if (!Number.isInteger(runs) || runs < 1 || runs > MAX_RUNS)
+    usage(`--runs must be a whole number from 1 to ${MAX_RUNS} (got "${values.runs}")`);
+  const servers = values.servers?.split(',').map((x) => x.trim());
+  const bad = servers?.find((x) => !(FLOOD_SERVERS as readonly string[]).includes(x));
+  if (bad !== undefined) usage(`--servers: no row "${bad}" (rows: ${FLOOD_SERVERS.join(', ')})`);
   return {
     quick: values.quick ?? false,
     json: values.json ?? false,
@@ -140,6 +161,8 @@ export function parseOptions(argv: readonly string[] = process.argv.slice(2)): O
     compareFast: values['compare-fast'] ?? false,
     flood: values.flood ?? false,
     trace: values.trace ?? false,
+    runs,
+    servers: servers as FloodServerName[] | undefined,
   };
 }
 
