@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { floodTable, poolRuns } from '../../scripts/bench/flood-report.js';
 import type { FloodName, FloodRow } from '../../scripts/bench/flood.js';
 import { stats } from '../../scripts/bench/stats.js';
+import { ROOT } from '../../harness/run.js';
 
 const run = promisify(execFile);
 
@@ -89,8 +90,12 @@ describe('flood bench report', () => {
       '--servers: no row "knockd" (rows: nftables, rt, no-prefilter, fwknopd)',
     ],
   ] as const)
-    test(`npm run bench -- ${args.join(' ')}: exit 2, one line`, async () => {
-      const e = await run(process.execPath, ['--import', 'tsx', 'scripts/bench.ts', ...args]).then(
+    test(`npm run bench -- ${args.join(' ')}: exit 2, the reason first`, async () => {
+      // bounded: were the flag accepted, the bench would start for real (it cleans up on SIGTERM)
+      const e = await run(process.execPath, ['--import', 'tsx', 'scripts/bench.ts', ...args], {
+        cwd: ROOT,
+        timeout: 30_000,
+      }).then(
         () => assert.fail('exit 0'),
         (x: { code: number; stderr: string; stdout: string }) => x,
       );
